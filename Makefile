@@ -1,0 +1,75 @@
+# eqprop — build the library (static and shared), the `eqprop` command, tests and benchmarks.
+#   make            library + command          make test    run the whole suite
+#   make asan       suite under ASan+UBSan      make bench   benchmarks (ratios to sgemm)
+#   make format     clang-format the sources    make clean
+# Options: NATIVE=1 adds -march=native; WERROR=1 turns warnings into errors (CI sets it).
+
+CC      ?= cc
+BUILD   ?= build
+OPT     ?= -O2
+CFLAGS  ?=
+WARN     = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wpointer-arith -Wcast-qual -Wdouble-promotion -Wfloat-conversion -Wformat=2 \
+           -Wvla -Wundef
+ifeq ($(WERROR),1)
+WARN    += -Werror
+endif
+ifeq ($(NATIVE),1)
+OPT     += -march=native
+endif
+ALLCFLAGS = -std=c11 $(OPT) -g -fPIC -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L \
+            -Iinclude -Isrc/core $(WARN) $(CFLAGS) -MMD -MP
+LDLIBS  = -lopenblas -lz -lpthread -lm
+
+LIB_SRC   := $(sort $(wildcard src/*/*.c))
+TOOL_SRC  := $(sort $(wildcard tools/*.c))
+TEST_SRC  := $(sort $(wildcard tests/test_*.c))
+BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
+
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all test asan bench format clean
+all: $(BUILD)/libeqprop.a $(BUILD)/libeqprop.so $(BUILD)/eqprop
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) -c $< -o $@
+
+$(BUILD)/libeqprop.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/libeqprop.so: $(LIB_OBJ)
+	$(CC) -shared -o $@ $^ $(LDLIBS) $(CFLAGS)
+
+$(BUILD)/eqprop: $(TOOL_OBJ) $(BUILD)/libeqprop.a
+	$(CC) $(ALLCFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/libeqprop.a $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libeqprop.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) -Itests -o $@ $< $(BUILD)/libeqprop.a $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libeqprop.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) -o $@ $< $(BUILD)/libeqprop.a $(LDLIBS)
+
+test: all $(TEST_BIN)
+	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN)
+
+asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer" \
+	    CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
+
+bench: all $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do $$b || exit 1; done
+
+format:
+	clang-format -i $(LIB_SRC) $(TOOL_SRC) $(TEST_SRC) $(BENCH_SRC) include/eqprop/*.h src/*/*.h tests/*.h
+
+clean:
+	rm -rf build build-asan
+
+-include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d)

@@ -1,0 +1,39 @@
+/* eqprop — status codes and error messages.
+ *
+ * Every fallible call returns an eqp_status and writes its results through out-pointers.
+ * On failure the library records a message for the calling thread that names the field,
+ * the value and what was expected; read it with eqp_last_error(). The library never
+ * prints and never exits. */
+#ifndef EQPROP_STATUS_H
+#define EQPROP_STATUS_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum eqp_status {
+    EQP_OK = 0,
+    EQP_EINVAL,         /* an argument or configuration value is out of range */
+    EQP_ESHAPE,         /* sizes do not agree */
+    EQP_ENOMEM,         /* allocation failed or a size computation overflowed */
+    EQP_EIO,            /* a file could not be opened, read or written */
+    EQP_EFORMAT,        /* a file's contents are malformed */
+    EQP_ENONFINITE,     /* NaN or Inf met in states, parameters or an update */
+    EQP_ENOCONVERGE,    /* a relaxation did not reach its tolerance */
+    EQP_EINTERRUPTED,   /* stopped on request (e.g. SIGINT) after a consistent step */
+} eqp_status;
+
+/* Short name of a status, e.g. "EQP_EFORMAT". Never NULL. */
+const char *eqp_status_name(eqp_status st);
+
+/* Message of the most recent failure in this thread ("" if none). The pointer stays
+ * valid until the next failing call in the same thread. */
+const char *eqp_last_error(void);
+
+/* Forget the message of the last failure in this thread. */
+void eqp_clear_error(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,36 @@
+/* Private helpers shared by the library's translation units (not installed). */
+#ifndef EQP_INTERNAL_H
+#define EQP_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "eqprop/status.h"
+
+#if defined(__GNUC__)
+#define EQP_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define EQP_PRINTF(a, b)
+#endif
+
+/* Record a message for this thread and return st, so that callers can write
+ * `return eqp_fail(EQP_EINVAL, "beta: expected > 0, got %g", b);` */
+eqp_status eqp_fail(eqp_status st, const char *fmt, ...) EQP_PRINTF(2, 3);
+
+/* Prefix the current message with "ctx: " (for adding a file name on the way up). */
+eqp_status eqp_fail_prefix(eqp_status st, const char *ctx);
+
+/* Overflow-checked size arithmetic; return 0 on success, -1 on overflow. */
+int eqp_mul_size(size_t a, size_t b, size_t *out);
+int eqp_add_size(size_t a, size_t b, size_t *out);
+
+/* malloc of n*size bytes, 64-byte aligned, NULL on overflow or failure. */
+void *eqp_alloc(size_t n, size_t size);
+/* As eqp_alloc, zero-filled. */
+void *eqp_calloc(size_t n, size_t size);
+void eqp_dealloc(void *p);
+
+/* 1 if every element is finite. */
+int eqp_all_finite(const float *x, size_t n);
+
+#endif

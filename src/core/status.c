@@ -1,0 +1,92 @@
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+
+#include "internal.h"
+
+static _Thread_local char last_msg[1024];
+
+const char *eqp_status_name(eqp_status st) {
+    switch (st) {
+    case EQP_OK: return "EQP_OK";
+    case EQP_EINVAL: return "EQP_EINVAL";
+    case EQP_ESHAPE: return "EQP_ESHAPE";
+    case EQP_ENOMEM: return "EQP_ENOMEM";
+    case EQP_EIO: return "EQP_EIO";
+    case EQP_EFORMAT: return "EQP_EFORMAT";
+    case EQP_ENONFINITE: return "EQP_ENONFINITE";
+    case EQP_ENOCONVERGE: return "EQP_ENOCONVERGE";
+    case EQP_EINTERRUPTED: return "EQP_EINTERRUPTED";
+    }
+    return "EQP_UNKNOWN";
+}
+
+const char *eqp_last_error(void) {
+    return last_msg;
+}
+
+void eqp_clear_error(void) {
+    last_msg[0] = '\0';
+}
+
+eqp_status eqp_fail(eqp_status st, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_msg, sizeof last_msg, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+eqp_status eqp_fail_prefix(eqp_status st, const char *ctx) {
+    char tmp[sizeof last_msg];
+    snprintf(tmp, sizeof tmp, "%s: %s", ctx, last_msg);
+    memcpy(last_msg, tmp, sizeof last_msg);
+    return st;
+}
+
+int eqp_mul_size(size_t a, size_t b, size_t *out) {
+    if (a != 0 && b > SIZE_MAX / a)
+        return -1;
+    *out = a * b;
+    return 0;
+}
+
+int eqp_add_size(size_t a, size_t b, size_t *out) {
+    if (b > SIZE_MAX - a)
+        return -1;
+    *out = a + b;
+    return 0;
+}
+
+void *eqp_alloc(size_t n, size_t size) {
+    size_t bytes;
+    if (eqp_mul_size(n, size, &bytes) != 0)
+        return NULL;
+    if (bytes == 0)
+        bytes = 64;
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    if (rounded < bytes)
+        return NULL;
+    return aligned_alloc(64, rounded);
+}
+
+void *eqp_calloc(size_t n, size_t size) {
+    void *p = eqp_alloc(n, size);
+    if (p)
+        memset(p, 0, n * size);
+    return p;
+}
+
+void eqp_dealloc(void *p) {
+    free(p);
+}
+
+int eqp_all_finite(const float *x, size_t n) {
+    int ok = 1;
+    for (size_t i = 0; i < n; i++)
+        ok &= isfinite(x[i]) ? 1 : 0;
+    return ok;
+}
