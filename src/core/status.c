@@ -41,9 +41,10 @@ eqp_status eqp_fail(eqp_status st, const char *fmt, ...) {
 }
 
 eqp_status eqp_fail_prefix(eqp_status st, const char *ctx) {
-    char tmp[sizeof last_msg];
+    char tmp[2 * sizeof last_msg];
     snprintf(tmp, sizeof tmp, "%s: %s", ctx, last_msg);
-    memcpy(last_msg, tmp, sizeof last_msg);
+    memcpy(last_msg, tmp, sizeof last_msg - 1);
+    last_msg[sizeof last_msg - 1] = '\0';
     return st;
 }
 

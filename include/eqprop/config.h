@@ -1,0 +1,72 @@
+/* eqprop — the configuration of a model and of its training run.
+ *
+ * One plain struct serves the command line (each --flag is a key), the checkpoint file (the
+ * config is stored as "key=value" lines) and the C API. Presets reproduce the three networks
+ * of Scellier & Bengio 2017 (Front. Comput. Neurosci. 11:24), Table/Appendix settings:
+ *   ep-1h  784-500-10          T=20  K=4 eps=0.5 beta=1 lr 0.1/0.05            (25 epochs)
+ *   ep-2h  784-500-500-10      T=100 K=6 eps=0.5 beta=1 lr 0.4/0.1/0.01        (60 epochs)
+ *   ep-3h  784-500-500-500-10  T=500 K=8 eps=0.5 beta=1 lr 0.128/0.032/0.008/0.002 (150)
+ * all with mini-batches of 20, random sign of beta, persistent particles, Glorot init. */
+#ifndef EQPROP_CONFIG_H
+#define EQPROP_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "eqprop/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define EQP_MAX_LAYERS 8
+
+typedef struct eqp_config {
+    char model[32];                /* energy model name: "layered" */
+    int n_layers;                  /* including input and output */
+    size_t sizes[EQP_MAX_LAYERS];  /* "sizes=784-500-10" */
+    int n_lr;                      /* one learning rate per weight layer (n_layers - 1) */
+    float lr[EQP_MAX_LAYERS];      /* "lr=0.1,0.05" */
+    int free_steps;                /* T: free-phase iterations */
+    int nudge_steps;               /* K: weakly clamped iterations */
+    float eps;                     /* step size of s <- clip(s - eps dF/ds) */
+    float beta;                    /* nudging strength (> 0; the sign may be randomised) */
+    int random_sign;               /* 1: draw the sign of beta per mini-batch */
+    int persistent;                /* 1: persistent particles restart each example's free phase */
+    int batch;                     /* mini-batch size */
+    int shuffle;                   /* 1: a fresh random example order each epoch */
+    int eval_steps;                /* free steps from a zero state when evaluating */
+    int epochs;                    /* epochs to train */
+    int threads;                   /* worker threads (each owns a share of every mini-batch) */
+    uint64_t seed;                 /* every random draw derives from it */
+} eqp_config;
+
+/* The ep-1h preset. */
+void eqp_config_default(eqp_config *c);
+
+/* Overwrite c with preset `name` ("ep-1h", "ep-2h", "ep-3h"). EQP_EINVAL for other names. */
+eqp_status eqp_config_preset(eqp_config *c, const char *name);
+
+/* Set one key from its text, parsed strictly. Keys: model, sizes, lr, free-steps (T),
+ * nudge-steps (K), eps, beta, random-sign, persistent, batch, shuffle, eval-steps, epochs,
+ * threads, seed. The message names the key, the value and what was expected. Changing
+ * sizes resizes lr only if their count no longer fits (then eqp_config_check complains). */
+eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value);
+
+/* Check the whole config for consistency (lr count = layers - 1, sizes > 0, ...). */
+eqp_status eqp_config_check(const eqp_config *c);
+
+/* Write c as "key=value\n" lines into buf (size n); returns the length needed (excluding
+ * the terminating NUL), like snprintf. */
+size_t eqp_config_to_text(const eqp_config *c, char *buf, size_t n);
+
+/* Parse "key=value" lines (as written by eqp_config_to_text) over c. */
+eqp_status eqp_config_from_text(eqp_config *c, const char *text);
+
+/* Names of the keys eqp_config_set accepts, NULL-terminated (for --help and checks). */
+extern const char *const eqp_config_keys[];
+
+#ifdef __cplusplus
+}
+#endif
+#endif

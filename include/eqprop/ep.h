@@ -1,0 +1,114 @@
+/* eqprop — Equilibrium Propagation on any energy model (Scellier & Bengio 2017).
+ *
+ * Free phase:    s <- project(s - eps dE/ds)                     until s ~ s^0
+ * Nudged phase:  s <- project(s - eps (dE/ds + beta dC/ds))      from s^0, until s ~ s^beta
+ * Update:        theta <- theta - (lr / beta) (dE/dtheta(s^beta) - dE/dtheta(s^0))
+ * which estimates -lr dL/dtheta with L = C(s^0, target) (one-sided error O(beta); the
+ * symmetric estimate (dE/dtheta(s^+beta) - dE/dtheta(s^-beta)) / (2 beta) has error O(beta^2)).
+ * The cost is C = 1/2 ||y - d||^2 on the output units y, with d the one-hot target.
+ *
+ * A workspace holds one thread's buffers for batches of up to Bmax examples; nothing in the
+ * relaxation or update allocates. */
+#ifndef EQPROP_EP_H
+#define EQPROP_EP_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "eqprop/data.h"
+#include "eqprop/model.h"
+#include "eqprop/rng.h"
+#include "eqprop/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct eqp_workspace eqp_workspace;
+
+eqp_status eqp_workspace_create(const eqp_model *m, size_t Bmax, eqp_workspace **out);
+void eqp_workspace_free(eqp_workspace *w);
+/* The state rows (Bmax, n_state), owned by the workspace: set them before eqp_relax. */
+float *eqp_workspace_state(eqp_workspace *w);
+
+/* Clamp the input x (B, n_in) and set the targets from labels (one-hot; labels may be NULL
+ * when only the free phase is run). x must stay valid until the next eqp_clamp. */
+eqp_status eqp_clamp(const eqp_model *m, eqp_workspace *w, const float *x, const uint8_t *labels,
+                     size_t B);
+
+/* Relax the B clamped rows: up to `steps` iterations of
+ *     s <- project(s - eps (dE/ds + beta dC/ds)).
+ * If tol > 0, stop as soon as max |s_new - s| < tol. *done gets the steps taken and
+ * *residual the last max |s_new - s| (either may be NULL). Never allocates. */
+void eqp_relax(const eqp_model *m, eqp_workspace *w, size_t B, float beta, int steps, float eps,
+               float tol, int *done, double *residual);
+
+/* F = E + beta C summed over the B rows of state s (double; for checks). */
+double eqp_total_energy(const eqp_model *m, const eqp_workspace *w, const float *s, size_t B,
+                        float beta);
+/* C summed over the B rows of state s. */
+double eqp_cost(const eqp_model *m, const eqp_workspace *w, const float *s, size_t B);
+
+typedef enum eqp_nudge {
+    EQP_NUDGE_POSITIVE = 0, /* +beta only (one-sided) */
+    EQP_NUDGE_RANDOM,       /* sign of beta drawn per call (Scellier & Bengio 2017) */
+    EQP_NUDGE_SYMMETRIC,    /* +beta and -beta, both from the free state (O(beta^2) bias) */
+} eqp_nudge;
+
+typedef struct eqp_ep_opts {
+    int free_steps, nudge_steps;
+    float eps, beta;
+    float tol; /* > 0: relax to this residual instead of a fixed number of steps */
+    eqp_nudge nudge;
+} eqp_ep_opts;
+
+/* EP's estimate of dL/dtheta on one batch, averaged over its B rows, into grad (n_params).
+ * The free phase starts from the state rows in the workspace (the caller sets them); after
+ * the call they hold the free fixed point. rng is used only by EQP_NUDGE_RANDOM. */
+eqp_status eqp_ep_estimate(const eqp_model *m, eqp_workspace *w, const float *x,
+                           const uint8_t *labels, size_t B, const eqp_ep_opts *o, eqp_rng *rng,
+                           float *grad);
+
+/* ---- Training on a dataset -------------------------------------------------------------- */
+
+typedef struct eqp_trainer eqp_trainer;
+
+typedef struct eqp_epoch_stats {
+    int epoch;                 /* 1-based number of the epoch just finished */
+    size_t n;                  /* examples seen */
+    double train_error;        /* share misclassified at the free fixed point, before update */
+    double train_cost;         /* mean C at the free fixed point */
+    double seconds;            /* wall time of the epoch (summed across resumes) */
+    double samples_per_second; /* n / seconds */
+} eqp_epoch_stats;
+
+/* progress(ctx, done, total, running_error) is called from the training thread now and then. */
+typedef void (*eqp_progress_fn)(void *ctx, size_t done, size_t total, double running_error);
+
+/* A trainer borrows the model and the dataset (both must outlive it) and copies c, the
+ * training settings (c's sizes must be the model's; NULL: the config the model was created
+ * with). Seeds its RNG from c->seed. */
+eqp_status eqp_trainer_create(eqp_model *m, const eqp_config *c, const eqp_dataset *train,
+                              eqp_trainer **out);
+void eqp_trainer_free(eqp_trainer *t);
+void eqp_trainer_set_progress(eqp_trainer *t, eqp_progress_fn fn, void *ctx);
+/* When *flag becomes non-zero, the current mini-batch finishes and run_epoch returns
+ * EQP_EINTERRUPTED with a consistent state that a checkpoint can save. */
+void eqp_trainer_set_stop_flag(eqp_trainer *t, const volatile sig_atomic_t *flag);
+/* Number of completed epochs. */
+int eqp_trainer_epoch(const eqp_trainer *t);
+
+/* Run (or finish, after a resume) one epoch. EQP_ENONFINITE if a state turned NaN/Inf
+ * (the message gives epoch and mini-batch; that batch's update is not applied). */
+eqp_status eqp_trainer_run_epoch(eqp_trainer *t, eqp_epoch_stats *st);
+
+/* Classification error (share) and mean cost of the model on d: each example relaxes
+ * freely for `steps` steps from a zero state; prediction = argmax of the output units. */
+eqp_status eqp_evaluate(const eqp_model *m, const eqp_dataset *d, int steps, int threads,
+                        double *error, double *cost);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

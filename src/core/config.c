@@ -1,0 +1,340 @@
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eqprop/config.h"
+#include "internal.h"
+
+const char *const eqp_config_keys[] = {
+    "model", "sizes", "lr", "free-steps", "nudge-steps", "eps", "beta", "random-sign",
+    "persistent", "batch", "shuffle", "eval-steps", "epochs", "threads", "seed", NULL};
+
+static void set_layers(eqp_config *c, int n, const size_t *sizes, const float *lr) {
+    c->n_layers = n;
+    c->n_lr = n - 1;
+    for (int i = 0; i < n; i++)
+        c->sizes[i] = sizes[i];
+    for (int i = 0; i < n - 1; i++)
+        c->lr[i] = lr[i];
+}
+
+void eqp_config_default(eqp_config *c) {
+    memset(c, 0, sizeof *c);
+    snprintf(c->model, sizeof c->model, "layered");
+    static const size_t sizes[] = {784, 500, 10};
+    static const float lr[] = {0.1f, 0.05f};
+    set_layers(c, 3, sizes, lr);
+    c->free_steps = 20;
+    c->nudge_steps = 4;
+    c->eps = 0.5f;
+    c->beta = 1.0f;
+    c->random_sign = 1;
+    c->persistent = 1;
+    c->batch = 20;
+    c->shuffle = 0;
+    c->eval_steps = 100;
+    c->epochs = 25;
+    c->threads = 2;
+    c->seed = 1;
+}
+
+eqp_status eqp_config_preset(eqp_config *c, const char *name) {
+    if (!name)
+        return eqp_fail(EQP_EINVAL, "--preset: expected ep-1h, ep-2h or ep-3h, got nothing");
+    eqp_config d;
+    eqp_config_default(&d);
+    if (strcmp(name, "ep-1h") == 0) {
+        *c = d;
+        return EQP_OK;
+    }
+    if (strcmp(name, "ep-2h") == 0) {
+        static const size_t sizes[] = {784, 500, 500, 10};
+        static const float lr[] = {0.4f, 0.1f, 0.01f};
+        set_layers(&d, 4, sizes, lr);
+        d.free_steps = 100;
+        d.nudge_steps = 6;
+        d.epochs = 60;
+        d.eval_steps = 200;
+        *c = d;
+        return EQP_OK;
+    }
+    if (strcmp(name, "ep-3h") == 0) {
+        static const size_t sizes[] = {784, 500, 500, 500, 10};
+        static const float lr[] = {0.128f, 0.032f, 0.008f, 0.002f};
+        set_layers(&d, 5, sizes, lr);
+        d.free_steps = 500;
+        d.nudge_steps = 8;
+        d.epochs = 150;
+        d.eval_steps = 1000;
+        *c = d;
+        return EQP_OK;
+    }
+    return eqp_fail(EQP_EINVAL, "--preset: expected ep-1h, ep-2h or ep-3h, got '%s'", name);
+}
+
+static eqp_status parse_long(const char *key, const char *v, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (end == v || *end != '\0' || errno == ERANGE || x < lo || x > hi)
+        return eqp_fail(EQP_EINVAL, "--%s: expected an integer in [%ld, %ld], got '%s'", key,
+                        lo, hi, v);
+    *out = x;
+    return EQP_OK;
+}
+
+/* A finite number > 0. */
+static eqp_status parse_positive(const char *key, const char *v, float *out) {
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (end == v || *end != '\0' || errno == ERANGE || !isfinite(x) || !(x > 0) ||
+        x > 3.0e38)
+        return eqp_fail(EQP_EINVAL, "--%s: expected a number > 0, got '%s'", key, v);
+    *out = (float)x;
+    return EQP_OK;
+}
+
+static eqp_status parse_bool(const char *key, const char *v, int *out) {
+    if (strcmp(v, "1") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 ||
+        strcmp(v, "on") == 0) {
+        *out = 1;
+        return EQP_OK;
+    }
+    if (strcmp(v, "0") == 0 || strcmp(v, "no") == 0 || strcmp(v, "false") == 0 ||
+        strcmp(v, "off") == 0) {
+        *out = 0;
+        return EQP_OK;
+    }
+    return eqp_fail(EQP_EINVAL, "--%s: expected yes/no (or 1/0, on/off), got '%s'", key, v);
+}
+
+/* "784-500-10" */
+static eqp_status parse_sizes(const char *v, eqp_config *c) {
+    size_t sizes[EQP_MAX_LAYERS];
+    int n = 0;
+    const char *p = v;
+    while (1) {
+        char *end;
+        if (!isdigit((unsigned char)*p))
+            goto bad;
+        errno = 0;
+        unsigned long long x = strtoull(p, &end, 10);
+        if (errno == ERANGE || x == 0 || x > 1000000 || n == EQP_MAX_LAYERS)
+            goto bad;
+        sizes[n++] = (size_t)x;
+        if (*end == '\0')
+            break;
+        if (*end != '-')
+            goto bad;
+        p = end + 1;
+    }
+    if (n < 2)
+        goto bad;
+    c->n_layers = n;
+    for (int i = 0; i < n; i++)
+        c->sizes[i] = sizes[i];
+    if (c->n_lr != n - 1) {
+        /* keep the rates given so far; fill with the last one so the count fits */
+        float last = c->n_lr > 0 ? c->lr[c->n_lr - 1] : 0.1f;
+        for (int i = c->n_lr; i < n - 1; i++)
+            c->lr[i] = last;
+        c->n_lr = n - 1;
+    }
+    return EQP_OK;
+bad:
+    return eqp_fail(EQP_EINVAL,
+                    "--sizes: expected 2 to %d layer sizes in [1, 1000000] joined by '-' "
+                    "(e.g. 784-500-10), got '%s'",
+                    EQP_MAX_LAYERS, v);
+}
+
+/* "0.1,0.05" */
+static eqp_status parse_lr(const char *v, eqp_config *c) {
+    float lr[EQP_MAX_LAYERS];
+    int n = 0;
+    const char *p = v;
+    while (1) {
+        char *end;
+        errno = 0;
+        double x = strtod(p, &end);
+        if (end == p || errno == ERANGE || !isfinite(x) || x < 0 || n == EQP_MAX_LAYERS)
+            goto bad;
+        lr[n++] = (float)x;
+        if (*end == '\0')
+            break;
+        if (*end != ',')
+            goto bad;
+        p = end + 1;
+    }
+    c->n_lr = n;
+    for (int i = 0; i < n; i++)
+        c->lr[i] = lr[i];
+    return EQP_OK;
+bad:
+    return eqp_fail(EQP_EINVAL,
+                    "--lr: expected one learning rate >= 0 per weight layer joined by ',' "
+                    "(e.g. 0.1,0.05), got '%s'",
+                    v);
+}
+
+eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value) {
+    long x;
+    eqp_status st;
+    if (!key || !value)
+        return eqp_fail(EQP_EINVAL, "config: key and value must be given");
+    if (strcmp(key, "model") == 0) {
+        if (strcmp(value, "layered") != 0)
+            return eqp_fail(EQP_EINVAL, "--model: expected layered, got '%s'", value);
+        snprintf(c->model, sizeof c->model, "%s", value);
+        return EQP_OK;
+    }
+    if (strcmp(key, "sizes") == 0)
+        return parse_sizes(value, c);
+    if (strcmp(key, "lr") == 0)
+        return parse_lr(value, c);
+    if (strcmp(key, "free-steps") == 0 || strcmp(key, "T") == 0) {
+        if ((st = parse_long("free-steps", value, 1, 1000000, &x)))
+            return st;
+        c->free_steps = (int)x;
+        return EQP_OK;
+    }
+    if (strcmp(key, "nudge-steps") == 0 || strcmp(key, "K") == 0) {
+        if ((st = parse_long("nudge-steps", value, 1, 1000000, &x)))
+            return st;
+        c->nudge_steps = (int)x;
+        return EQP_OK;
+    }
+    if (strcmp(key, "eval-steps") == 0) {
+        if ((st = parse_long(key, value, 1, 1000000, &x)))
+            return st;
+        c->eval_steps = (int)x;
+        return EQP_OK;
+    }
+    if (strcmp(key, "eps") == 0)
+        return parse_positive(key, value, &c->eps);
+    if (strcmp(key, "beta") == 0)
+        return parse_positive(key, value, &c->beta);
+    if (strcmp(key, "random-sign") == 0)
+        return parse_bool(key, value, &c->random_sign);
+    if (strcmp(key, "persistent") == 0)
+        return parse_bool(key, value, &c->persistent);
+    if (strcmp(key, "shuffle") == 0)
+        return parse_bool(key, value, &c->shuffle);
+    if (strcmp(key, "batch") == 0) {
+        if ((st = parse_long(key, value, 1, 1000000, &x)))
+            return st;
+        c->batch = (int)x;
+        return EQP_OK;
+    }
+    if (strcmp(key, "epochs") == 0) {
+        if ((st = parse_long(key, value, 0, 1000000, &x)))
+            return st;
+        c->epochs = (int)x;
+        return EQP_OK;
+    }
+    if (strcmp(key, "threads") == 0) {
+        if ((st = parse_long(key, value, 1, 256, &x)))
+            return st;
+        c->threads = (int)x;
+        return EQP_OK;
+    }
+    if (strcmp(key, "seed") == 0) {
+        char *end;
+        errno = 0;
+        if (!isdigit((unsigned char)value[0]))
+            goto bad_seed;
+        unsigned long long s = strtoull(value, &end, 10);
+        if (*end != '\0' || errno == ERANGE)
+            goto bad_seed;
+        c->seed = (uint64_t)s;
+        return EQP_OK;
+    bad_seed:
+        return eqp_fail(EQP_EINVAL, "--seed: expected an integer in [0, 2^64), got '%s'", value);
+    }
+    return eqp_fail(EQP_EINVAL, "config: unknown key '%s'", key);
+}
+
+eqp_status eqp_config_check(const eqp_config *c) {
+    if (strcmp(c->model, "layered") != 0)
+        return eqp_fail(EQP_EINVAL, "model: expected layered, got '%s'", c->model);
+    if (c->n_layers < 2 || c->n_layers > EQP_MAX_LAYERS)
+        return eqp_fail(EQP_EINVAL, "sizes: expected 2 to %d layers, got %d", EQP_MAX_LAYERS,
+                        c->n_layers);
+    for (int i = 0; i < c->n_layers; i++)
+        if (c->sizes[i] == 0 || c->sizes[i] > 1000000)
+            return eqp_fail(EQP_EINVAL, "sizes: layer %d has size %zu, expected 1..1000000", i,
+                            c->sizes[i]);
+    if (c->n_lr != c->n_layers - 1)
+        return eqp_fail(EQP_EINVAL, "lr: expected %d learning rates (one per weight layer), got %d",
+                        c->n_layers - 1, c->n_lr);
+    for (int i = 0; i < c->n_lr; i++)
+        if (!(c->lr[i] >= 0) || !isfinite(c->lr[i]))
+            return eqp_fail(EQP_EINVAL, "lr: rate %d is %g, expected a finite number >= 0", i + 1,
+                            (double)c->lr[i]);
+    if (!(c->eps > 0) || !isfinite(c->eps))
+        return eqp_fail(EQP_EINVAL, "eps: expected a number > 0, got %g", (double)c->eps);
+    if (!(c->beta > 0) || !isfinite(c->beta))
+        return eqp_fail(EQP_EINVAL, "beta: expected a number > 0, got %g", (double)c->beta);
+    if (c->free_steps < 1 || c->nudge_steps < 1 || c->eval_steps < 1)
+        return eqp_fail(EQP_EINVAL, "free-steps, nudge-steps and eval-steps must be >= 1");
+    if (c->batch < 1)
+        return eqp_fail(EQP_EINVAL, "batch: expected >= 1, got %d", c->batch);
+    if (c->threads < 1 || c->threads > 256)
+        return eqp_fail(EQP_EINVAL, "threads: expected 1..256, got %d", c->threads);
+    if (c->epochs < 0)
+        return eqp_fail(EQP_EINVAL, "epochs: expected >= 0, got %d", c->epochs);
+    return EQP_OK;
+}
+
+size_t eqp_config_to_text(const eqp_config *c, char *buf, size_t n) {
+    char sizes[256] = "", lr[256] = "";
+    size_t off = 0;
+    for (int i = 0; i < c->n_layers && off < sizeof sizes; i++)
+        off += (size_t)snprintf(sizes + off, sizeof sizes - off, "%s%zu", i ? "-" : "",
+                                c->sizes[i]);
+    off = 0;
+    for (int i = 0; i < c->n_lr && off < sizeof lr; i++)
+        off += (size_t)snprintf(lr + off, sizeof lr - off, "%s%.9g", i ? "," : "",
+                                (double)c->lr[i]);
+    int len = snprintf(buf, n,
+                       "model=%s\nsizes=%s\nlr=%s\nfree-steps=%d\nnudge-steps=%d\neps=%.9g\n"
+                       "beta=%.9g\nrandom-sign=%d\npersistent=%d\nbatch=%d\nshuffle=%d\n"
+                       "eval-steps=%d\nepochs=%d\nthreads=%d\nseed=%" PRIu64 "\n",
+                       c->model, sizes, lr, c->free_steps, c->nudge_steps, (double)c->eps,
+                       (double)c->beta, c->random_sign, c->persistent, c->batch, c->shuffle,
+                       c->eval_steps, c->epochs, c->threads, c->seed);
+    return len < 0 ? 0 : (size_t)len;
+}
+
+eqp_status eqp_config_from_text(eqp_config *c, const char *text) {
+    const char *p = text;
+    int line = 0;
+    while (*p) {
+        line++;
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        if (len > 0) {
+            char buf[512];
+            if (len >= sizeof buf)
+                return eqp_fail(EQP_EFORMAT, "config line %d: longer than %zu characters", line,
+                                sizeof buf - 1);
+            memcpy(buf, p, len);
+            buf[len] = '\0';
+            char *eq = strchr(buf, '=');
+            if (!eq)
+                return eqp_fail(EQP_EFORMAT, "config line %d: expected key=value, got '%s'",
+                                line, buf);
+            *eq = '\0';
+            eqp_status st = eqp_config_set(c, buf, eq + 1);
+            if (st)
+                return eqp_fail_prefix(EQP_EFORMAT, "config");
+        }
+        p += len + (nl ? 1 : 0);
+    }
+    return EQP_OK;
+}

@@ -1,0 +1,85 @@
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+
+#include "internal.h"
+#include "parallel.h"
+
+void openblas_set_num_threads(int num_threads);
+
+void eqp_blas_single_thread(void) {
+    openblas_set_num_threads(1);
+}
+
+void eqp_barrier_init(eqp_barrier *b, unsigned n) {
+    atomic_init(&b->waiting, 0);
+    atomic_init(&b->generation, 0);
+    b->n = n;
+}
+
+void eqp_barrier_wait(eqp_barrier *b) {
+    if (b->n <= 1)
+        return;
+    unsigned gen = atomic_load_explicit(&b->generation, memory_order_acquire);
+    if (atomic_fetch_add_explicit(&b->waiting, 1, memory_order_acq_rel) + 1 == b->n) {
+        atomic_store_explicit(&b->waiting, 0, memory_order_relaxed);
+        atomic_fetch_add_explicit(&b->generation, 1, memory_order_acq_rel);
+        return;
+    }
+    unsigned spins = 0;
+    while (atomic_load_explicit(&b->generation, memory_order_acquire) == gen) {
+        /* spin briefly (the other share is usually just finishing), then give the core up */
+        if (++spins > 2000)
+            sched_yield();
+    }
+}
+
+typedef struct {
+    void (*fn)(void *, int, int);
+    void *arg;
+    int tid, n;
+    atomic_int *gate; /* 0 wait, 1 go, -1 give up (not every thread could start) */
+} job;
+
+static void *trampoline(void *p) {
+    job *j = p;
+    int g;
+    while ((g = atomic_load_explicit(j->gate, memory_order_acquire)) == 0)
+        sched_yield();
+    if (g > 0)
+        j->fn(j->arg, j->tid, j->n);
+    return NULL;
+}
+
+eqp_status eqp_parallel_run(int n, void (*fn)(void *arg, int tid, int n), void *arg) {
+    if (n <= 1) {
+        fn(arg, 0, 1);
+        return EQP_OK;
+    }
+    pthread_t *th = calloc((size_t)n, sizeof *th);
+    job *jobs = calloc((size_t)n, sizeof *jobs);
+    if (!th || !jobs) {
+        free(th);
+        free(jobs);
+        return eqp_fail(EQP_ENOMEM, "threads: out of memory");
+    }
+    atomic_int gate;
+    atomic_init(&gate, 0);
+    for (int i = 0; i < n; i++)
+        jobs[i] = (job){fn, arg, i, n, &gate};
+    int started = 1;
+    for (; started < n; started++)
+        if (pthread_create(&th[started], NULL, trampoline, &jobs[started]) != 0)
+            break;
+    int ok = started == n;
+    atomic_store_explicit(&gate, ok ? 1 : -1, memory_order_release);
+    if (ok)
+        fn(arg, 0, n);
+    for (int i = 1; i < started; i++)
+        pthread_join(th[i], NULL);
+    free(th);
+    free(jobs);
+    if (!ok)
+        return eqp_fail(EQP_ENOMEM, "threads: cannot start thread %d of %d", started + 1, n);
+    return EQP_OK;
+}

@@ -1,0 +1,65 @@
+/* The energy-model table (private to the library).
+ *
+ * Every equilibrium model is three functions of a state s (rows of width n_state) and its
+ * parameters theta, plus a projection:
+ *     E(theta, s)      energy
+ *     dE/ds            drives the dynamics  s <- project(s - eps (dE/ds + beta dC/ds))
+ *     dE/dtheta        what Equilibrium Propagation compares between two equilibria
+ * The generic machinery (src/ep/relax.c, src/ep/ep.c, gradient checks, checkpoints, CLI)
+ * only ever calls through this table; a new model is a new file that fills it.
+ *
+ * Conventions for all slots: x is (B, n_in), ctx is (B, n_ctx), s and g are (B, n_state),
+ * row-major and contiguous; `work` is caller-provided scratch of work_per_row * B floats.
+ * No slot allocates. */
+#ifndef EQP_ENERGY_H
+#define EQP_ENERGY_H
+
+#include "eqprop/model.h"
+
+typedef struct eqp_energy_ops {
+    const char *name;
+    /* Per-batch work that stays fixed while the input is clamped: ctx <- f(x)
+     * (for the layered network: W1^T x + b1). */
+    void (*clamp)(const eqp_model *m, const float *x, float *ctx, size_t B);
+    /* g <- dE/ds at s (the force of the free dynamics, without the cost term). */
+    void (*grad_state)(const eqp_model *m, const float *ctx, const float *s, float *g,
+                       float *work, size_t B);
+    /* acc_k += scale[group(k)] * (dE/dtheta_k(s1) - dE/dtheta_k(s0)), summed over the
+     * batch, for the blocks' share `part` of `nparts` (shares are disjoint, so threads
+     * may run different parts at once). s0 may be NULL (then only the s1 term). */
+    void (*accum_grad_params)(const eqp_model *m, const float *x, const float *s1,
+                              const float *s0, const float *scale, float *acc, float *work,
+                              size_t B, int part, int nparts);
+    /* Sum over the batch of E(theta, s), in double (for checks and reports). */
+    double (*energy)(const eqp_model *m, const float *x, const float *s, size_t B);
+    /* Keep s in the model's domain (the layered network: clip to [0, 1]). */
+    void (*project)(const eqp_model *m, float *s, size_t B);
+    /* Set up model-specific sizes and the parameter blocks; called by eqp_model_create. */
+    eqp_status (*init)(eqp_model *m, eqp_rng *rng);
+} eqp_energy_ops;
+
+#define EQP_MAX_BLOCKS (2 * EQP_MAX_LAYERS)
+
+typedef struct eqp_block {
+    char name[16];
+    size_t offset, size;
+    int group;
+} eqp_block;
+
+struct eqp_model {
+    const eqp_energy_ops *ops;
+    eqp_config cfg;
+    size_t n_in, n_state, n_ctx, work_per_row, out_offset, n_out;
+    size_t layer_off[EQP_MAX_LAYERS]; /* offset of state layer l (1..L) in a row */
+    size_t n_params;
+    float *params;
+    int n_blocks;
+    eqp_block blocks[EQP_MAX_BLOCKS];
+};
+
+extern const eqp_energy_ops eqp_layered_ops;
+
+/* Used by init: append a parameter block (sizes only; params are allocated afterwards). */
+eqp_status eqp_model_add_block(eqp_model *m, const char *name, size_t size, int group);
+
+#endif

@@ -1,0 +1,216 @@
+/* The layered network of Scellier & Bengio 2017 (Front. Comput. Neurosci. 11:24, eq. 1):
+ *
+ *   E(u) = 1/2 sum_i u_i^2 - sum_{l=1..L} rho(u_{l-1})^T W_l rho(u_l) - sum_l b_l . rho(u_l)
+ *
+ * with u_0 = x clamped (x in [0,1], so rho(x) = x), the hard sigmoid rho(u) = clip(u, 0, 1),
+ * W_l of shape (n_{l-1}, n_l) and no lateral connections within a layer. Then
+ *
+ *   dE/du_l   = u_l - rho'(u_l) (rho(u_{l-1}) W_l + b_l + rho(u_{l+1}) W_{l+1}^T)
+ *   dE/dW_l   = -rho(u_{l-1})^T rho(u_l)          dE/db_l = -rho(u_l)
+ *
+ * where rho'(u) = 1 on [0, 1] (both ends included, so that a unit sitting at a bound can
+ * leave it) and 0 outside. The input drive rho(x) W_1 + b_1 is the clamp context: it is
+ * computed once per mini-batch, not at every relaxation step.
+ *
+ * Parameter blocks, in order: W1, b1, W2, b2, ..., WL, bL; block pair l is group l-1. */
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "energy.h"
+#include "internal.h"
+
+static inline float rho(float u) {
+    /* NaN-preserving clip: comparisons with NaN are false, so NaN passes through. */
+    return u < 0.0f ? 0.0f : (u > 1.0f ? 1.0f : u);
+}
+
+static inline float rho_prime(float u) {
+    return (u >= 0.0f && u <= 1.0f) ? 1.0f : 0.0f;
+}
+
+#define NL(m) ((m)->cfg.n_layers - 1) /* state layers: 1..L */
+#define SZ(m, l) ((m)->cfg.sizes[l])
+#define WPTR(m, l) ((m)->params + (m)->blocks[2 * ((l)-1)].offset)
+#define BPTR(m, l) ((m)->params + (m)->blocks[2 * ((l)-1) + 1].offset)
+
+static void rho_rows(const float *s, float *r, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        r[i] = rho(s[i]);
+}
+
+static void layered_clamp(const eqp_model *m, const float *x, float *ctx, size_t B) {
+    const size_t n0 = SZ(m, 0), n1 = SZ(m, 1);
+    const float *b1 = BPTR(m, 1);
+    for (size_t b = 0; b < B; b++)
+        memcpy(ctx + b * n1, b1, n1 * sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)n1, (int)n0, 1.0f, x,
+                (int)n0, WPTR(m, 1), (int)n1, 1.0f, ctx, (int)n1);
+}
+
+static void layered_grad_state(const eqp_model *m, const float *ctx, const float *s, float *g,
+                               float *work, size_t B) {
+    const size_t N = m->n_state;
+    const int L = NL(m);
+    float *r = work;
+    rho_rows(s, r, B * N);
+    for (int l = 1; l <= L; l++) {
+        const size_t nl = SZ(m, l), off = m->layer_off[l];
+        float *gl = g + off;
+        if (l == 1) {
+            for (size_t b = 0; b < B; b++)
+                memcpy(gl + b * N, ctx + b * nl, nl * sizeof(float));
+        } else {
+            const float *bl = BPTR(m, l);
+            for (size_t b = 0; b < B; b++)
+                memcpy(gl + b * N, bl, nl * sizeof(float));
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)nl,
+                        (int)SZ(m, l - 1), 1.0f, r + m->layer_off[l - 1], (int)N, WPTR(m, l),
+                        (int)nl, 1.0f, gl, (int)N);
+        }
+        if (l < L) {
+            const size_t nn = SZ(m, l + 1);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)nl, (int)nn, 1.0f,
+                        r + m->layer_off[l + 1], (int)N, WPTR(m, l + 1), (int)nn, 1.0f, gl,
+                        (int)N);
+        }
+        for (size_t b = 0; b < B; b++) {
+            const float *sl = s + b * N + off;
+            float *gr = gl + b * N;
+            for (size_t i = 0; i < nl; i++)
+                gr[i] = sl[i] - rho_prime(sl[i]) * gr[i];
+        }
+    }
+}
+
+static void layered_accum_grad_params(const eqp_model *m, const float *x, const float *s1,
+                                      const float *s0, const float *scale, float *acc,
+                                      float *work, size_t B, int part, int nparts) {
+    const size_t N = m->n_state;
+    const int L = NL(m);
+    float *r1 = work, *r0 = work + B * N;
+    rho_rows(s1, r1, B * N);
+    if (s0)
+        rho_rows(s0, r0, B * N);
+    /* top layer first: layer 1 turns its share of r0 into r1 - r0 in place, and the layer
+     * above still needs r0 of layer 1 as its presynaptic activity */
+    for (int l = L; l >= 1; l--) {
+        const size_t nl = SZ(m, l), np = SZ(m, l - 1), off = m->layer_off[l];
+        const size_t c0 = nl * (size_t)part / (size_t)nparts;
+        const size_t c1 = nl * (size_t)(part + 1) / (size_t)nparts;
+        if (c1 <= c0)
+            continue;
+        const float sc = scale[l - 1];
+        float *aW = acc + m->blocks[2 * (l - 1)].offset;
+        float *ab = acc + m->blocks[2 * (l - 1) + 1].offset;
+        /* dE/db_l = -rho(u_l): the bias share first, while r1/r0 are unchanged. */
+        for (size_t c = c0; c < c1; c++) {
+            double d = 0.0;
+            for (size_t b = 0; b < B; b++)
+                d += (double)r1[b * N + off + c] - (s0 ? (double)r0[b * N + off + c] : 0.0);
+            ab[c] -= sc * (float)d;
+        }
+        if (l == 1) {
+            /* The clamped input is the same in both phases: one GEMM on the difference. */
+            if (s0)
+                for (size_t b = 0; b < B; b++)
+                    for (size_t c = c0; c < c1; c++)
+                        r0[b * N + off + c] = r1[b * N + off + c] - r0[b * N + off + c];
+            const float *d = s0 ? r0 : r1;
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)np, (int)(c1 - c0),
+                        (int)B, -sc, x, (int)np, d + off + c0, (int)N, 1.0f, aW + c0, (int)nl);
+        } else {
+            const size_t po = m->layer_off[l - 1];
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)np, (int)(c1 - c0),
+                        (int)B, -sc, r1 + po, (int)N, r1 + off + c0, (int)N, 1.0f, aW + c0,
+                        (int)nl);
+            if (s0)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)np, (int)(c1 - c0),
+                            (int)B, sc, r0 + po, (int)N, r0 + off + c0, (int)N, 1.0f, aW + c0,
+                            (int)nl);
+        }
+    }
+}
+
+static double layered_energy(const eqp_model *m, const float *x, const float *s, size_t B) {
+    const size_t N = m->n_state, n0 = SZ(m, 0);
+    const int L = NL(m);
+    double E = 0.0;
+    for (size_t b = 0; b < B; b++) {
+        const float *sb = s + b * N;
+        for (size_t i = 0; i < N; i++)
+            E += 0.5 * (double)sb[i] * (double)sb[i];
+        for (int l = 1; l <= L; l++) {
+            const size_t nl = SZ(m, l), np = SZ(m, l - 1), off = m->layer_off[l];
+            const float *W = WPTR(m, l), *bl = BPTR(m, l);
+            const float *pre = l == 1 ? x + b * n0 : sb + m->layer_off[l - 1];
+            for (size_t j = 0; j < nl; j++) {
+                double rj = (double)rho(sb[off + j]);
+                if (rj == 0.0)
+                    continue;
+                double dot = (double)bl[j];
+                for (size_t i = 0; i < np; i++)
+                    dot += (double)rho(pre[i]) * (double)W[i * nl + j];
+                E -= dot * rj;
+            }
+        }
+    }
+    return E;
+}
+
+static void layered_project(const eqp_model *m, float *s, size_t B) {
+    const size_t n = B * m->n_state;
+    for (size_t i = 0; i < n; i++)
+        s[i] = rho(s[i]);
+}
+
+static eqp_status layered_init(eqp_model *m, eqp_rng *rng) {
+    const int L = NL(m);
+    if (L < 1)
+        return eqp_fail(EQP_EINVAL, "sizes: the layered network needs at least 2 layers");
+    m->n_in = SZ(m, 0);
+    m->n_state = 0;
+    for (int l = 1; l <= L; l++) {
+        m->layer_off[l] = m->n_state;
+        m->n_state += SZ(m, l);
+    }
+    m->n_ctx = SZ(m, 1);
+    m->work_per_row = 2 * m->n_state;
+    m->out_offset = m->layer_off[L];
+    m->n_out = SZ(m, L);
+    for (int l = 1; l <= L; l++) {
+        char name[16];
+        size_t nw;
+        if (eqp_mul_size(SZ(m, l - 1), SZ(m, l), &nw))
+            return eqp_fail(EQP_ENOMEM, "sizes: layer %d weights overflow", l);
+        snprintf(name, sizeof name, "W%d", l);
+        eqp_status st = eqp_model_add_block(m, name, nw, l - 1);
+        if (st)
+            return st;
+        snprintf(name, sizeof name, "b%d", l);
+        if ((st = eqp_model_add_block(m, name, SZ(m, l), l - 1)))
+            return st;
+    }
+    m->params = eqp_calloc(m->n_params, sizeof(float));
+    if (!m->params)
+        return eqp_fail(EQP_ENOMEM, "model: cannot allocate %zu parameters", m->n_params);
+    for (int l = 1; l <= L; l++) {
+        const size_t np = SZ(m, l - 1), nl = SZ(m, l);
+        const double a = sqrt(6.0 / (double)(np + nl));
+        float *W = WPTR(m, l);
+        for (size_t i = 0; i < np * nl; i++)
+            W[i] = (float)(a * (2.0 * eqp_rng_uniform(rng) - 1.0));
+    }
+    return EQP_OK;
+}
+
+const eqp_energy_ops eqp_layered_ops = {
+    .name = "layered",
+    .clamp = layered_clamp,
+    .grad_state = layered_grad_state,
+    .accum_grad_params = layered_accum_grad_params,
+    .energy = layered_energy,
+    .project = layered_project,
+    .init = layered_init,
+};

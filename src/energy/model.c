@@ -1,0 +1,77 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "energy.h"
+#include "internal.h"
+
+static const eqp_energy_ops *const registry[] = {&eqp_layered_ops, NULL};
+
+eqp_status eqp_model_add_block(eqp_model *m, const char *name, size_t size, int group) {
+    if (m->n_blocks == EQP_MAX_BLOCKS)
+        return eqp_fail(EQP_EINVAL, "model: more than %d parameter blocks", EQP_MAX_BLOCKS);
+    eqp_block *b = &m->blocks[m->n_blocks++];
+    snprintf(b->name, sizeof b->name, "%s", name);
+    b->offset = m->n_params;
+    b->size = size;
+    b->group = group;
+    if (eqp_add_size(m->n_params, size, &m->n_params))
+        return eqp_fail(EQP_ENOMEM, "model: parameter count overflows");
+    return EQP_OK;
+}
+
+eqp_status eqp_model_create(const eqp_config *c, eqp_rng *rng, eqp_model **out) {
+    *out = NULL;
+    eqp_status st = eqp_config_check(c);
+    if (st)
+        return st;
+    const eqp_energy_ops *ops = NULL;
+    for (int i = 0; registry[i]; i++)
+        if (strcmp(registry[i]->name, c->model) == 0)
+            ops = registry[i];
+    if (!ops)
+        return eqp_fail(EQP_EINVAL, "model: unknown energy model '%s'", c->model);
+    eqp_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return eqp_fail(EQP_ENOMEM, "model: out of memory");
+    m->ops = ops;
+    m->cfg = *c;
+    st = ops->init(m, rng);
+    if (st) {
+        eqp_model_free(m);
+        return st;
+    }
+    *out = m;
+    return EQP_OK;
+}
+
+void eqp_model_free(eqp_model *m) {
+    if (!m)
+        return;
+    eqp_dealloc(m->params);
+    free(m);
+}
+
+const char *eqp_model_name(const eqp_model *m) { return m->ops->name; }
+const eqp_config *eqp_model_config(const eqp_model *m) { return &m->cfg; }
+size_t eqp_model_n_in(const eqp_model *m) { return m->n_in; }
+size_t eqp_model_n_state(const eqp_model *m) { return m->n_state; }
+size_t eqp_model_n_out(const eqp_model *m) { return m->n_out; }
+size_t eqp_model_out_offset(const eqp_model *m) { return m->out_offset; }
+size_t eqp_model_n_params(const eqp_model *m) { return m->n_params; }
+float *eqp_model_params(eqp_model *m) { return m->params; }
+const float *eqp_model_params_const(const eqp_model *m) { return m->params; }
+int eqp_model_n_blocks(const eqp_model *m) { return m->n_blocks; }
+
+void eqp_model_block(const eqp_model *m, int k, const char **name, size_t *offset, size_t *size,
+                     int *group) {
+    const eqp_block *b = &m->blocks[k];
+    if (name)
+        *name = b->name;
+    if (offset)
+        *offset = b->offset;
+    if (size)
+        *size = b->size;
+    if (group)
+        *group = b->group;
+}

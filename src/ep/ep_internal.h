@@ -1,0 +1,53 @@
+/* Internals of the EP machinery shared with the checkpoint code (private). */
+#ifndef EQP_EP_INTERNAL_H
+#define EQP_EP_INTERNAL_H
+
+#include "../energy/energy.h"
+#include "eqprop/ep.h"
+#include "parallel.h"
+
+struct eqp_workspace {
+    size_t Bmax, N, n_out;
+    const float *x;  /* the clamped input rows (borrowed) */
+    float *ctx;      /* (Bmax, n_ctx) */
+    float *s;        /* (Bmax, N) state */
+    float *g;        /* (Bmax, N) force */
+    float *work;     /* (Bmax, work_per_row) model scratch */
+    float *s_free;   /* (Bmax, N) free fixed point (ep_estimate) */
+    float *s_aux;    /* (Bmax, N) the +beta phase of the symmetric estimate */
+    float *target;   /* (Bmax, n_out) one-hot */
+    int has_target;
+};
+
+struct eqp_trainer {
+    eqp_model *m;
+    const eqp_dataset *data;
+    eqp_config cfg;
+    int nthreads;
+    eqp_workspace **ws;   /* one per thread */
+    float *particles;     /* (n, N) persistent free fixed points, or NULL */
+    uint32_t *perm;       /* (n) example order of the current epoch */
+    int8_t *signs;        /* (n_batches) sign of beta per mini-batch */
+    size_t n_batches;
+    float *xb, *sf, *sn;  /* shared (batch, n_in), (batch, N), (batch, N) */
+    eqp_rng rng_epoch;    /* RNG state at the start of the current epoch */
+    int epoch;            /* completed epochs */
+    size_t batch_pos;     /* next mini-batch of the current epoch (0: not started) */
+    size_t seen, errors;  /* counters of the current epoch */
+    double cost_sum, seconds;
+    eqp_progress_fn progress;
+    void *progress_ctx;
+    const volatile sig_atomic_t *stop_flag;
+    /* per-run scratch for the threads */
+    eqp_barrier bar;
+    int stop, bad_batch, end_batch;
+    size_t *err_t;
+    double *cost_t;
+    int *bad_t;
+};
+
+/* Argmax of each output row vs labels; returns misclassified count and adds C to *cost. */
+size_t eqp_count_errors(const eqp_model *m, const eqp_workspace *w, const float *s,
+                        const uint8_t *labels, size_t B, double *cost);
+
+#endif

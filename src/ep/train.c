@@ -1,0 +1,328 @@
+/* Training an energy model with EP on a dataset, on several threads.
+ *
+ * Each mini-batch is split by rows between the threads for the clamp, the free and the
+ * nudged phases (no synchronisation inside the relaxation); the update is split by
+ * parameter columns (accum_grad_params' parts), so every thread writes a disjoint share
+ * of theta. Two barriers per mini-batch. BLAS runs single-threaded inside each thread. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ep_internal.h"
+#include "internal.h"
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+eqp_status eqp_trainer_create(eqp_model *m, const eqp_config *c, const eqp_dataset *train,
+                              eqp_trainer **out) {
+    *out = NULL;
+    if (!c)
+        c = &m->cfg;
+    eqp_status cst = eqp_config_check(c);
+    if (cst)
+        return cst;
+    if (c->n_layers != m->cfg.n_layers ||
+        memcmp(c->sizes, m->cfg.sizes, sizeof(size_t) * (size_t)c->n_layers) != 0 ||
+        strcmp(c->model, m->cfg.model) != 0)
+        return eqp_fail(EQP_ESHAPE, "trainer: the training config describes another model");
+    if (train->dim != m->n_in)
+        return eqp_fail(EQP_ESHAPE, "train: data has %zu inputs per example, model expects %zu",
+                        train->dim, m->n_in);
+    if (train->n == 0)
+        return eqp_fail(EQP_EINVAL, "train: the training set is empty");
+    if (train->n > UINT32_MAX)
+        return eqp_fail(EQP_EINVAL, "train: %zu examples, at most %u supported", train->n,
+                        UINT32_MAX);
+    if (train->n_classes > m->n_out)
+        return eqp_fail(EQP_ESHAPE, "train: %zu classes but only %zu output units",
+                        train->n_classes, m->n_out);
+    eqp_trainer *t = calloc(1, sizeof *t);
+    if (!t)
+        return eqp_fail(EQP_ENOMEM, "trainer: out of memory");
+    t->m = m;
+    t->data = train;
+    t->cfg = *c;
+    const size_t B = (size_t)c->batch, N = m->n_state;
+    t->nthreads = c->threads > c->batch ? c->batch : c->threads;
+    t->n_batches = (train->n + B - 1) / B;
+    eqp_rng_seed(&t->rng_epoch, c->seed ^ 0x5eed0fe9u);
+    eqp_status st = EQP_ENOMEM;
+    t->ws = calloc((size_t)t->nthreads, sizeof *t->ws);
+    t->err_t = calloc((size_t)t->nthreads, sizeof *t->err_t);
+    t->cost_t = calloc((size_t)t->nthreads, sizeof *t->cost_t);
+    t->bad_t = calloc((size_t)t->nthreads, sizeof *t->bad_t);
+    t->perm = eqp_alloc(train->n, sizeof *t->perm);
+    t->signs = eqp_alloc(t->n_batches, sizeof *t->signs);
+    t->xb = eqp_alloc(B, m->n_in * sizeof(float));
+    t->sf = eqp_alloc(B, N * sizeof(float));
+    t->sn = eqp_alloc(B, N * sizeof(float));
+    if (!t->ws || !t->err_t || !t->cost_t || !t->bad_t || !t->perm || !t->signs || !t->xb ||
+        !t->sf || !t->sn)
+        goto fail;
+    if (c->persistent) {
+        size_t count;
+        if (eqp_mul_size(train->n, N, &count))
+            goto fail;
+        t->particles = eqp_calloc(count, sizeof(float));
+        if (!t->particles)
+            goto fail;
+    }
+    /* full-batch rows: the update step hands the whole mini-batch to every thread's part */
+    for (int i = 0; i < t->nthreads; i++)
+        if ((st = eqp_workspace_create(m, B, &t->ws[i])))
+            goto fail;
+    eqp_blas_single_thread();
+    *out = t;
+    return EQP_OK;
+fail:
+    eqp_trainer_free(t);
+    if (st == EQP_ENOMEM)
+        return eqp_fail(EQP_ENOMEM, "trainer: cannot allocate buffers for %zu examples",
+                        train->n);
+    return st;
+}
+
+void eqp_trainer_free(eqp_trainer *t) {
+    if (!t)
+        return;
+    if (t->ws)
+        for (int i = 0; i < t->nthreads; i++)
+            eqp_workspace_free(t->ws[i]);
+    free(t->ws);
+    free(t->err_t);
+    free(t->cost_t);
+    free(t->bad_t);
+    eqp_dealloc(t->perm);
+    eqp_dealloc(t->signs);
+    eqp_dealloc(t->xb);
+    eqp_dealloc(t->sf);
+    eqp_dealloc(t->sn);
+    eqp_dealloc(t->particles);
+    free(t);
+}
+
+void eqp_trainer_set_progress(eqp_trainer *t, eqp_progress_fn fn, void *ctx) {
+    t->progress = fn;
+    t->progress_ctx = ctx;
+}
+
+void eqp_trainer_set_stop_flag(eqp_trainer *t, const volatile sig_atomic_t *flag) {
+    t->stop_flag = flag;
+}
+
+int eqp_trainer_epoch(const eqp_trainer *t) {
+    return t->epoch;
+}
+
+/* The example order and the signs of beta of the current epoch are drawn from the RNG
+ * state saved at its start, so a resumed epoch replays exactly the same draws. */
+static void plan_epoch(eqp_trainer *t) {
+    eqp_rng r = t->rng_epoch;
+    const size_t n = t->data->n;
+    if (t->cfg.shuffle)
+        eqp_rng_permutation(&r, t->perm, n);
+    else
+        for (size_t i = 0; i < n; i++)
+            t->perm[i] = (uint32_t)i;
+    for (size_t b = 0; b < t->n_batches; b++)
+        t->signs[b] = (int8_t)(t->cfg.random_sign ? eqp_rng_sign(&r) : 1);
+}
+
+static void epoch_thread(void *arg, int tid, int nt) {
+    eqp_trainer *t = arg;
+    eqp_model *m = t->m;
+    const eqp_dataset *d = t->data;
+    const eqp_config *c = &t->cfg;
+    const size_t n = d->n, N = m->n_state, nin = m->n_in, Bfull = (size_t)c->batch;
+    eqp_workspace *w = t->ws[tid];
+    uint8_t labels[4096];
+    for (size_t bi = t->batch_pos; bi < t->n_batches; bi++) {
+        const size_t first = bi * Bfull;
+        const size_t B = n - first < Bfull ? n - first : Bfull;
+        const size_t r0 = B * (size_t)tid / (size_t)nt, r1 = B * (size_t)(tid + 1) / (size_t)nt;
+        const size_t Bt = r1 - r0;
+        const float beta = c->beta * (float)t->signs[bi];
+        t->err_t[tid] = 0;
+        t->cost_t[tid] = 0.0;
+        t->bad_t[tid] = 0;
+        if (Bt > 0) {
+            float *xr = t->xb + r0 * nin;
+            for (size_t r = 0; r < Bt; r++) {
+                size_t ex = t->perm[first + r0 + r];
+                memcpy(xr + r * nin, d->x + ex * nin, nin * sizeof(float));
+                labels[r] = d->y[ex];
+                if (t->particles)
+                    memcpy(w->s + r * N, t->particles + ex * N, N * sizeof(float));
+                else
+                    memset(w->s + r * N, 0, N * sizeof(float));
+            }
+            eqp_clamp(m, w, xr, labels, Bt);
+            eqp_relax(m, w, Bt, 0.0f, c->free_steps, c->eps, 0.0f, NULL, NULL);
+            float *sf = t->sf + r0 * N, *sn = t->sn + r0 * N;
+            memcpy(sf, w->s, Bt * N * sizeof(float));
+            t->err_t[tid] = eqp_count_errors(m, w, sf, labels, Bt, &t->cost_t[tid]);
+            eqp_relax(m, w, Bt, beta, c->nudge_steps, c->eps, 0.0f, NULL, NULL);
+            memcpy(sn, w->s, Bt * N * sizeof(float));
+            t->bad_t[tid] = !eqp_all_finite(sf, Bt * N) || !eqp_all_finite(sn, Bt * N);
+            if (t->particles && !t->bad_t[tid])
+                for (size_t r = 0; r < Bt; r++)
+                    memcpy(t->particles + (size_t)t->perm[first + r0 + r] * N, sf + r * N,
+                           N * sizeof(float));
+        }
+        eqp_barrier_wait(&t->bar);
+        int bad = 0;
+        for (int k = 0; k < nt; k++)
+            bad |= t->bad_t[k];
+        if (!bad) {
+            float scale[EQP_MAX_LAYERS];
+            for (int k = 0; k < c->n_lr; k++)
+                scale[k] = -c->lr[k] / (beta * (float)B);
+            m->ops->accum_grad_params(m, t->xb, t->sn, t->sf, scale, m->params, w->work, B, tid,
+                                      nt);
+        }
+        if (tid == 0) {
+            for (int k = 0; k < nt; k++) {
+                t->errors += t->err_t[k];
+                t->cost_sum += t->cost_t[k];
+            }
+            t->seen += B;
+            if (bad) {
+                t->bad_batch = (int)bi + 1;
+                t->stop = 1;
+            } else {
+                t->batch_pos = bi + 1;
+                if (t->stop_flag && *t->stop_flag && bi + 1 < t->n_batches)
+                    t->stop = 1;
+            }
+            if (t->progress && (bi % 50 == 0 || bi + 1 == t->n_batches))
+                t->progress(t->progress_ctx, t->seen, n,
+                            (double)t->errors / (double)(t->seen ? t->seen : 1));
+        }
+        eqp_barrier_wait(&t->bar);
+        if (t->stop)
+            break;
+    }
+}
+
+eqp_status eqp_trainer_run_epoch(eqp_trainer *t, eqp_epoch_stats *st) {
+    if ((size_t)t->cfg.batch > 4096 * (size_t)t->nthreads)
+        return eqp_fail(EQP_EINVAL, "batch: at most %d rows per thread", 4096);
+    if (t->batch_pos == 0) {
+        t->seen = t->errors = 0;
+        t->cost_sum = t->seconds = 0.0;
+    }
+    plan_epoch(t);
+    eqp_blas_single_thread();
+    eqp_barrier_init(&t->bar, (unsigned)t->nthreads);
+    t->stop = 0;
+    t->bad_batch = 0;
+    double t0 = now_seconds();
+    eqp_status s = eqp_parallel_run(t->nthreads, epoch_thread, t);
+    t->seconds += now_seconds() - t0;
+    if (s)
+        return s;
+    if (t->bad_batch)
+        return eqp_fail(EQP_ENONFINITE,
+                        "epoch %d, mini-batch %d: a state became NaN or Inf; that update was not "
+                        "applied (try a smaller eps or learning rate)",
+                        t->epoch + 1, t->bad_batch);
+    if (t->batch_pos < t->n_batches)
+        return eqp_fail(EQP_EINTERRUPTED, "epoch %d stopped after mini-batch %zu of %zu",
+                        t->epoch + 1, t->batch_pos, t->n_batches);
+    if (st) {
+        st->epoch = t->epoch + 1;
+        st->n = t->seen;
+        st->train_error = (double)t->errors / (double)t->seen;
+        st->train_cost = t->cost_sum / (double)t->seen;
+        st->seconds = t->seconds;
+        st->samples_per_second = t->seconds > 0 ? (double)t->seen / t->seconds : 0.0;
+    }
+    /* next epoch: its draws continue the stream after this epoch's plan */
+    eqp_rng r = t->rng_epoch;
+    if (t->cfg.shuffle)
+        eqp_rng_permutation(&r, t->perm, t->data->n);
+    for (size_t b = 0; b < t->n_batches; b++)
+        if (t->cfg.random_sign)
+            (void)eqp_rng_sign(&r);
+    t->rng_epoch = r;
+    t->epoch++;
+    t->batch_pos = 0;
+    return EQP_OK;
+}
+
+/* ---- evaluation ---------------------------------------------------------------------- */
+
+#define EVAL_CHUNK 100
+
+typedef struct {
+    const eqp_model *m;
+    const eqp_dataset *d;
+    int steps;
+    eqp_workspace **ws;
+    size_t *err;
+    double *cost;
+} eval_job;
+
+static void eval_thread(void *arg, int tid, int nt) {
+    eval_job *j = arg;
+    const eqp_model *m = j->m;
+    const eqp_dataset *d = j->d;
+    eqp_workspace *w = j->ws[tid];
+    const size_t lo = d->n * (size_t)tid / (size_t)nt, hi = d->n * (size_t)(tid + 1) / (size_t)nt;
+    size_t err = 0;
+    double cost = 0.0;
+    for (size_t i = lo; i < hi; i += EVAL_CHUNK) {
+        size_t B = hi - i < EVAL_CHUNK ? hi - i : EVAL_CHUNK;
+        memset(w->s, 0, B * m->n_state * sizeof(float));
+        eqp_clamp(m, w, d->x + i * d->dim, NULL, B);
+        eqp_relax(m, w, B, 0.0f, j->steps, m->cfg.eps, 0.0f, NULL, NULL);
+        err += eqp_count_errors(m, w, w->s, d->y + i, B, &cost);
+    }
+    j->err[tid] = err;
+    j->cost[tid] = cost;
+}
+
+eqp_status eqp_evaluate(const eqp_model *m, const eqp_dataset *d, int steps, int threads,
+                        double *error, double *cost) {
+    if (d->dim != m->n_in)
+        return eqp_fail(EQP_ESHAPE, "eval: data has %zu inputs per example, model expects %zu",
+                        d->dim, m->n_in);
+    if (d->n == 0)
+        return eqp_fail(EQP_EINVAL, "eval: the dataset is empty");
+    if (steps < 1)
+        return eqp_fail(EQP_EINVAL, "eval-steps: expected >= 1, got %d", steps);
+    if (threads < 1)
+        threads = 1;
+    eqp_workspace *ws[256] = {0};
+    size_t err[256] = {0};
+    double cs[256] = {0};
+    if (threads > 256)
+        threads = 256;
+    eqp_status st = EQP_OK;
+    for (int i = 0; i < threads && !st; i++)
+        st = eqp_workspace_create(m, EVAL_CHUNK, &ws[i]);
+    if (!st) {
+        eqp_blas_single_thread();
+        eval_job j = {m, d, steps, ws, err, cs};
+        st = eqp_parallel_run(threads, eval_thread, &j);
+    }
+    size_t e = 0;
+    double c = 0.0;
+    for (int i = 0; i < threads; i++) {
+        eqp_workspace_free(ws[i]);
+        e += err[i];
+        c += cs[i];
+    }
+    if (st)
+        return st;
+    if (error)
+        *error = (double)e / (double)d->n;
+    if (cost)
+        *cost = c / (double)d->n;
+    return EQP_OK;
+}

@@ -1,0 +1,130 @@
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "eqprop/status.h"
+
+volatile sig_atomic_t cli_stop = 0;
+
+static void on_signal(int sig) {
+    (void)sig;
+    cli_stop = 1;
+}
+
+void cli_install_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int cli_next(const cli_opt *opts, int argc, char **argv, int *i, const char **value,
+             const char *cmd) {
+    const char *a = argv[*i];
+    if (strncmp(a, "--", 2) != 0) {
+        fprintf(stderr, "eqprop %s: unexpected argument '%s' (options start with --; see --help)\n",
+                cmd, a);
+        return -1;
+    }
+    const char *name = a + 2;
+    const char *eq = strchr(name, '=');
+    size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    for (int k = 0; opts[k].name; k++) {
+        if (strlen(opts[k].name) != len || strncmp(opts[k].name, name, len) != 0)
+            continue;
+        if (!opts[k].takes_value) {
+            if (eq) {
+                fprintf(stderr, "eqprop %s: --%s takes no value, got '%s'\n", cmd, opts[k].name,
+                        eq + 1);
+                return -1;
+            }
+            *value = NULL;
+            *i += 1;
+            return k;
+        }
+        if (eq) {
+            *value = eq + 1;
+            *i += 1;
+        } else {
+            if (*i + 1 >= argc) {
+                fprintf(stderr, "eqprop %s: --%s needs a value\n", cmd, opts[k].name);
+                return -1;
+            }
+            *value = argv[*i + 1];
+            *i += 2;
+        }
+        return k;
+    }
+    fprintf(stderr, "eqprop %s: unknown option '%s' (see eqprop %s --help)\n", cmd, a, cmd);
+    return -1;
+}
+
+int cli_parse_size(const char *flag, const char *v, size_t *out) {
+    char *end;
+    errno = 0;
+    if (v[0] < '0' || v[0] > '9')
+        goto bad;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (*end != '\0' || errno == ERANGE || x > (unsigned long long)SIZE_MAX)
+        goto bad;
+    *out = (size_t)x;
+    return 0;
+bad:
+    fprintf(stderr, "%s: expected a whole number >= 0, got '%s'\n", flag, v);
+    return -1;
+}
+
+int cli_parse_int(const char *flag, const char *v, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (end == v || *end != '\0' || errno == ERANGE || x < lo || x > hi) {
+        fprintf(stderr, "%s: expected an integer in [%ld, %ld], got '%s'\n", flag, lo, hi, v);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+void cli_print_opts(FILE *f, const cli_opt *opts) {
+    for (int k = 0; opts[k].name; k++) {
+        char left[64];
+        snprintf(left, sizeof left, "--%s%s", opts[k].name, opts[k].takes_value ? " X" : "");
+        fprintf(f, "  %-22s %s\n", left, opts[k].help);
+    }
+}
+
+static int progress_shown = 0;
+
+void cli_progress(void *ctx, size_t done, size_t total, double running_error) {
+    (void)ctx;
+    if (!isatty(2) || total == 0)
+        return;
+    const int width = 30;
+    int filled = (int)((double)width * (double)done / (double)total);
+    char bar[64];
+    for (int k = 0; k < width; k++)
+        bar[k] = k < filled ? '#' : '.';
+    bar[width] = '\0';
+    fprintf(stderr, "\r  [%s] %6zu/%zu  train error %.2f%%", bar, done, total,
+            100.0 * running_error);
+    fflush(stderr);
+    progress_shown = 1;
+}
+
+void cli_progress_clear(void) {
+    if (progress_shown && isatty(2)) {
+        fprintf(stderr, "\r%*s\r", 70, "");
+        fflush(stderr);
+    }
+    progress_shown = 0;
+}
+
+void cli_error(const char *cmd, const char *what) {
+    cli_progress_clear();
+    fprintf(stderr, "eqprop %s: %s\n", cmd, what && *what ? what : eqp_last_error());
+}

@@ -1,0 +1,48 @@
+/* Shared pieces of the `eqprop` subcommands: strict option parsing, progress, logs. */
+#ifndef EQP_CLI_H
+#define EQP_CLI_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "eqprop/config.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+#define EXIT_INTERRUPTED 130
+
+/* Options of a subcommand: name (without "--"), whether it takes a value, help text. */
+typedef struct cli_opt {
+    const char *name;
+    int takes_value;
+    const char *help;
+} cli_opt;
+
+/* Find opt for argv[i] ("--name value" or "--name=value"); on success *value points at the
+ * value (or NULL for flags) and *i is advanced past what was used. Returns the opt index,
+ * or -1 after printing a usage error naming the argument. */
+int cli_next(const cli_opt *opts, int argc, char **argv, int *i, const char **value,
+             const char *cmd);
+
+/* Strict numbers: print "--flag: expected ..., got '...'" on stderr and return -1 on error. */
+int cli_parse_size(const char *flag, const char *v, size_t *out);
+int cli_parse_int(const char *flag, const char *v, long lo, long hi, long *out);
+
+void cli_print_opts(FILE *f, const cli_opt *opts);
+
+/* Progress bar on stderr when it is a terminal (no-op otherwise). */
+void cli_progress(void *ctx, size_t done, size_t total, double running_error);
+void cli_progress_clear(void);
+
+/* SIGINT/SIGTERM set this flag (installed by cli_install_signals). */
+extern volatile sig_atomic_t cli_stop;
+void cli_install_signals(void);
+
+/* Print an error from the library: "eqprop <cmd>: <message>". */
+void cli_error(const char *cmd, const char *what);
+
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+
+#endif

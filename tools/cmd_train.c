@@ -1,0 +1,278 @@
+/* eqprop train: Equilibrium Propagation on MNIST-family data, with checkpoints and logs. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "eqprop/checkpoint.h"
+#include "eqprop/data.h"
+#include "eqprop/ep.h"
+#include "eqprop/model.h"
+
+static const cli_opt opts[] = {
+    {"help", 0, "show this help"},
+    {"preset", 1, "ep-1h | ep-2h | ep-3h (Scellier & Bengio 2017) [ep-1h]"},
+    {"data", 1, "mnist | fashion | DIR with the four IDX files [mnist]"},
+    {"train-limit", 1, "use only the first N training examples [all]"},
+    {"test-limit", 1, "use only the first N test examples [all]"},
+    {"epochs", 1, "epochs to train (total, also when resuming) [preset]"},
+    {"seed", 1, "random seed [1]"},
+    {"threads", 1, "threads sharing each mini-batch [2]"},
+    {"sizes", 1, "layer sizes, e.g. 784-500-10 [preset]"},
+    {"lr", 1, "learning rate per weight layer, e.g. 0.1,0.05 [preset]"},
+    {"free-steps", 1, "T: free-phase iterations [preset]"},
+    {"nudge-steps", 1, "K: weakly clamped iterations [preset]"},
+    {"eps", 1, "step size eps [0.5]"},
+    {"beta", 1, "nudging strength beta [1]"},
+    {"random-sign", 1, "yes|no: random sign of beta per mini-batch [yes]"},
+    {"persistent", 1, "yes|no: persistent particles [yes]"},
+    {"batch", 1, "mini-batch size [20]"},
+    {"shuffle", 1, "yes|no: new example order each epoch [no, as the paper]"},
+    {"eval-steps", 1, "free steps from zero when measuring test error [preset]"},
+    {"save", 1, "write the model here after every epoch (atomically)"},
+    {"checkpoint", 1, "write a resumable checkpoint here after every epoch and on Ctrl-C"},
+    {"resume", 1, "continue the run saved in this checkpoint"},
+    {"log", 1, "JSON-lines log, one object per epoch"},
+    {"quiet", 0, "no per-epoch lines on stdout"},
+    {NULL, 0, NULL},
+};
+
+static void help(void) {
+    printf("usage: eqprop train [options]\n\n"
+           "Trains a layered energy-based network with Equilibrium Propagation and reports the\n"
+           "test error after every epoch. Every preset value can be overridden.\n\n");
+    cli_print_opts(stdout, opts);
+}
+
+/* Keys of eqp_config that an option sets directly. */
+static int is_config_key(const char *name) {
+    for (int k = 0; eqp_config_keys[k]; k++)
+        if (strcmp(eqp_config_keys[k], name) == 0)
+            return 1;
+    return 0;
+}
+
+static char *interrupt_path(const char *save) {
+    const char *base = save ? save : "eqprop";
+    size_t n = strlen(base) + 8;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s.ckpt", base);
+    return p;
+}
+
+int cmd_train(int argc, char **argv) {
+    const char *preset = NULL, *data = "mnist", *save = NULL, *ckpt = NULL, *resume = NULL;
+    const char *logpath = NULL;
+    size_t train_limit = 0, test_limit = 0;
+    int quiet = 0;
+    const char *val;
+    /* first pass: --help and --preset, so that other flags override the preset wherever
+     * they stand */
+    for (int i = 1; i < argc;) {
+        int k = cli_next(opts, argc, argv, &i, &val, "train");
+        if (k < 0)
+            return EXIT_USAGE;
+        if (strcmp(opts[k].name, "help") == 0) {
+            help();
+            return 0;
+        }
+        if (strcmp(opts[k].name, "preset") == 0)
+            preset = val;
+    }
+    eqp_config cfg;
+    eqp_config_default(&cfg);
+    if (preset && eqp_config_preset(&cfg, preset)) {
+        cli_error("train", NULL);
+        return EXIT_USAGE;
+    }
+    int n_overrides = 0, epochs_set = 0, threads_set = 0;
+    for (int i = 1; i < argc;) {
+        int k = cli_next(opts, argc, argv, &i, &val, "train");
+        const char *name = opts[k].name;
+        if (is_config_key(name)) {
+            if (eqp_config_set(&cfg, name, val)) {
+                cli_error("train", NULL);
+                return EXIT_USAGE;
+            }
+            if (strcmp(name, "epochs") == 0)
+                epochs_set = 1;
+            else if (strcmp(name, "threads") == 0)
+                threads_set = 1;
+            else
+                n_overrides++;
+        } else if (strcmp(name, "data") == 0) {
+            data = val;
+        } else if (strcmp(name, "train-limit") == 0) {
+            if (cli_parse_size("--train-limit", val, &train_limit))
+                return EXIT_USAGE;
+        } else if (strcmp(name, "test-limit") == 0) {
+            if (cli_parse_size("--test-limit", val, &test_limit))
+                return EXIT_USAGE;
+        } else if (strcmp(name, "save") == 0) {
+            save = val;
+        } else if (strcmp(name, "checkpoint") == 0) {
+            ckpt = val;
+        } else if (strcmp(name, "resume") == 0) {
+            resume = val;
+        } else if (strcmp(name, "log") == 0) {
+            logpath = val;
+        } else if (strcmp(name, "quiet") == 0) {
+            quiet = 1;
+        }
+    }
+    if (resume && (n_overrides > 0 || preset)) {
+        fprintf(stderr, "eqprop train: --resume takes the settings stored in '%s'; only --epochs, "
+                        "--threads and file options may be given with it\n",
+                resume);
+        return EXIT_USAGE;
+    }
+    if (eqp_config_check(&cfg)) {
+        cli_error("train", NULL);
+        return EXIT_USAGE;
+    }
+
+    int rc = EXIT_RUNTIME;
+    eqp_dataset *train = NULL, *test = NULL;
+    eqp_model *m = NULL;
+    eqp_trainer *t = NULL;
+    FILE *log = NULL;
+    char *ipath = NULL;
+    if (eqp_dataset_load(data, "train", train_limit, &train) ||
+        eqp_dataset_load(data, "test", test_limit, &test)) {
+        cli_error("train", NULL);
+        goto out;
+    }
+    if (resume) {
+        int has_state = 0;
+        if (eqp_checkpoint_load(resume, &m, &has_state)) {
+            cli_error("train", NULL);
+            goto out;
+        }
+        eqp_config saved = *eqp_model_config(m);
+        if (epochs_set)
+            saved.epochs = cfg.epochs;
+        if (threads_set)
+            saved.threads = cfg.threads;
+        cfg = saved;
+        if (eqp_trainer_create(m, &cfg, train, &t) || eqp_checkpoint_restore(resume, t)) {
+            cli_error("train", NULL);
+            goto out;
+        }
+        fprintf(stderr, "eqprop train: resuming '%s' after epoch %d\n", resume,
+                eqp_trainer_epoch(t));
+    } else {
+        eqp_rng rng;
+        eqp_rng_seed(&rng, cfg.seed);
+        if (eqp_model_create(&cfg, &rng, &m) || eqp_trainer_create(m, &cfg, train, &t)) {
+            cli_error("train", NULL);
+            goto out;
+        }
+    }
+    if (logpath) {
+        log = fopen(logpath, resume ? "a" : "w");
+        if (!log) {
+            fprintf(stderr, "eqprop train: --log: cannot open '%s' for writing\n", logpath);
+            goto out;
+        }
+    }
+    ipath = ckpt ? NULL : interrupt_path(save);
+    cli_install_signals();
+    eqp_trainer_set_stop_flag(t, &cli_stop);
+    eqp_trainer_set_progress(t, cli_progress, NULL);
+    if (!quiet) {
+        char sizes[128] = "";
+        size_t off = 0;
+        for (int l = 0; l < cfg.n_layers && off < sizeof sizes; l++)
+            off += (size_t)snprintf(sizes + off, sizeof sizes - off, "%s%zu", l ? "-" : "",
+                                    cfg.sizes[l]);
+        printf("eqprop train: %s %s, T=%d K=%d eps=%g beta=%g batch=%d, %zu train / %zu test, "
+               "%d threads, seed %" PRIu64 "\n",
+               cfg.model, sizes, cfg.free_steps, cfg.nudge_steps, (double)cfg.eps,
+               (double)cfg.beta, cfg.batch, train->n, test->n, cfg.threads, cfg.seed);
+        fflush(stdout);
+    }
+    double test_err = -1.0;
+    while (eqp_trainer_epoch(t) < cfg.epochs) {
+        eqp_epoch_stats es;
+        eqp_status st = eqp_trainer_run_epoch(t, &es);
+        cli_progress_clear();
+        if (st == EQP_EINTERRUPTED) {
+            const char *p = ckpt ? ckpt : ipath;
+            if (p && eqp_checkpoint_save(p, m, t) == EQP_OK)
+                fprintf(stderr, "eqprop train: interrupted; checkpoint written to '%s' "
+                                "(continue with --resume %s)\n", p, p);
+            else
+                cli_error("train", NULL);
+            rc = EXIT_INTERRUPTED;
+            goto out;
+        }
+        if (st) {
+            cli_error("train", NULL);
+            goto out;
+        }
+        double test_cost, ts0;
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        if (eqp_evaluate(m, test, cfg.eval_steps, cfg.threads, &test_err, &test_cost)) {
+            cli_error("train", NULL);
+            goto out;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        ts0 = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
+        if (!quiet) {
+            printf("epoch %3d/%d  train error %6.2f%%  test error %6.2f%%  %7.2f s  %8.0f "
+                   "samples/s\n",
+                   es.epoch, cfg.epochs, 100.0 * es.train_error, 100.0 * test_err, es.seconds,
+                   es.samples_per_second);
+            fflush(stdout);
+        }
+        if (log) {
+            fprintf(log,
+                    "{\"epoch\": %d, \"train_error\": %.6f, \"test_error\": %.6f, "
+                    "\"train_cost\": %.6f, \"test_cost\": %.6f, \"epoch_seconds\": %.4f, "
+                    "\"samples_per_second\": %.1f, \"eval_seconds\": %.4f, \"threads\": %d}\n",
+                    es.epoch, es.train_error, test_err, es.train_cost, test_cost, es.seconds,
+                    es.samples_per_second, ts0, cfg.threads);
+            fflush(log);
+        }
+        if ((save && eqp_checkpoint_save(save, m, NULL)) ||
+            (ckpt && eqp_checkpoint_save(ckpt, m, t))) {
+            cli_error("train", NULL);
+            goto out;
+        }
+        if (cli_stop) {
+            const char *p = ckpt ? ckpt : ipath;
+            if (p && !ckpt && eqp_checkpoint_save(p, m, t)) {
+                cli_error("train", NULL);
+            } else {
+                fprintf(stderr, "eqprop train: interrupted; checkpoint written to '%s'\n", p);
+            }
+            rc = EXIT_INTERRUPTED;
+            goto out;
+        }
+    }
+    if (test_err < 0 && eqp_evaluate(m, test, cfg.eval_steps, cfg.threads, &test_err, NULL)) {
+        cli_error("train", NULL);
+        goto out;
+    }
+    printf("test error: %.2f%%\n", 100.0 * test_err);
+    if (save && eqp_checkpoint_save(save, m, NULL)) {
+        cli_error("train", NULL);
+        goto out;
+    }
+    rc = 0;
+out:
+    if (log && fclose(log) != 0 && rc == 0) {
+        fprintf(stderr, "eqprop train: --log: error writing '%s'\n", logpath);
+        rc = EXIT_RUNTIME;
+    }
+    free(ipath);
+    eqp_trainer_free(t);
+    eqp_model_free(m);
+    eqp_dataset_free(train);
+    eqp_dataset_free(test);
+    return rc;
+}

@@ -1,0 +1,32 @@
+/* The `eqprop` command: one subcommand per file (cmd_*.c). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: eqprop <command> [options]\n\n"
+               "commands:\n"
+               "  train    train an energy-based network with Equilibrium Propagation\n"
+               "  eval     classification error of a saved model on a dataset\n\n"
+               "'eqprop <command> --help' lists each command's options.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *c = argv[1];
+    if (strcmp(c, "--help") == 0 || strcmp(c, "-h") == 0 || strcmp(c, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(c, "train") == 0)
+        return cmd_train(argc - 1, argv + 1);
+    if (strcmp(c, "eval") == 0)
+        return cmd_eval(argc - 1, argv + 1);
+    fprintf(stderr, "eqprop: unknown command '%s'\n", c);
+    usage(stderr);
+    return EXIT_USAGE;
+}
