@@ -121,13 +121,13 @@ typedef struct eqp_stats_linreg {
     double intercept;    /* a = ybar - b xbar */
     double slope_se;     /* sqrt(s^2 / Sxx), s^2 = sum (y - a - b x)^2 / (n - 2) */
     double intercept_se; /* sqrt(s^2 (1/n + xbar^2 / Sxx)) */
-    double r2;           /* 1 - SSE / Syy = Sxy^2 / (Sxx Syy); 1 if Syy = 0 (y constant) */
+    double r2;           /* 1 - SSE / Syy = Sxy^2 / (Sxx Syy); 0 if Syy = 0 (y constant,
+                          * scipy's convention) */
 } eqp_stats_linreg;
 
 /* Least-squares regression of y on x (n >= 3 so that the standard errors exist), matching
  * scipy.stats.linregress. Constant x -> EQP_EINVAL (slope undefined). */
-eqp_status eqp_stats_linregress(eqp_stats_linreg *out, const double *x, const double *y,
-                                size_t n);
+eqp_status eqp_stats_linregress(eqp_stats_linreg *out, const double *x, const double *y, size_t n);
 
 /* ---------------------------------------------------------------------------------------
  * One-sample t-test
@@ -177,34 +177,36 @@ typedef struct eqp_stats_boot_config {
 /* The defaults shown in brackets above. */
 eqp_stats_boot_config eqp_stats_boot_default(void);
 
+/* Bootstrap results. Q(q) is numpy's default 'linear' percentile of the sorted resample
+ * statistics s[0..B-1]: h = (B-1) q, Q = s[floor h] + (h - floor h) (s[floor h + 1] -
+ * s[floor h]). alpha = 1 - level. BCa follows scipy 1.10:
+ *   z0 = Phi^-1(F), F = (#{s < theta_hat} + #{s <= theta_hat}) / (2B)  (ties count half);
+ *   a  = sum (jbar - j_i)^3 / (6 (sum (jbar - j_i)^2)^1.5), j_i = stat without x_i (the
+ *        jackknife), jbar their mean; a = 0 if all j_i are equal;
+ *   alpha1, alpha2 = Phi(z0 + (z0 + z_q) / (1 - a (z0 + z_q))) for z_q = Phi^-1(alpha/2)
+ *        and z_q = Phi^-1(1 - alpha/2);
+ *   CI = [Q(alpha1), Q(alpha2)].
+ * When every resample statistic lies strictly on one side of theta_hat (F = 0 or 1), z0 is
+ * -+Inf and alpha1, alpha2, bca_lo, bca_hi are NaN; the other fields stay valid. */
 typedef struct eqp_stats_boot {
-    size_t resamples;          /* B actually used (n^n in exhaustive mode) */
-    double level;
-    double theta_hat;          /* stat(x) on the original sample */
-    double se;                 /* sample sd (ddof = 1) of the B resample statistics */
-    double pct_lo, pct_hi;     /* percentile CI: Q(alpha/2), Q(1-alpha/2), alpha = 1-level;
-                                * Q = numpy 'linear' percentile of the sorted statistics:
-                                * h = (B-1) q, Q = s[floor h] + (h - floor h)(s[floor h+1] -
-                                * s[floor h]) */
-    double basic_lo, basic_hi; /* basic CI: 2 theta_hat - Q(1-alpha/2), 2 theta_hat - Q(alpha/2) */
-    double z0;                 /* BCa bias correction Phi^-1(F), F = (#{s < theta_hat} +
-                                * #{s <= theta_hat}) / (2B) (ties count half, as scipy) */
-    double accel;              /* BCa acceleration from the jackknife values j_i (stat without
-                                * x_i), jbar their mean: sum (jbar-j_i)^3 /
-                                * (6 (sum (jbar-j_i)^2)^1.5); 0 if all j_i are equal */
-    double alpha1, alpha2;     /* Phi(z0 + (z0 + z_q) / (1 - a (z0 + z_q))) for
-                                * z_q = Phi^-1(alpha/2) and Phi^-1(1 - alpha/2) */
-    double bca_lo, bca_hi;     /* Q(alpha1), Q(alpha2). When BCa is undefined (every resample
-                                * statistic strictly on one side of theta_hat, so z0 = -+Inf),
-                                * alpha1, alpha2, bca_lo and bca_hi are NaN; the other fields
-                                * stay valid */
+    size_t resamples;      /* B actually used (n^n in exhaustive mode) */
+    double level;          /* confidence level of the intervals */
+    double theta_hat;      /* stat(x) on the original sample */
+    double se;             /* sample sd (ddof = 1) of the B resample statistics */
+    double pct_lo, pct_hi; /* percentile CI: Q(alpha/2), Q(1 - alpha/2) */
+    double basic_lo;       /* basic CI: 2 theta_hat - Q(1 - alpha/2) */
+    double basic_hi;       /*           2 theta_hat - Q(alpha/2) */
+    double z0;             /* BCa bias correction */
+    double accel;          /* BCa acceleration a */
+    double alpha1, alpha2; /* BCa-adjusted percentile levels */
+    double bca_lo, bca_hi; /* BCa CI: Q(alpha1), Q(alpha2) */
 } eqp_stats_boot;
 
-/* Nonparametric bootstrap of stat (NULL: the mean, summed left to right and divided by n,
- * which is numpy's order for short rows; exhaustive mode counts exact ties with theta_hat, so
- * the order matters) on x (n >= 2). Random mode draws
- * cfg->resamples >= 2 resamples of n indices with eqp_rng_below from eqp_rng_seed(cfg->seed),
- * so the same seed gives bit-identical results. Exhaustive mode evaluates every one of the
+/* Nonparametric bootstrap of stat on x (n >= 2). stat NULL means the mean, summed left to
+ * right and divided by n: numpy's order for short rows, which matters because exhaustive mode
+ * meets exact ties with theta_hat. Random mode draws cfg->resamples >= 2 resamples of n
+ * indices with eqp_rng_below from eqp_rng_seed(cfg->seed), so the same seed gives
+ * bit-identical results. Exhaustive mode evaluates every one of the
  * n^n index tuples (in lexicographic order) once, which is the exact bootstrap distribution;
  * n^n > EQP_STATS_BOOT_EXHAUSTIVE_MAX -> EQP_EINVAL. cfg NULL means the defaults.
  * EQP_ENOMEM if the B statistics cannot be stored; EQP_ENONFINITE if stat returns NaN/Inf. */
@@ -216,18 +218,18 @@ eqp_status eqp_stats_bootstrap(eqp_stats_boot *out, const double *x, size_t n, e
  * ------------------------------------------------------------------------------------- */
 
 typedef struct eqp_stats_meta {
-    size_t k;              /* number of studies */
-    double level;          /* confidence level of the intervals */
-    double fixed;          /* sum w_i y_i / sum w_i, w_i = 1 / v_i */
-    double fixed_se;       /* 1 / sqrt(sum w_i) */
-    double fixed_lo, fixed_hi; /* fixed -+ Phi^-1((1+level)/2) fixed_se */
-    double q;              /* Cochran's Q = sum w_i (y_i - fixed)^2 */
-    double df;             /* k - 1 */
-    double i2;             /* max(0, (Q - df) / Q); 0 if Q = 0 */
-    double tau2;           /* DerSimonian-Laird: max(0, (Q - df) / (S1 - S2 / S1)),
-                            * S1 = sum w_i, S2 = sum w_i^2 */
-    double random;         /* sum w*_i y_i / sum w*_i, w*_i = 1 / (v_i + tau2) */
-    double random_se;      /* 1 / sqrt(sum w*_i) */
+    size_t k;                    /* number of studies */
+    double level;                /* confidence level of the intervals */
+    double fixed;                /* sum w_i y_i / sum w_i, w_i = 1 / v_i */
+    double fixed_se;             /* 1 / sqrt(sum w_i) */
+    double fixed_lo, fixed_hi;   /* fixed -+ Phi^-1((1+level)/2) fixed_se */
+    double q;                    /* Cochran's Q = sum w_i (y_i - fixed)^2 */
+    double df;                   /* k - 1 */
+    double i2;                   /* max(0, (Q - df) / Q); 0 if Q = 0 */
+    double tau2;                 /* DerSimonian-Laird (S1 = sum w_i, S2 = sum w_i^2):
+                                  * max(0, (Q - df) / (S1 - S2 / S1)) */
+    double random;               /* sum w*_i y_i / sum w*_i, w*_i = 1 / (v_i + tau2) */
+    double random_se;            /* 1 / sqrt(sum w*_i) */
     double random_lo, random_hi; /* random -+ Phi^-1((1+level)/2) random_se */
 } eqp_stats_meta;
 

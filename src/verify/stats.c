@@ -29,8 +29,7 @@ static eqp_status need_finite_vec(const double *x, size_t n, const char *name) {
 
 static eqp_status need_level(double level) {
     if (!(level > 0.0 && level < 1.0))
-        return eqp_fail(EQP_EINVAL, "level: expected a confidence level in (0, 1), got %g",
-                        level);
+        return eqp_fail(EQP_EINVAL, "level: expected a confidence level in (0, 1), got %g", level);
     return EQP_OK;
 }
 
@@ -82,7 +81,7 @@ static double beta_cf(double a, double b, double x) {
         if (fabs(del - 1.0) <= eps)
             return h;
     }
-    return NAN;
+    return (double)NAN;
 }
 
 /* Stirling remainder w(x) = lgamma(x) - ((x - 1/2) log x - x + log(2 pi) / 2), x >= 10
@@ -159,44 +158,62 @@ static double normal_cdf(double z) {
     return 0.5 * erfc(-z / sqrt(2.0));
 }
 
-/* Wichura, Algorithm AS 241 (PPND16), Applied Statistics 37 (1988) 477-484. p in (0, 1). */
+/* c[0] + c[1] x + ... + c[7] x^7 */
+static double poly7(const double *c, double x) {
+    double v = c[7];
+    for (int i = 6; i >= 0; i--)
+        v = v * x + c[i];
+    return v;
+}
+
+/* Wichura, Algorithm AS 241 (PPND16), Applied Statistics 37 (1988) 477-484. p in (0, 1).
+ * Coefficients in increasing powers. */
 static double normal_ppf(double p) {
-    double q = p - 0.5, r, val;
+    static const double a[8] = {3.387132872796366608,  133.14166789178437745, 1971.5909503065514427,
+                                13731.693765509461125, 45921.953931549871457, 67265.770927008700853,
+                                33430.575583588128105, 2509.0809287301226727};
+    static const double b[8] = {1.0,
+                                42.313330701600911252,
+                                687.1870074920579083,
+                                5394.1960214247511077,
+                                21213.794301586595867,
+                                39307.89580009271061,
+                                28729.085735721942674,
+                                5226.495278852545925};
+    static const double c[8] = {1.42343711074968357734,   4.6303378461565452959,
+                                5.7694972214606914055,    3.64784832476320460504,
+                                1.27045825245236838258,   0.24178072517745061177,
+                                0.0227238449892691845833, 7.7454501427834140764e-4};
+    static const double d[8] = {1.0,
+                                2.05319162663775882187,
+                                1.6763848301838038494,
+                                0.68976733498510000455,
+                                0.14810397642748007459,
+                                0.0151986665636164571966,
+                                5.475938084995344946e-4,
+                                1.05075007164441684324e-9};
+    static const double e[8] = {6.6579046435011037772,     5.4637849111641143699,
+                                1.7848265399172913358,     0.29656057182850489123,
+                                0.026532189526576123093,   0.0012426609473880784386,
+                                2.71155556874348757815e-5, 2.01033439929228813265e-7};
+    static const double f[8] = {1.0,
+                                0.59983220655588793769,
+                                0.13692988092273580531,
+                                0.0148753612908506148525,
+                                7.868691311456132591e-4,
+                                1.8463183175100546818e-5,
+                                1.4215117583164458887e-7,
+                                2.04426310338993978564e-15};
+    double q = p - 0.5;
     if (fabs(q) <= 0.425) {
-        r = 0.180625 - q * q;
-        return q *
-               (((((((2509.0809287301226727 * r + 33430.575583588128105) * r +
-                     67265.770927008700853) * r + 45921.953931549871457) * r +
-                   13731.693765509461125) * r + 1971.5909503065514427) * r +
-                 133.14166789178437745) * r + 3.387132872796366608) /
-               (((((((5226.495278852545925 * r + 28729.085735721942674) * r +
-                     39307.89580009271061) * r + 21213.794301586595867) * r +
-                   5394.1960214247511077) * r + 687.1870074920579083) * r +
-                 42.313330701600911252) * r + 1.0);
+        double r = 0.180625 - q * q;
+        return q * poly7(a, r) / poly7(b, r);
     }
-    r = q < 0.0 ? p : 1.0 - p;
-    r = sqrt(-log(r));
-    if (r <= 5.0) {
-        r -= 1.6;
-        val = (((((((7.7454501427834140764e-4 * r + 0.0227238449892691845833) * r +
-                    0.24178072517745061177) * r + 1.27045825245236838258) * r +
-                  3.64784832476320460504) * r + 5.7694972214606914055) * r +
-                4.6303378461565452959) * r + 1.42343711074968357734) /
-              (((((((1.05075007164441684324e-9 * r + 5.475938084995344946e-4) * r +
-                    0.0151986665636164571966) * r + 0.14810397642748007459) * r +
-                  0.68976733498510000455) * r + 1.6763848301838038494) * r +
-                2.05319162663775882187) * r + 1.0);
-    } else {
-        r -= 5.0;
-        val = (((((((2.01033439929228813265e-7 * r + 2.71155556874348757815e-5) * r +
-                    0.0012426609473880784386) * r + 0.026532189526576123093) * r +
-                  0.29656057182850489123) * r + 1.7848265399172913358) * r +
-                5.4637849111641143699) * r + 6.6579046435011037772) /
-              (((((((2.04426310338993978564e-15 * r + 1.4215117583164458887e-7) * r +
-                    1.8463183175100546818e-5) * r + 7.868691311456132591e-4) * r +
-                  0.0148753612908506148525) * r + 0.13692988092273580531) * r +
-                0.59983220655588793769) * r + 1.0);
-    }
+    double r = sqrt(-log(q < 0.0 ? p : 1.0 - p)), val;
+    if (r <= 5.0)
+        val = poly7(c, r - 1.6) / poly7(d, r - 1.6);
+    else
+        val = poly7(e, r - 5.0) / poly7(f, r - 5.0);
     return q < 0.0 ? -val : val;
 }
 
@@ -226,13 +243,15 @@ static eqp_status t_isf(double *out, double q, double df) {
     for (;;) { /* grow hi until P(T > hi) <= q */
         s = t_tail(hi, df);
         if (isnan(s))
-            return eqp_fail(EQP_ENOCONVERGE, "t quantile: incomplete beta did not converge "
-                                             "(df = %g, t = %g)", df, hi);
+            return eqp_fail(EQP_ENOCONVERGE,
+                            "t quantile: incomplete beta did not converge "
+                            "(df = %g, t = %g)",
+                            df, hi);
         if (s <= q)
             break;
         lo = hi;
         if (hi > DBL_MAX / 2.0) {
-            *out = INFINITY; /* the quantile lies beyond the double range */
+            *out = HUGE_VAL; /* the quantile lies beyond the double range */
             return EQP_OK;
         }
         hi *= 2.0;
@@ -242,8 +261,10 @@ static eqp_status t_isf(double *out, double q, double df) {
     for (int it = 0; it < 400; it++) {
         s = t_tail(t, df);
         if (isnan(s))
-            return eqp_fail(EQP_ENOCONVERGE, "t quantile: incomplete beta did not converge "
-                                             "(df = %g, t = %g)", df, t);
+            return eqp_fail(EQP_ENOCONVERGE,
+                            "t quantile: incomplete beta did not converge "
+                            "(df = %g, t = %g)",
+                            df, t);
         if (s == q) {
             *out = t;
             return EQP_OK;
@@ -262,8 +283,8 @@ static eqp_status t_isf(double *out, double q, double df) {
         }
         t = tn;
     }
-    return eqp_fail(EQP_ENOCONVERGE, "t quantile: no convergence in 400 steps (q = %g, df = %g)",
-                    q, df);
+    return eqp_fail(EQP_ENOCONVERGE, "t quantile: no convergence in 400 steps (q = %g, df = %g)", q,
+                    df);
 }
 
 /* ---- distributions --------------------------------------------------------------------- */
@@ -299,8 +320,10 @@ eqp_status eqp_stats_t_cdf(double *out, double t, double df) {
         return EQP_EINVAL;
     double tail = t_tail(t, df);
     if (isnan(tail))
-        return eqp_fail(EQP_ENOCONVERGE, "t cdf: incomplete beta did not converge (t = %g, "
-                                         "df = %g)", t, df);
+        return eqp_fail(EQP_ENOCONVERGE,
+                        "t cdf: incomplete beta did not converge (t = %g, "
+                        "df = %g)",
+                        t, df);
     *out = t > 0.0 ? 1.0 - tail : tail;
     return EQP_OK;
 }
@@ -310,8 +333,10 @@ eqp_status eqp_stats_t_sf(double *out, double t, double df) {
         return EQP_EINVAL;
     double tail = t_tail(t, df);
     if (isnan(tail))
-        return eqp_fail(EQP_ENOCONVERGE, "t sf: incomplete beta did not converge (t = %g, "
-                                         "df = %g)", t, df);
+        return eqp_fail(EQP_ENOCONVERGE,
+                        "t sf: incomplete beta did not converge (t = %g, "
+                        "df = %g)",
+                        t, df);
     *out = t < 0.0 ? 1.0 - tail : tail;
     return EQP_OK;
 }
@@ -357,8 +382,8 @@ static eqp_status sample_args(const void *out, const double *x, size_t n, size_t
     if (need_ptr(out, "out") || need_ptr(x, "x"))
         return EQP_EINVAL;
     if (n < min_n)
-        return eqp_fail(EQP_EINVAL, "n: expected at least %zu values for %s, got %zu", min_n,
-                        what, n);
+        return eqp_fail(EQP_EINVAL, "n: expected at least %zu values for %s, got %zu", min_n, what,
+                        n);
     return need_finite_vec(x, n, "x");
 }
 
@@ -395,13 +420,12 @@ eqp_status eqp_stats_fisher_z_inv(double *out, double z) {
 /* ---- agreement of two vectors ---------------------------------------------------------- */
 
 static eqp_status pair_args(const void *out, const double *x, const double *y, size_t n,
-                            size_t min_n, const char *xname, const char *yname,
-                            const char *what) {
+                            size_t min_n, const char *xname, const char *yname, const char *what) {
     if (need_ptr(out, "out") || need_ptr(x, xname) || need_ptr(y, yname))
         return EQP_EINVAL;
     if (n < min_n)
-        return eqp_fail(EQP_EINVAL, "n: expected at least %zu pairs for %s, got %zu", min_n,
-                        what, n);
+        return eqp_fail(EQP_EINVAL, "n: expected at least %zu pairs for %s, got %zu", min_n, what,
+                        n);
     if (need_finite_vec(x, n, xname) || need_finite_vec(y, n, yname))
         return EQP_EINVAL;
     return EQP_OK;
@@ -423,8 +447,10 @@ eqp_status eqp_stats_corr_ci(double *lo, double *hi, double r, size_t n, double 
     if (need_ptr(lo, "lo") || need_ptr(hi, "hi") || need_corr(r, "r") || need_level(level))
         return EQP_EINVAL;
     if (n < 4)
-        return eqp_fail(EQP_EINVAL, "n: expected at least 4 pairs for a Fisher-z interval, "
-                                    "got %zu", n);
+        return eqp_fail(EQP_EINVAL,
+                        "n: expected at least 4 pairs for a Fisher-z interval, "
+                        "got %zu",
+                        n);
     double z = atanh(r), h = corr_halfwidth(n, level);
     *lo = tanh(z - h);
     *hi = tanh(z + h);
@@ -433,8 +459,7 @@ eqp_status eqp_stats_corr_ci(double *lo, double *hi, double r, size_t n, double 
 
 eqp_status eqp_stats_pearson(eqp_stats_corr *out, const double *x, const double *y, size_t n,
                              double level) {
-    if (pair_args(out, x, y, n, 4, "x", "y", "a Fisher-z interval") ||
-        need_level(level))
+    if (pair_args(out, x, y, n, 4, "x", "y", "a Fisher-z interval") || need_level(level))
         return EQP_EINVAL;
     double mx = mean_of(x, n), my = mean_of(y, n), sxx = 0.0, syy = 0.0, sxy = 0.0;
     for (size_t i = 0; i < n; i++) {
@@ -454,18 +479,19 @@ eqp_status eqp_stats_pearson(eqp_stats_corr *out, const double *x, const double 
     c.df = (double)n - 2.0;
     c.level = level;
     if (fabs(r) == 1.0) {
-        c.t = copysign(INFINITY, r);
+        c.t = copysign(HUGE_VAL, r);
         c.p = 0.0;
         c.lo = c.hi = r;
     } else {
         double one_m_r2 = (1.0 - r) * (1.0 + r);
         c.t = r * sqrt(c.df / one_m_r2);
         /* df / (df + t^2) = 1 - r^2, so the p-value needs no t at all */
-        c.p = ibeta(0.5 * c.df, 0.5, one_m_r2, r * r, log1p(-r) + log1p(r),
-                    2.0 * log(fabs(r)));
+        c.p = ibeta(0.5 * c.df, 0.5, one_m_r2, r * r, log1p(-r) + log1p(r), 2.0 * log(fabs(r)));
         if (isnan(c.p))
-            return eqp_fail(EQP_ENOCONVERGE, "pearson p-value: incomplete beta did not "
-                                             "converge (r = %g, n = %zu)", r, n);
+            return eqp_fail(EQP_ENOCONVERGE,
+                            "pearson p-value: incomplete beta did not "
+                            "converge (r = %g, n = %zu)",
+                            r, n);
         double z = atanh(r), h = corr_halfwidth(n, level);
         c.lo = tanh(z - h);
         c.hi = tanh(z + h);
@@ -499,7 +525,7 @@ static double norm2_diff(const double *x, const double *y, size_t n) {
         if (a == 0.0)
             continue;
         if (isinf(a)) /* finite inputs whose difference overflows */
-            return INFINITY;
+            return HUGE_VAL;
         if (scale < a) {
             ssq = 1.0 + ssq * (scale / a) * (scale / a);
             scale = a;
@@ -545,8 +571,7 @@ eqp_status eqp_stats_rel_error(double *out, const double *est, const double *tru
     return EQP_OK;
 }
 
-eqp_status eqp_stats_linregress(eqp_stats_linreg *out, const double *x, const double *y,
-                                size_t n) {
+eqp_status eqp_stats_linregress(eqp_stats_linreg *out, const double *x, const double *y, size_t n) {
     if (pair_args(out, x, y, n, 3, "x", "y", "regression standard errors"))
         return EQP_EINVAL;
     double mx = mean_of(x, n), my = mean_of(y, n), sxx = 0.0, syy = 0.0, sxy = 0.0;
@@ -570,8 +595,8 @@ eqp_status eqp_stats_linregress(eqp_stats_linreg *out, const double *x, const do
     double s2 = sse / ((double)n - 2.0);
     g.slope_se = sqrt(s2 / sxx);
     g.intercept_se = sqrt(s2 * (1.0 / (double)n + mx * mx / sxx));
-    if (syy == 0.0) {
-        g.r2 = 1.0;
+    if (syy == 0.0) { /* R^2 = 0/0; scipy.stats.linregress reports r = 0 */
+        g.r2 = 0.0;
     } else {
         double r = corr_from_sums(sxx, syy, sxy);
         g.r2 = r * r;
@@ -601,8 +626,10 @@ eqp_status eqp_stats_ttest_1samp(eqp_stats_ttest *out, const double *x, size_t n
     r.level = level;
     double tail = t_tail(r.t, r.df); /* P(T > |t|) */
     if (isnan(tail))
-        return eqp_fail(EQP_ENOCONVERGE, "t-test: incomplete beta did not converge (t = %g, "
-                                         "df = %g)", r.t, r.df);
+        return eqp_fail(EQP_ENOCONVERGE,
+                        "t-test: incomplete beta did not converge (t = %g, "
+                        "df = %g)",
+                        r.t, r.df);
     r.p_two = fmin(1.0, 2.0 * tail);
     r.p_greater = r.t > 0.0 ? tail : 1.0 - tail;
     r.p_less = r.t < 0.0 ? tail : 1.0 - tail;
@@ -650,48 +677,28 @@ static double percentile_linear(const double *s, size_t b, double q) {
     return g >= 0.5 ? c - diff * (1.0 - g) : a + diff * g;
 }
 
-eqp_status eqp_stats_bootstrap(eqp_stats_boot *out, const double *x, size_t n, eqp_stats_fn stat,
-                               void *ctx, const eqp_stats_boot_config *cfg) {
-    eqp_stats_boot_config c = cfg ? *cfg : eqp_stats_boot_default();
-    if (sample_args(out, x, n, 2, "a bootstrap") || need_level(c.level))
-        return EQP_EINVAL;
-    if (!stat)
-        stat = stat_mean;
-    size_t b;
-    if (c.exhaustive) {
-        b = 1;
-        for (size_t i = 0; i < n; i++)
-            if (eqp_mul_size(b, n, &b) || b > EQP_STATS_BOOT_EXHAUSTIVE_MAX)
-                return eqp_fail(EQP_EINVAL, "n: exhaustive bootstrap needs n^n <= %zu resamples, "
-                                            "got n = %zu", EQP_STATS_BOOT_EXHAUSTIVE_MAX, n);
-    } else {
-        b = c.resamples;
-        if (b < 2)
-            return eqp_fail(EQP_EINVAL, "resamples: expected at least 2, got %zu", b);
-    }
-    eqp_stats_boot r;
-    memset(&r, 0, sizeof r);
-    r.resamples = b;
-    r.level = c.level;
+/* Work buffers of one bootstrap: s (B), buf (n), jk (n), idx (n, zeroed). */
+typedef struct boot_work {
+    double *s, *buf, *jk;
+    size_t *idx;
+} boot_work;
+
+static eqp_status boot_run(eqp_stats_boot *r, const double *x, size_t n, eqp_stats_fn stat,
+                           void *ctx, const eqp_stats_boot_config *c, size_t b,
+                           const boot_work *w) {
+    double *s = w->s, *buf = w->buf, *jk = w->jk;
+    size_t *idx = w->idx;
+    memset(r, 0, sizeof *r);
+    r->resamples = b;
+    r->level = c->level;
+    r->theta_hat = stat(x, n, ctx);
+    if (!isfinite(r->theta_hat))
+        return eqp_fail(EQP_ENONFINITE, "bootstrap: statistic of the original sample is %g",
+                        r->theta_hat);
     eqp_rng rng;
-    eqp_rng_seed(&rng, c.seed);
-    double *s = eqp_alloc(b, sizeof *s);
-    double *buf = eqp_alloc(n, sizeof *buf);
-    double *jk = eqp_alloc(n, sizeof *jk);
-    size_t *idx = eqp_calloc(n, sizeof *idx);
-    eqp_status st = EQP_OK;
-    if (!s || !buf || !jk || !idx) {
-        st = eqp_fail(EQP_ENOMEM, "bootstrap: cannot allocate %zu resample statistics", b);
-        goto done;
-    }
-    r.theta_hat = stat(x, n, ctx);
-    if (!isfinite(r.theta_hat)) {
-        st = eqp_fail(EQP_ENONFINITE, "bootstrap: statistic of the original sample is %g",
-                      r.theta_hat);
-        goto done;
-    }
+    eqp_rng_seed(&rng, c->seed);
     for (size_t k = 0; k < b; k++) {
-        if (c.exhaustive) {
+        if (c->exhaustive) {
             for (size_t i = 0; i < n; i++)
                 buf[i] = x[idx[i]];
             for (size_t i = n; i-- > 0;) { /* odometer: lexicographic like itertools.product */
@@ -704,10 +711,8 @@ eqp_status eqp_stats_bootstrap(eqp_stats_boot *out, const double *x, size_t n, e
                 buf[i] = x[eqp_rng_below(&rng, n)];
         }
         s[k] = stat(buf, n, ctx);
-        if (!isfinite(s[k])) {
-            st = eqp_fail(EQP_ENONFINITE, "bootstrap: statistic of resample %zu is %g", k, s[k]);
-            goto done;
-        }
+        if (!isfinite(s[k]))
+            return eqp_fail(EQP_ENONFINITE, "bootstrap: statistic of resample %zu is %g", k, s[k]);
     }
     for (size_t i = 0; i < n; i++) {
         size_t m = 0;
@@ -715,56 +720,91 @@ eqp_status eqp_stats_bootstrap(eqp_stats_boot *out, const double *x, size_t n, e
             if (j != i)
                 buf[m++] = x[j];
         jk[i] = stat(buf, n - 1, ctx);
-        if (!isfinite(jk[i])) {
-            st = eqp_fail(EQP_ENONFINITE, "bootstrap: jackknife statistic without x[%zu] is %g",
-                          i, jk[i]);
-            goto done;
-        }
+        if (!isfinite(jk[i]))
+            return eqp_fail(EQP_ENONFINITE, "bootstrap: jackknife statistic without x[%zu] is %g",
+                            i, jk[i]);
     }
 
-    r.se = sd_of(s, b, mean_of(s, b));
+    r->se = sd_of(s, b, mean_of(s, b));
     size_t below = 0, below_eq = 0;
     for (size_t k = 0; k < b; k++) {
-        below += s[k] < r.theta_hat;
-        below_eq += s[k] <= r.theta_hat;
+        below += s[k] < r->theta_hat;
+        below_eq += s[k] <= r->theta_hat;
     }
     qsort(s, b, sizeof *s, cmp_double);
 
-    double alpha = 1.0 - c.level;
-    r.pct_lo = percentile_linear(s, b, 0.5 * alpha);
-    r.pct_hi = percentile_linear(s, b, 1.0 - 0.5 * alpha);
-    r.basic_lo = 2.0 * r.theta_hat - r.pct_hi;
-    r.basic_hi = 2.0 * r.theta_hat - r.pct_lo;
+    double alpha = 1.0 - c->level;
+    r->pct_lo = percentile_linear(s, b, 0.5 * alpha);
+    r->pct_hi = percentile_linear(s, b, 1.0 - 0.5 * alpha);
+    r->basic_lo = 2.0 * r->theta_hat - r->pct_hi;
+    r->basic_hi = 2.0 * r->theta_hat - r->pct_lo;
 
+    /* the (n-1) factor of scipy's jackknife influence values cancels in the ratio */
     double jbar = mean_of(jk, n), num = 0.0, den = 0.0;
     for (size_t i = 0; i < n; i++) {
         double d = jbar - jk[i];
         num += d * d * d;
         den += d * d;
     }
-    r.accel = den > 0.0 ? num / (6.0 * pow(den, 1.5)) : 0.0;
+    r->accel = den > 0.0 ? num / (6.0 * pow(den, 1.5)) : 0.0;
+    /* ties with theta_hat count half (scipy 1.10, percentileofscore kind='mean') */
     double f = (double)(below + below_eq) / (2.0 * (double)b);
     if (f > 0.0 && f < 1.0) {
-        r.z0 = normal_ppf(f);
+        r->z0 = normal_ppf(f);
         double za = normal_ppf(0.5 * alpha), zb = normal_ppf(1.0 - 0.5 * alpha);
-        r.alpha1 = normal_cdf(r.z0 + (r.z0 + za) / (1.0 - r.accel * (r.z0 + za)));
-        r.alpha2 = normal_cdf(r.z0 + (r.z0 + zb) / (1.0 - r.accel * (r.z0 + zb)));
+        r->alpha1 = normal_cdf(r->z0 + (r->z0 + za) / (1.0 - r->accel * (r->z0 + za)));
+        r->alpha2 = normal_cdf(r->z0 + (r->z0 + zb) / (1.0 - r->accel * (r->z0 + zb)));
     } else {
-        r.z0 = f > 0.0 ? INFINITY : -INFINITY;
-        r.alpha1 = r.alpha2 = NAN;
+        r->z0 = f > 0.0 ? HUGE_VAL : -HUGE_VAL;
+        r->alpha1 = r->alpha2 = (double)NAN;
     }
-    if (isnan(r.alpha1) || isnan(r.alpha2)) {
-        r.alpha1 = r.alpha2 = r.bca_lo = r.bca_hi = NAN;
+    if (isnan(r->alpha1) || isnan(r->alpha2)) {
+        r->alpha1 = r->alpha2 = r->bca_lo = r->bca_hi = (double)NAN;
     } else {
-        r.bca_lo = percentile_linear(s, b, r.alpha1);
-        r.bca_hi = percentile_linear(s, b, r.alpha2);
+        r->bca_lo = percentile_linear(s, b, r->alpha1);
+        r->bca_hi = percentile_linear(s, b, r->alpha2);
     }
-    *out = r;
-done:
-    eqp_dealloc(s);
-    eqp_dealloc(buf);
-    eqp_dealloc(jk);
-    eqp_dealloc(idx);
+    return EQP_OK;
+}
+
+eqp_status eqp_stats_bootstrap(eqp_stats_boot *out, const double *x, size_t n, eqp_stats_fn stat,
+                               void *ctx, const eqp_stats_boot_config *cfg) {
+    eqp_stats_boot_config c = cfg ? *cfg : eqp_stats_boot_default();
+    if (sample_args(out, x, n, 2, "a bootstrap") || need_level(c.level))
+        return EQP_EINVAL;
+    if (!stat)
+        stat = stat_mean;
+    size_t b;
+    if (c.exhaustive) {
+        b = 1;
+        for (size_t i = 0; i < n; i++)
+            if (eqp_mul_size(b, n, &b) || b > EQP_STATS_BOOT_EXHAUSTIVE_MAX)
+                return eqp_fail(EQP_EINVAL,
+                                "n: exhaustive bootstrap needs n^n <= %zu resamples, "
+                                "got n = %zu",
+                                EQP_STATS_BOOT_EXHAUSTIVE_MAX, n);
+    } else {
+        b = c.resamples;
+        if (b < 2)
+            return eqp_fail(EQP_EINVAL, "resamples: expected at least 2, got %zu", b);
+    }
+    boot_work w;
+    w.s = eqp_alloc(b, sizeof *w.s);
+    w.buf = eqp_alloc(n, sizeof *w.buf);
+    w.jk = eqp_alloc(n, sizeof *w.jk);
+    w.idx = eqp_calloc(n, sizeof *w.idx);
+    eqp_status st;
+    eqp_stats_boot r;
+    if (!w.s || !w.buf || !w.jk || !w.idx)
+        st = eqp_fail(EQP_ENOMEM, "bootstrap: cannot allocate %zu resample statistics", b);
+    else
+        st = boot_run(&r, x, n, stat, ctx, &c, b, &w);
+    eqp_dealloc(w.s);
+    eqp_dealloc(w.buf);
+    eqp_dealloc(w.jk);
+    eqp_dealloc(w.idx);
+    if (st == EQP_OK)
+        *out = r;
     return st;
 }
 
@@ -772,8 +812,7 @@ done:
 
 eqp_status eqp_stats_meta_iv(eqp_stats_meta *out, const double *y, const double *v, size_t k,
                              double level) {
-    if (pair_args(out, y, v, k, 2, "y", "v", "a meta-analysis") ||
-        need_level(level))
+    if (pair_args(out, y, v, k, 2, "y", "v", "a meta-analysis") || need_level(level))
         return EQP_EINVAL;
     for (size_t i = 0; i < k; i++)
         if (!(v[i] > 0.0))
@@ -820,12 +859,14 @@ eqp_status eqp_stats_meta_corr(eqp_stats_meta *z_out, eqp_stats_meta_r *r_out, c
     if (need_ptr(r, "r") || need_ptr(n, "n"))
         return EQP_EINVAL;
     if (k < 2)
-        return eqp_fail(EQP_EINVAL, "k: expected at least 2 correlations for a meta-analysis, "
-                                    "got %zu", k);
+        return eqp_fail(EQP_EINVAL,
+                        "k: expected at least 2 correlations for a meta-analysis, "
+                        "got %zu",
+                        k);
     for (size_t i = 0; i < k; i++) {
         if (!(r[i] > -1.0 && r[i] < 1.0))
-            return eqp_fail(EQP_EINVAL, "r[%zu]: expected a correlation in (-1, 1), got %.17g",
-                            i, r[i]);
+            return eqp_fail(EQP_EINVAL, "r[%zu]: expected a correlation in (-1, 1), got %.17g", i,
+                            r[i]);
         if (n[i] < 4)
             return eqp_fail(EQP_EINVAL, "n[%zu]: expected at least 4 pairs, got %zu", i, n[i]);
     }
