@@ -183,7 +183,7 @@ bad:
 }
 
 eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value) {
-    long x;
+    long x = 0;
     eqp_status st;
     if (!key || !value)
         return eqp_fail(EQP_EINVAL, "config: key and value must be given");

@@ -116,7 +116,7 @@ static eqp_status idx_read(idx_file *f, void *buf, size_t len, size_t *got) {
  * the gzip trailer's CRC and length). */
 static eqp_status idx_count_rest(idx_file *f, size_t *extra) {
     unsigned char scratch[1 << 14];
-    size_t got, total = 0;
+    size_t got = 0, total = 0;
     do {
         eqp_status st = idx_read(f, scratch, sizeof scratch, &got);
         if (st != EQP_OK)
@@ -184,7 +184,7 @@ static eqp_status idx_read_body(idx_file *f, size_t hlen, size_t want, const cha
         return eqp_fail(EQP_ENOMEM, "%s: cannot allocate %zu bytes", f->path, cap);
     size_t have = 0;
     for (;;) {
-        size_t got;
+        size_t got = 0;
         eqp_status st = idx_read(f, buf + have, cap - have, &got);
         if (st != EQP_OK) {
             free(buf);
@@ -276,7 +276,7 @@ eqp_status eqp_idx_read_labels(const char *path, unsigned n_classes, uint8_t **l
     eqp_status st = idx_open(&f, path);
     if (st != EQP_OK)
         return st;
-    uint32_t count;
+    uint32_t count = 0;
     st = idx_read_header(&f, IDX_MAGIC_LABELS, 1, &count);
     if (st != EQP_OK)
         goto done;

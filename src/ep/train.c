@@ -61,7 +61,8 @@ eqp_status eqp_trainer_create(eqp_model *m, const eqp_config *c, const eqp_datas
     t->xb = eqp_alloc(B, m->n_in * sizeof(float));
     t->sf = eqp_alloc(B, N * sizeof(float));
     t->sn = eqp_alloc(B, N * sizeof(float));
-    if (!t->ws || !t->err_t || !t->cost_t || !t->bad_t || !t->perm || !t->signs || !t->xb ||
+    t->good = eqp_alloc(m->n_params, sizeof(float));
+    if (!t->good || !t->ws || !t->err_t || !t->cost_t || !t->bad_t || !t->perm || !t->signs || !t->xb ||
         !t->sf || !t->sn)
         goto fail;
     if (c->persistent) {
@@ -102,6 +103,7 @@ void eqp_trainer_free(eqp_trainer *t) {
     eqp_dealloc(t->xb);
     eqp_dealloc(t->sf);
     eqp_dealloc(t->sn);
+    eqp_dealloc(t->good);
     eqp_dealloc(t->particles);
     free(t);
 }
@@ -221,6 +223,11 @@ eqp_status eqp_trainer_run_epoch(eqp_trainer *t, eqp_epoch_stats *st) {
     eqp_barrier_init(&t->bar, (unsigned)t->nthreads);
     t->stop = 0;
     t->bad_batch = 0;
+    /* States are checked every mini-batch; the parameters once per epoch (a full scan per
+     * mini-batch would cost ~10% of an epoch): if they went NaN/Inf, the epoch's start is
+     * restored. */
+    memcpy(t->good, t->m->params, t->m->n_params * sizeof(float));
+    const size_t start_pos = t->batch_pos;
     double t0 = now_seconds();
     eqp_status s = eqp_parallel_run(t->nthreads, epoch_thread, t);
     t->seconds += now_seconds() - t0;
@@ -231,6 +238,15 @@ eqp_status eqp_trainer_run_epoch(eqp_trainer *t, eqp_epoch_stats *st) {
                         "epoch %d, mini-batch %d: a state became NaN or Inf; that update was not "
                         "applied (try a smaller eps or learning rate)",
                         t->epoch + 1, t->bad_batch);
+    if (!eqp_all_finite(t->m->params, t->m->n_params)) {
+        memcpy(t->m->params, t->good, t->m->n_params * sizeof(float));
+        size_t end_pos = t->batch_pos;
+        t->batch_pos = start_pos;
+        return eqp_fail(EQP_ENONFINITE,
+                        "epoch %d: the parameters became NaN or Inf by mini-batch %zu; restored "
+                        "those at mini-batch %zu (try a smaller learning rate)",
+                        t->epoch + 1, end_pos, start_pos);
+    }
     if (t->batch_pos < t->n_batches)
         return eqp_fail(EQP_EINTERRUPTED, "epoch %d stopped after mini-batch %zu of %zu",
                         t->epoch + 1, t->batch_pos, t->n_batches);

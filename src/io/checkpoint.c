@@ -182,7 +182,7 @@ static eqp_status open_checked(const char *path, reader *r, uint32_t *flags) {
     get(r, magic, 8, "magic");
     if (memcmp(magic, MAGIC, 8) != 0)
         return eqp_fail(EQP_EFORMAT, "%s: wrong magic: not an eqprop model file", path);
-    uint32_t version;
+    uint32_t version = 0;
     get(r, &version, 4, "version");
     if (version != VERSION)
         return eqp_fail(EQP_EFORMAT, "%s: version %u, expected %u", path, version, VERSION);
