@@ -1,6 +1,11 @@
+#include <limits.h>
+#include <stdint.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "parallel.h"
@@ -14,24 +19,38 @@ void eqp_blas_single_thread(void) {
 void eqp_barrier_init(eqp_barrier *b, unsigned n) {
     atomic_init(&b->waiting, 0);
     atomic_init(&b->generation, 0);
+    atomic_init(&b->sleepers, 0);
     b->n = n;
+}
+
+static void futex_wait(atomic_uint *addr, unsigned expected) {
+    syscall(SYS_futex, (unsigned *)(uintptr_t)addr, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+}
+
+static void futex_wake_all(atomic_uint *addr) {
+    syscall(SYS_futex, (unsigned *)(uintptr_t)addr, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
 void eqp_barrier_wait(eqp_barrier *b) {
     if (b->n <= 1)
         return;
-    unsigned gen = atomic_load_explicit(&b->generation, memory_order_acquire);
-    if (atomic_fetch_add_explicit(&b->waiting, 1, memory_order_acq_rel) + 1 == b->n) {
-        atomic_store_explicit(&b->waiting, 0, memory_order_relaxed);
-        atomic_fetch_add_explicit(&b->generation, 1, memory_order_acq_rel);
+    unsigned gen = atomic_load(&b->generation);
+    if (atomic_fetch_add(&b->waiting, 1) + 1 == b->n) {
+        atomic_store(&b->waiting, 0);
+        atomic_fetch_add(&b->generation, 1);
+        if (atomic_load(&b->sleepers) > 0)
+            futex_wake_all(&b->generation);
         return;
     }
-    unsigned spins = 0;
-    while (atomic_load_explicit(&b->generation, memory_order_acquire) == gen) {
-        /* spin briefly (the other share is usually just finishing), then give the core up */
-        if (++spins > 2000)
-            sched_yield();
-    }
+    for (int spin = 0; spin < 20000; spin++)
+        if (atomic_load_explicit(&b->generation, memory_order_acquire) != gen)
+            return;
+    /* seq_cst pairs with the releaser: either it sees our sleeper count and wakes us, or
+     * we see its new generation (futex_wait returns at once when the value moved on) */
+    atomic_fetch_add(&b->sleepers, 1);
+    while (atomic_load(&b->generation) == gen)
+        futex_wait(&b->generation, gen);
+    atomic_fetch_sub(&b->sleepers, 1);
 }
 
 typedef struct {

@@ -8,9 +8,12 @@
 
 #include "eqprop/status.h"
 
+/* Spins briefly (the other shares usually arrive within microseconds), then sleeps on a
+ * futex, so an oversubscribed machine does not burn the core a late thread needs. */
 typedef struct eqp_barrier {
     atomic_uint waiting;
     atomic_uint generation;
+    atomic_uint sleepers;
     unsigned n;
 } eqp_barrier;
 

@@ -1,0 +1,14 @@
+/* eqprop — umbrella header: everything in the public API. */
+#ifndef EQPROP_EQPROP_H
+#define EQPROP_EQPROP_H
+
+#include "eqprop/checkpoint.h"
+#include "eqprop/config.h"
+#include "eqprop/data.h"
+#include "eqprop/ep.h"
+#include "eqprop/model.h"
+#include "eqprop/rng.h"
+#include "eqprop/stats.h"
+#include "eqprop/status.h"
+
+#endif
