@@ -147,17 +147,24 @@ int cmd_train(int argc, char **argv) {
     }
     if (resume) {
         int has_state = 0;
-        if (eqp_checkpoint_load(resume, &m, &has_state)) {
+        eqp_model *stored = NULL;
+        if (eqp_checkpoint_load(resume, &stored, &has_state)) {
             cli_error("train", NULL);
             goto out;
         }
-        eqp_config saved = *eqp_model_config(m);
+        eqp_config saved = *eqp_model_config(stored);
+        eqp_model_free(stored);
         if (epochs_set)
             saved.epochs = cfg.epochs;
         if (threads_set)
             saved.threads = cfg.threads;
         cfg = saved;
-        if (eqp_trainer_create(m, &cfg, train, &t) || eqp_checkpoint_restore(resume, t)) {
+        /* A model made from the run's config (with the new --epochs/--threads), so that
+         * --save records what this run did; the restore puts the stored parameters in it. */
+        eqp_rng rng;
+        eqp_rng_seed(&rng, cfg.seed);
+        if (eqp_model_create(&cfg, &rng, &m) || eqp_trainer_create(m, &cfg, train, &t) ||
+            eqp_checkpoint_restore(resume, t)) {
             cli_error("train", NULL);
             goto out;
         }

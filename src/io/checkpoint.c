@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -126,6 +127,12 @@ static eqp_status read_file(const char *path, reader *r) {
     FILE *f = fopen(path, "rb");
     if (!f)
         return eqp_fail(EQP_EIO, "%s: cannot open: %s", path, strerror(errno));
+    /* fopen succeeds on a directory, whose "size" may be LONG_MAX */
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return eqp_fail(EQP_EIO, "%s: not a regular file", path);
+    }
     if (fseek(f, 0, SEEK_END) != 0) {
         fclose(f);
         return eqp_fail(EQP_EIO, "%s: cannot seek (not a regular file?)", path);
@@ -243,9 +250,11 @@ static eqp_status read_model(reader *r, eqp_model **out) {
         return st;
     }
     if (np != m->n_params) {
+        /* the message reads m: free it after */
+        st = eqp_fail(EQP_EFORMAT, "%s: n_params is %llu, the config's model has %zu", r->path,
+                      (unsigned long long)np, m->n_params);
         eqp_model_free(m);
-        return eqp_fail(EQP_EFORMAT, "%s: n_params is %llu, the config's model has %zu", r->path,
-                        (unsigned long long)np, m->n_params);
+        return st;
     }
     if ((st = get(r, m->params, m->n_params * sizeof(float), "params"))) {
         eqp_model_free(m);
@@ -256,9 +265,10 @@ static eqp_status read_model(reader *r, eqp_model **out) {
         for (size_t i = 0; i < b->size; i++)
             if (!isfinite(m->params[b->offset + i])) {
                 double v = (double)m->params[b->offset + i];
-                eqp_model_free(m);
-                return eqp_fail(EQP_ENONFINITE, "%s: parameter %s[%zu] is %s", r->path, b->name,
-                                i, isnan(v) ? "NaN" : "Inf");
+                st = eqp_fail(EQP_ENONFINITE, "%s: parameter %s[%zu] is %s", r->path, b->name, i,
+                              isnan(v) ? "NaN" : "Inf");
+                eqp_model_free(m); /* after the message: b->name lives in m */
+                return st;
             }
     }
     *out = m;
@@ -335,13 +345,21 @@ eqp_status eqp_checkpoint_restore(const char *path, eqp_trainer *t) {
                             r.len - r.pos - want);
         goto done;
     }
+    /* check before copying: a failed restore leaves the trainer as it was */
     if (hp) {
-        if ((st = get(&r, t->particles, want, "particles")))
-            goto done;
-        if (!eqp_all_finite(t->particles, n * width)) {
-            st = eqp_fail(EQP_ENONFINITE, "%s: the persistent particles hold NaN or Inf", path);
-            goto done;
+        for (size_t i = 0; i < n * width; i++) {
+            float v;
+            memcpy(&v, r.buf + r.pos + i * sizeof(float), sizeof v);
+            if (!isfinite(v)) {
+                st = eqp_fail(EQP_ENONFINITE,
+                              "%s: persistent particles: example %zu, unit %zu is %s", path,
+                              (size_t)(i / width), (size_t)(i % width),
+                              isnan(v) ? "NaN" : "Inf");
+                goto done;
+            }
         }
+        memcpy(t->particles, r.buf + r.pos, want);
+        r.pos += want;
     }
     memcpy(t->m->params, m->params, m->n_params * sizeof(float));
     t->epoch = (int)epoch;
