@@ -44,5 +44,6 @@ void cli_error(const char *cmd, const char *what);
 
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_gradcheck(int argc, char **argv);
 
 #endif

@@ -8,7 +8,9 @@ static void usage(FILE *f) {
     fprintf(f, "usage: eqprop <command> [options]\n\n"
                "commands:\n"
                "  train    train an energy-based network with Equilibrium Propagation\n"
-               "  eval     classification error of a saved model on a dataset\n\n"
+               "  eval     classification error of a saved model on a dataset\n"
+               "  gradcheck  does a learning signal follow the gradient? (finite differences,\n"
+               "           BPTT, statistics across seeds)\n\n"
                "'eqprop <command> --help' lists each command's options.\n");
 }
 
@@ -26,6 +28,8 @@ int main(int argc, char **argv) {
         return cmd_train(argc - 1, argv + 1);
     if (strcmp(c, "eval") == 0)
         return cmd_eval(argc - 1, argv + 1);
+    if (strcmp(c, "gradcheck") == 0)
+        return cmd_gradcheck(argc - 1, argv + 1);
     fprintf(stderr, "eqprop: unknown command '%s'\n", c);
     usage(stderr);
     return EXIT_USAGE;

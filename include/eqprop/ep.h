@@ -32,10 +32,15 @@ void eqp_workspace_free(eqp_workspace *w);
 /* The state rows (Bmax, n_state), owned by the workspace: set them before eqp_relax. */
 float *eqp_workspace_state(eqp_workspace *w);
 
-/* Clamp the input x (B, n_in) and set the targets from labels (one-hot; labels may be NULL
- * when only the free phase is run). x must stay valid until the next eqp_clamp. */
+/* Clamp the input x (B, n_in) and set the targets from labels (one-hot). With labels NULL
+ * the targets are left as they were (eqp_set_target). x must stay valid until the next
+ * eqp_clamp. */
 eqp_status eqp_clamp(const eqp_model *m, eqp_workspace *w, const float *x, const uint8_t *labels,
                      size_t B);
+
+/* Replace the targets of the clamped rows by arbitrary values (B, n_out), for regression
+ * costs; C = 1/2 ||y - target||^2 either way. */
+eqp_status eqp_set_target(const eqp_model *m, eqp_workspace *w, const float *target, size_t B);
 
 /* Relax the B clamped rows: up to `steps` iterations of
  *     s <- project(s - eps (dE/ds + beta dC/ds)).
@@ -64,6 +69,7 @@ typedef struct eqp_ep_opts {
 } eqp_ep_opts;
 
 /* EP's estimate of dL/dtheta on one batch, averaged over its B rows, into grad (n_params).
+ * labels NULL: use the targets set with eqp_set_target after an eqp_clamp of the same x.
  * The free phase starts from the state rows in the workspace (the caller sets them); after
  * the call they hold the free fixed point. rng is used only by EQP_NUDGE_RANDOM. */
 eqp_status eqp_ep_estimate(const eqp_model *m, eqp_workspace *w, const float *x,

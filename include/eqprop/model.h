@@ -27,6 +27,8 @@ eqp_status eqp_model_create(const eqp_config *c, eqp_rng *rng, eqp_model **out);
 void eqp_model_free(eqp_model *m);
 
 const char *eqp_model_name(const eqp_model *m);
+/* 1 if `name` is an energy model this library has ("layered", "pc"). */
+int eqp_model_known(const char *name);
 /* The config the model was created (or loaded) with. */
 const eqp_config *eqp_model_config(const eqp_model *m);
 size_t eqp_model_n_in(const eqp_model *m);      /* input width */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "eqprop/config.h"
+#include "eqprop/model.h"
 #include "internal.h"
 
 const char *const eqp_config_keys[] = {
@@ -188,8 +189,8 @@ eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value) {
     if (!key || !value)
         return eqp_fail(EQP_EINVAL, "config: key and value must be given");
     if (strcmp(key, "model") == 0) {
-        if (strcmp(value, "layered") != 0)
-            return eqp_fail(EQP_EINVAL, "--model: expected layered, got '%s'", value);
+        if (!eqp_model_known(value))
+            return eqp_fail(EQP_EINVAL, "--model: expected layered or pc, got '%s'", value);
         snprintf(c->model, sizeof c->model, "%s", value);
         return EQP_OK;
     }
@@ -260,8 +261,8 @@ eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value) {
 }
 
 eqp_status eqp_config_check(const eqp_config *c) {
-    if (strcmp(c->model, "layered") != 0)
-        return eqp_fail(EQP_EINVAL, "model: expected layered, got '%s'", c->model);
+    if (!eqp_model_known(c->model))
+        return eqp_fail(EQP_EINVAL, "model: expected layered or pc, got '%s'", c->model);
     if (c->n_layers < 2 || c->n_layers > EQP_MAX_LAYERS)
         return eqp_fail(EQP_EINVAL, "sizes: expected 2 to %d layers, got %d", EQP_MAX_LAYERS,
                         c->n_layers);

@@ -34,6 +34,17 @@ typedef struct eqp_energy_ops {
     double (*energy)(const eqp_model *m, const float *x, const float *s, size_t B);
     /* Keep s in the model's domain (the layered network: clip to [0, 1]). */
     void (*project)(const eqp_model *m, float *s, size_t B);
+
+    /* ---- second-order slots: exact backprop through the relaxation (src/verify) ---- */
+    /* out <- (d^2 E / ds^2)(s) v, the Jacobian of grad_state applied to v (B rows). */
+    void (*hvp_state)(const eqp_model *m, const float *s, const float *v, float *out,
+                      float *work, size_t B);
+    /* acc_k += scale[group(k)] * sum over the batch of (d^2 E / dtheta_k ds)(s) v: how
+     * dE/ds moves with theta_k, contracted with v (includes the clamp context's theta). */
+    void (*accum_mixed)(const eqp_model *m, const float *x, const float *s, const float *v,
+                        const float *scale, float *acc, float *work, size_t B);
+    /* a <- a * P'(z) elementwise: the derivative of project at the unprojected point z. */
+    void (*project_vjp)(const eqp_model *m, const float *z, float *a, size_t B);
     /* Set up model-specific sizes and the parameter blocks; called by eqp_model_create. */
     eqp_status (*init)(eqp_model *m, eqp_rng *rng);
 } eqp_energy_ops;
@@ -58,6 +69,10 @@ struct eqp_model {
 };
 
 extern const eqp_energy_ops eqp_layered_ops;
+extern const eqp_energy_ops eqp_pc_ops;
+
+/* The table of every energy model, NULL-terminated. */
+extern const eqp_energy_ops *const eqp_energy_models[];
 
 /* Used by init: append a parameter block (sizes only; params are allocated afterwards). */
 eqp_status eqp_model_add_block(eqp_model *m, const char *name, size_t size, int group);

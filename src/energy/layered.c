@@ -165,6 +165,77 @@ static void layered_project(const eqp_model *m, float *s, size_t B) {
         s[i] = rho(s[i]);
 }
 
+/* (H v)_l = v_l - rho'(s_l) ((rho'(s_{l-1}) v_{l-1}) W_l + (rho'(s_{l+1}) v_{l+1}) W_{l+1}^T):
+ * the Jacobian of dE/ds (rho'' = 0 almost everywhere; the clamped input has no v). */
+static void layered_hvp_state(const eqp_model *m, const float *s, const float *v, float *out,
+                              float *work, size_t B) {
+    const size_t N = m->n_state;
+    const int L = NL(m);
+    float *u = work;
+    for (size_t i = 0; i < B * N; i++)
+        u[i] = rho_prime(s[i]) * v[i];
+    memset(out, 0, B * N * sizeof(float));
+    for (int l = 1; l <= L; l++) {
+        const size_t nl = SZ(m, l), off = m->layer_off[l];
+        float *ol = out + off;
+        if (l > 1)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)nl,
+                        (int)SZ(m, l - 1), 1.0f, u + m->layer_off[l - 1], (int)N, WPTR(m, l),
+                        (int)nl, 1.0f, ol, (int)N);
+        if (l < L) {
+            const size_t nn = SZ(m, l + 1);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)nl, (int)nn, 1.0f,
+                        u + m->layer_off[l + 1], (int)N, WPTR(m, l + 1), (int)nn, 1.0f, ol,
+                        (int)N);
+        }
+        for (size_t b = 0; b < B; b++)
+            for (size_t i = 0; i < nl; i++) {
+                const size_t k = b * N + off + i;
+                out[k] = v[k] - rho_prime(s[k]) * out[k];
+            }
+    }
+}
+
+/* The derivative of dE/dtheta along v:
+ *   dW_l: -(rho'(s_{l-1}) v_{l-1})^T rho(s_l) - rho(s_{l-1})^T (rho'(s_l) v_l)   (s_0 = x fixed)
+ *   db_l: -sum_b rho'(s_l) v_l */
+static void layered_accum_mixed(const eqp_model *m, const float *x, const float *s,
+                                const float *v, const float *scale, float *acc, float *work,
+                                size_t B) {
+    const size_t N = m->n_state;
+    const int L = NL(m);
+    float *r = work, *u = work + B * N;
+    rho_rows(s, r, B * N);
+    for (size_t i = 0; i < B * N; i++)
+        u[i] = rho_prime(s[i]) * v[i];
+    for (int l = 1; l <= L; l++) {
+        const size_t nl = SZ(m, l), np = SZ(m, l - 1), off = m->layer_off[l];
+        const float sc = scale[l - 1];
+        float *aW = acc + m->blocks[2 * (l - 1)].offset;
+        float *ab = acc + m->blocks[2 * (l - 1) + 1].offset;
+        for (size_t c = 0; c < nl; c++) {
+            double d = 0.0;
+            for (size_t b = 0; b < B; b++)
+                d += (double)u[b * N + off + c];
+            ab[c] -= sc * (float)d;
+        }
+        const float *pre = l == 1 ? x : r + m->layer_off[l - 1];
+        const int ldp = l == 1 ? (int)np : (int)N;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)np, (int)nl, (int)B, -sc, pre,
+                    ldp, u + off, (int)N, 1.0f, aW, (int)nl);
+        if (l > 1)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)np, (int)nl, (int)B, -sc,
+                        u + m->layer_off[l - 1], (int)N, r + off, (int)N, 1.0f, aW, (int)nl);
+    }
+}
+
+/* clip'(z) = 1 on [0, 1] (the same convention as rho'), 0 outside */
+static void layered_project_vjp(const eqp_model *m, const float *z, float *a, size_t B) {
+    const size_t n = B * m->n_state;
+    for (size_t i = 0; i < n; i++)
+        a[i] *= rho_prime(z[i]);
+}
+
 static eqp_status layered_init(eqp_model *m, eqp_rng *rng) {
     const int L = NL(m);
     if (L < 1)
@@ -213,4 +284,7 @@ const eqp_energy_ops eqp_layered_ops = {
     .energy = layered_energy,
     .project = layered_project,
     .init = layered_init,
+    .hvp_state = layered_hvp_state,
+    .accum_mixed = layered_accum_mixed,
+    .project_vjp = layered_project_vjp,
 };

@@ -5,7 +5,14 @@
 #include "energy.h"
 #include "internal.h"
 
-static const eqp_energy_ops *const registry[] = {&eqp_layered_ops, NULL};
+const eqp_energy_ops *const eqp_energy_models[] = {&eqp_layered_ops, &eqp_pc_ops, NULL};
+
+int eqp_model_known(const char *name) {
+    for (int i = 0; eqp_energy_models[i]; i++)
+        if (strcmp(eqp_energy_models[i]->name, name) == 0)
+            return 1;
+    return 0;
+}
 
 eqp_status eqp_model_add_block(eqp_model *m, const char *name, size_t size, int group) {
     if (m->n_blocks == EQP_MAX_BLOCKS)
@@ -26,9 +33,9 @@ eqp_status eqp_model_create(const eqp_config *c, eqp_rng *rng, eqp_model **out) 
     if (st)
         return st;
     const eqp_energy_ops *ops = NULL;
-    for (int i = 0; registry[i]; i++)
-        if (strcmp(registry[i]->name, c->model) == 0)
-            ops = registry[i];
+    for (int i = 0; eqp_energy_models[i]; i++)
+        if (strcmp(eqp_energy_models[i]->name, c->model) == 0)
+            ops = eqp_energy_models[i];
     if (!ops)
         return eqp_fail(EQP_EINVAL, "model: unknown energy model '%s'", c->model);
     eqp_model *m = calloc(1, sizeof *m);

@@ -55,8 +55,8 @@ eqp_status eqp_clamp(const eqp_model *m, eqp_workspace *w, const float *x, const
         return eqp_fail(EQP_ESHAPE, "clamp: batch of %zu rows, workspace holds %zu", B, w->Bmax);
     w->x = x;
     m->ops->clamp(m, x, w->ctx, B);
-    w->has_target = labels != NULL;
     if (labels) {
+        w->has_target = 1;
         memset(w->target, 0, B * w->n_out * sizeof(float));
         for (size_t b = 0; b < B; b++) {
             if (labels[b] >= w->n_out)
@@ -65,6 +65,16 @@ eqp_status eqp_clamp(const eqp_model *m, eqp_workspace *w, const float *x, const
             w->target[b * w->n_out + labels[b]] = 1.0f;
         }
     }
+    return EQP_OK;
+}
+
+eqp_status eqp_set_target(const eqp_model *m, eqp_workspace *w, const float *target, size_t B) {
+    if (B > w->Bmax)
+        return eqp_fail(EQP_ESHAPE, "target: batch of %zu rows, workspace holds %zu", B, w->Bmax);
+    if (!eqp_all_finite(target, B * m->n_out))
+        return eqp_fail(EQP_EINVAL, "target: NaN or Inf in the targets");
+    memcpy(w->target, target, B * m->n_out * sizeof(float));
+    w->has_target = 1;
     return EQP_OK;
 }
 
@@ -168,6 +178,8 @@ eqp_status eqp_ep_estimate(const eqp_model *m, eqp_workspace *w, const float *x,
     eqp_status st = eqp_clamp(m, w, x, labels, B);
     if (st)
         return st;
+    if (!w->has_target)
+        return eqp_fail(EQP_EINVAL, "ep: no targets (give labels, or call eqp_set_target)");
     const size_t n = B * w->N;
     eqp_relax(m, w, B, 0.0f, o->free_steps, o->eps, o->tol, NULL, NULL);
     memcpy(w->s_free, w->s, n * sizeof(float));
