@@ -27,7 +27,7 @@ void eqp_config_default(eqp_config *c) {
     memset(c, 0, sizeof *c);
     snprintf(c->model, sizeof c->model, "layered");
     static const size_t sizes[] = {784, 500, 10};
-    static const float lr[] = {0.1f, 0.05f};
+    static const float lr[] = {0.2f, 0.1f};
     set_layers(c, 3, sizes, lr);
     c->free_steps = 20;
     c->nudge_steps = 4;
@@ -36,7 +36,7 @@ void eqp_config_default(eqp_config *c) {
     c->random_sign = 1;
     c->persistent = 1;
     c->batch = 20;
-    c->shuffle = 0;
+    c->shuffle = 1;
     c->eval_steps = 100;
     c->epochs = 25;
     c->threads = 2;
@@ -54,8 +54,9 @@ eqp_status eqp_config_preset(eqp_config *c, const char *name) {
     }
     if (strcmp(name, "ep-2h") == 0) {
         static const size_t sizes[] = {784, 500, 500, 10};
-        static const float lr[] = {0.4f, 0.1f, 0.01f};
+        static const float lr[] = {0.8f, 0.2f, 0.02f};
         set_layers(&d, 4, sizes, lr);
+        d.beta = 2.0f;
         d.free_steps = 100;
         d.nudge_steps = 6;
         d.epochs = 60;
@@ -65,8 +66,9 @@ eqp_status eqp_config_preset(eqp_config *c, const char *name) {
     }
     if (strcmp(name, "ep-3h") == 0) {
         static const size_t sizes[] = {784, 500, 500, 500, 10};
-        static const float lr[] = {0.128f, 0.032f, 0.008f, 0.002f};
+        static const float lr[] = {0.256f, 0.064f, 0.016f, 0.004f};
         set_layers(&d, 5, sizes, lr);
+        d.beta = 2.0f;
         d.free_steps = 500;
         d.nudge_steps = 8;
         d.epochs = 150;
