@@ -131,7 +131,7 @@ static eqp_status idx_count_rest(idx_file *f, size_t *extra) {
 static eqp_status idx_read_header(idx_file *f, uint32_t magic_want, unsigned rank,
                                   uint32_t *dims) {
     unsigned char h[16];
-    size_t hlen = 4 + 4 * (size_t)rank, got;
+    size_t hlen = 4 + 4 * (size_t)rank, got = 0;
     eqp_status st = idx_read(f, h, hlen, &got);
     if (st != EQP_OK)
         return st;
