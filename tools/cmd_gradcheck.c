@@ -109,6 +109,22 @@ static void random_dirs(eqp_rng *rng, float *dirs, size_t nd, size_t np) {
     }
 }
 
+/* B examples drawn from the dataset, or uniform random inputs and labels without one */
+static void draw_batch(problem *p, const eqp_dataset *ds, eqp_rng *rng, size_t nin,
+                       size_t nout) {
+    for (size_t b = 0; b < p->B; b++) {
+        if (ds) {
+            size_t e = (size_t)eqp_rng_below(rng, ds->n);
+            memcpy(p->x + b * nin, ds->x + e * nin, nin * sizeof(float));
+            p->y[b] = ds->y[e];
+        } else {
+            for (size_t i = 0; i < nin; i++)
+                p->x[b * nin + i] = (float)eqp_rng_uniform(rng);
+            p->y[b] = (uint8_t)eqp_rng_below(rng, nout < 256 ? nout : 256);
+        }
+    }
+}
+
 static double mean_of(const double *x, size_t n, void *ctx) {
     (void)ctx;
     double s = 0;
@@ -324,17 +340,7 @@ int cmd_gradcheck(int argc, char **argv) {
             cli_error("gradcheck", NULL);
             goto out;
         }
-        for (size_t b = 0; b < p.B; b++) {
-            if (ds) {
-                size_t e = (size_t)eqp_rng_below(&rng, ds->n);
-                memcpy(p.x + b * nin, ds->x + e * nin, nin * sizeof(float));
-                p.y[b] = ds->y[e];
-            } else {
-                for (size_t i = 0; i < nin; i++)
-                    p.x[b * nin + i] = (float)eqp_rng_uniform(&rng);
-                p.y[b] = (uint8_t)eqp_rng_below(&rng, nout < 256 ? nout : 256);
-            }
-        }
+        draw_batch(&p, ds, &rng, nin, nout);
         ncmp = me.ndirs ? me.ndirs : np;
         if (!g) {
             g = malloc(np * sizeof(float));
@@ -488,17 +494,7 @@ int cmd_gradcheck(int argc, char **argv) {
             goto out;
         }
         /* rebuild the first seed's batch and directions exactly */
-        for (size_t b = 0; b < p.B; b++) {
-            if (ds) {
-                size_t e = (size_t)eqp_rng_below(&rng, ds->n);
-                memcpy(p.x + b * nin, ds->x + e * nin, nin * sizeof(float));
-                p.y[b] = ds->y[e];
-            } else {
-                for (size_t i = 0; i < nin; i++)
-                    p.x[b * nin + i] = (float)eqp_rng_uniform(&rng);
-                p.y[b] = (uint8_t)eqp_rng_below(&rng, nout < 256 ? nout : 256);
-            }
-        }
+        draw_batch(&p, ds, &rng, nin, nout);
         if (me.ndirs)
             random_dirs(&rng, dirs, me.ndirs, np);
         memcpy(truth, all_t, ncmp * sizeof(double));

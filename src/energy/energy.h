@@ -74,6 +74,11 @@ extern const eqp_energy_ops eqp_pc_ops;
 /* The table of every energy model, NULL-terminated. */
 extern const eqp_energy_ops *const eqp_energy_models[];
 
+/* For a model whose state is a stack of layers 1..L over a clamped input (layered, pc):
+ * state offsets, n_ctx = n_1, work of 2 n_state per row, blocks W1 b1 ... WL bL (W_l of
+ * shape (n_{l-1}, n_l), group l-1), Glorot-uniform weights from rng, zero biases. */
+eqp_status eqp_model_init_stack(eqp_model *m, eqp_rng *rng);
+
 /* Used by init: append a parameter block (sizes only; params are allocated afterwards). */
 eqp_status eqp_model_add_block(eqp_model *m, const char *name, size_t size, int group);
 

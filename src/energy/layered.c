@@ -237,43 +237,7 @@ static void layered_project_vjp(const eqp_model *m, const float *z, float *a, si
 }
 
 static eqp_status layered_init(eqp_model *m, eqp_rng *rng) {
-    const int L = NL(m);
-    if (L < 1)
-        return eqp_fail(EQP_EINVAL, "sizes: the layered network needs at least 2 layers");
-    m->n_in = SZ(m, 0);
-    m->n_state = 0;
-    for (int l = 1; l <= L; l++) {
-        m->layer_off[l] = m->n_state;
-        m->n_state += SZ(m, l);
-    }
-    m->n_ctx = SZ(m, 1);
-    m->work_per_row = 2 * m->n_state;
-    m->out_offset = m->layer_off[L];
-    m->n_out = SZ(m, L);
-    for (int l = 1; l <= L; l++) {
-        char name[16];
-        size_t nw;
-        if (eqp_mul_size(SZ(m, l - 1), SZ(m, l), &nw))
-            return eqp_fail(EQP_ENOMEM, "sizes: layer %d weights overflow", l);
-        snprintf(name, sizeof name, "W%d", l);
-        eqp_status st = eqp_model_add_block(m, name, nw, l - 1);
-        if (st)
-            return st;
-        snprintf(name, sizeof name, "b%d", l);
-        if ((st = eqp_model_add_block(m, name, SZ(m, l), l - 1)))
-            return st;
-    }
-    m->params = eqp_calloc(m->n_params, sizeof(float));
-    if (!m->params)
-        return eqp_fail(EQP_ENOMEM, "model: cannot allocate %zu parameters", m->n_params);
-    for (int l = 1; l <= L; l++) {
-        const size_t np = SZ(m, l - 1), nl = SZ(m, l);
-        const double a = sqrt(6.0 / (double)(np + nl));
-        float *W = WPTR(m, l);
-        for (size_t i = 0; i < np * nl; i++)
-            W[i] = (float)(a * (2.0 * eqp_rng_uniform(rng) - 1.0));
-    }
-    return EQP_OK;
+    return eqp_model_init_stack(m, rng);
 }
 
 const eqp_energy_ops eqp_layered_ops = {

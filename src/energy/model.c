@@ -1,5 +1,6 @@
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #include "energy.h"
@@ -24,6 +25,46 @@ eqp_status eqp_model_add_block(eqp_model *m, const char *name, size_t size, int 
     b->group = group;
     if (eqp_add_size(m->n_params, size, &m->n_params))
         return eqp_fail(EQP_ENOMEM, "model: parameter count overflows");
+    return EQP_OK;
+}
+
+eqp_status eqp_model_init_stack(eqp_model *m, eqp_rng *rng) {
+    const int L = m->cfg.n_layers - 1;
+    const size_t *n = m->cfg.sizes;
+    if (L < 1)
+        return eqp_fail(EQP_EINVAL, "sizes: the %s model needs at least 2 layers", m->ops->name);
+    m->n_in = n[0];
+    m->n_state = 0;
+    for (int l = 1; l <= L; l++) {
+        m->layer_off[l] = m->n_state;
+        m->n_state += n[l];
+    }
+    m->n_ctx = n[1];
+    m->work_per_row = 2 * m->n_state;
+    m->out_offset = m->layer_off[L];
+    m->n_out = n[L];
+    for (int l = 1; l <= L; l++) {
+        char name[16];
+        size_t nw;
+        if (eqp_mul_size(n[l - 1], n[l], &nw))
+            return eqp_fail(EQP_ENOMEM, "sizes: layer %d weights overflow", l);
+        snprintf(name, sizeof name, "W%d", l);
+        eqp_status st = eqp_model_add_block(m, name, nw, l - 1);
+        if (st)
+            return st;
+        snprintf(name, sizeof name, "b%d", l);
+        if ((st = eqp_model_add_block(m, name, n[l], l - 1)))
+            return st;
+    }
+    m->params = eqp_calloc(m->n_params, sizeof(float));
+    if (!m->params)
+        return eqp_fail(EQP_ENOMEM, "model: cannot allocate %zu parameters", m->n_params);
+    for (int l = 1; l <= L; l++) {
+        const double a = sqrt(6.0 / (double)(n[l - 1] + n[l]));
+        float *W = m->params + m->blocks[2 * (l - 1)].offset;
+        for (size_t i = 0; i < n[l - 1] * n[l]; i++)
+            W[i] = (float)(a * (2.0 * eqp_rng_uniform(rng) - 1.0));
+    }
     return EQP_OK;
 }
 
