@@ -41,7 +41,7 @@ int main(void) {
     for (size_t i = 0; i < B * N; i++)
         s[i] = (float)(0.1 + 0.8 * eqp_rng_uniform(&rng));
     float ctx[B * 6];
-    m->ops->clamp(m, x, ctx, B);
+    m->ops->clamp(m, x, ctx, B, 0, 1);
     m->ops->grad_state(m, ctx, s, g, work, B);
 
     /* dE/ds: E is quadratic in s inside the box, so a central difference is exact up to

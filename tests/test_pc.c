@@ -42,7 +42,7 @@ static double max_rel_err(const double *fd, const double *a, size_t n) {
  * context depends on W_1, b_1, so it is recomputed). */
 static double contracted_grad(const eqp_model *m, const float *x, const float *s, const float *v,
                               float *ctx, float *g, float *work) {
-    m->ops->clamp(m, x, ctx, B);
+    m->ops->clamp(m, x, ctx, B, 0, 1);
     m->ops->grad_state(m, ctx, s, g, work, B);
     double G = 0;
     for (size_t i = 0; i < B * m->n_state; i++)
@@ -126,7 +126,7 @@ static void part_a(const char *sizes, uint64_t seed) {
         ones[k] = 1.0f;
 
     /* clamp: ctx = x W_1 + b_1 */
-    m->ops->clamp(m, x, ctx, B);
+    m->ops->clamp(m, x, ctx, B, 0, 1);
     double cmax = 0;
     for (size_t b = 0; b < B; b++)
         for (size_t j = 0; j < n1; j++) {
@@ -255,7 +255,7 @@ static void part_a(const char *sizes, uint64_t seed) {
         fd[k] = (Gp - Gm) / ((double)up - (double)dn);
         an[k] = (double)acc[k];
     }
-    m->ops->clamp(m, x, ctx, B);
+    m->ops->clamp(m, x, ctx, B, 0, 1);
     CHECK(norm(fd, np) > 1.0, "mixed term is not trivially zero (|fd| = %g)", norm(fd, np));
     e = max_rel_err(fd, an, np);
     /* G sums B*N ~ 27 products of size ~3: rounding ~27 * 3 * 6e-8 * (few) ~ 2e-5, over

@@ -63,7 +63,7 @@ int main(void) {
         s[i] = (float)(0.1 + 0.8 * eqp_rng_uniform(&rng));
         v[i] = (float)eqp_rng_normal(&rng);
     }
-    m->ops->clamp(m, x, ctx, B);
+    m->ops->clamp(m, x, ctx, B, 0, 1);
     m->ops->hvp_state(m, s, v, hv, work, B);
     const float hstep = 1e-3f;
     for (size_t i = 0; i < B * N; i++)
@@ -94,7 +94,7 @@ int main(void) {
         double d[2];
         for (int side = 0; side < 2; side++) {
             m->params[k] = p0 + (side ? 1e-2f : -1e-2f);
-            m->ops->clamp(m, x, ctx, B);
+            m->ops->clamp(m, x, ctx, B, 0, 1);
             m->ops->grad_state(m, ctx, s, gp, work, B);
             d[side] = 0;
             for (size_t i = 0; i < B * N; i++)
@@ -106,7 +106,7 @@ int main(void) {
         e = fmax(e, fabs(fdk - (double)mix[k]));
         n = fmax(n, fabs(fdk));
     }
-    m->ops->clamp(m, x, ctx, B);
+    m->ops->clamp(m, x, ctx, B, 0, 1);
     CHECK(n > 0.1 && e < 1e-3 * n, "accum_mixed vs differences: max err %g (scale %g)", e, n);
     free(mix);
 

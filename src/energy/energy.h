@@ -18,9 +18,11 @@
 
 typedef struct eqp_energy_ops {
     const char *name;
-    /* Per-batch work that stays fixed while the input is clamped: ctx <- f(x)
-     * (for the layered network: W1^T x + b1). */
-    void (*clamp)(const eqp_model *m, const float *x, float *ctx, size_t B);
+    /* Per-batch work that stays fixed while the input is clamped: ctx <- f(x) (for the
+     * layered network: rho(x) W_1 + b_1), for the columns of ctx in share `part` of `nparts`
+     * (threads may compute different parts at once). */
+    void (*clamp)(const eqp_model *m, const float *x, float *ctx, size_t B, int part,
+                  int nparts);
     /* g <- dE/ds at s (the force of the free dynamics, without the cost term). */
     void (*grad_state)(const eqp_model *m, const float *ctx, const float *s, float *g,
                        float *work, size_t B);
@@ -78,6 +80,9 @@ extern const eqp_energy_ops *const eqp_energy_models[];
  * state offsets, n_ctx = n_1, work of 2 n_state per row, blocks W1 b1 ... WL bL (W_l of
  * shape (n_{l-1}, n_l), group l-1), Glorot-uniform weights from rng, zero biases. */
 eqp_status eqp_model_init_stack(eqp_model *m, eqp_rng *rng);
+/* The clamp of such a model: ctx[:, share] = x W_1[:, share] + b_1[share]. */
+void eqp_model_clamp_stack(const eqp_model *m, const float *x, float *ctx, size_t B, int part,
+                           int nparts);
 
 /* Used by init: append a parameter block (sizes only; params are allocated afterwards). */
 eqp_status eqp_model_add_block(eqp_model *m, const char *name, size_t size, int group);

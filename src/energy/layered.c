@@ -40,15 +40,6 @@ static void rho_rows(const float *s, float *r, size_t n) {
         r[i] = rho(s[i]);
 }
 
-static void layered_clamp(const eqp_model *m, const float *x, float *ctx, size_t B) {
-    const size_t n0 = SZ(m, 0), n1 = SZ(m, 1);
-    const float *b1 = BPTR(m, 1);
-    for (size_t b = 0; b < B; b++)
-        memcpy(ctx + b * n1, b1, n1 * sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)n1, (int)n0, 1.0f, x,
-                (int)n0, WPTR(m, 1), (int)n1, 1.0f, ctx, (int)n1);
-}
-
 static void layered_grad_state(const eqp_model *m, const float *ctx, const float *s, float *g,
                                float *work, size_t B) {
     const size_t N = m->n_state;
@@ -242,7 +233,7 @@ static eqp_status layered_init(eqp_model *m, eqp_rng *rng) {
 
 const eqp_energy_ops eqp_layered_ops = {
     .name = "layered",
-    .clamp = layered_clamp,
+    .clamp = eqp_model_clamp_stack,
     .grad_state = layered_grad_state,
     .accum_grad_params = layered_accum_grad_params,
     .energy = layered_energy,

@@ -1,5 +1,6 @@
 #include <stdio.h>
 #include <stdlib.h>
+#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -66,6 +67,20 @@ eqp_status eqp_model_init_stack(eqp_model *m, eqp_rng *rng) {
             W[i] = (float)(a * (2.0 * eqp_rng_uniform(rng) - 1.0));
     }
     return EQP_OK;
+}
+
+void eqp_model_clamp_stack(const eqp_model *m, const float *x, float *ctx, size_t B, int part,
+                           int nparts) {
+    const size_t n0 = m->cfg.sizes[0], n1 = m->cfg.sizes[1];
+    const size_t c0 = n1 * (size_t)part / (size_t)nparts;
+    const size_t c1 = n1 * (size_t)(part + 1) / (size_t)nparts;
+    if (c1 <= c0)
+        return;
+    const float *W1 = m->params + m->blocks[0].offset, *b1 = m->params + m->blocks[1].offset;
+    for (size_t b = 0; b < B; b++)
+        memcpy(ctx + b * n1 + c0, b1 + c0, (c1 - c0) * sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)(c1 - c0), (int)n0, 1.0f,
+                x, (int)n0, W1 + c0, (int)n1, 1.0f, ctx + c0, (int)n1);
 }
 
 eqp_status eqp_model_create(const eqp_config *c, eqp_rng *rng, eqp_model **out) {

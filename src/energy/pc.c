@@ -106,15 +106,6 @@ static void add_outer(const eqp_model *m, int l, float alpha, const float *pre, 
                 alpha, pre, (int)ldp, d + m->layer_off[l] + c0, (int)N, 1.0f, aW + c0, (int)nl);
 }
 
-static void pc_clamp(const eqp_model *m, const float *x, float *ctx, size_t B) {
-    const size_t n0 = SZ(m, 0), n1 = SZ(m, 1);
-    const float *b1 = BPTR(m, 1);
-    for (size_t b = 0; b < B; b++)
-        memcpy(ctx + b * n1, b1, n1 * sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)n1, (int)n0, 1.0f, x,
-                (int)n0, WPTR(m, 1), (int)n1, 1.0f, ctx, (int)n1);
-}
-
 static void pc_grad_state(const eqp_model *m, const float *ctx, const float *s, float *g,
                           float *work, size_t B) {
     const size_t N = m->n_state, n1 = SZ(m, 1);
@@ -240,7 +231,7 @@ static eqp_status pc_init(eqp_model *m, eqp_rng *rng) {
 
 const eqp_energy_ops eqp_pc_ops = {
     .name = "pc",
-    .clamp = pc_clamp,
+    .clamp = eqp_model_clamp_stack,
     .grad_state = pc_grad_state,
     .accum_grad_params = pc_accum_grad_params,
     .energy = pc_energy,

@@ -47,6 +47,9 @@ struct eqp_trainer {
     int *bad_t;
 };
 
+/* One-hot targets from labels (NULL: keep the current targets). */
+eqp_status eqp_ws_set_labels(eqp_workspace *w, const uint8_t *labels, size_t B);
+
 /* Argmax of each output row vs labels; returns misclassified count and adds C to *cost. */
 size_t eqp_count_errors(const eqp_model *m, const eqp_workspace *w, const float *s,
                         const uint8_t *labels, size_t B, double *cost);

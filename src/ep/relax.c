@@ -49,23 +49,27 @@ float *eqp_workspace_state(eqp_workspace *w) {
     return w->s;
 }
 
+eqp_status eqp_ws_set_labels(eqp_workspace *w, const uint8_t *labels, size_t B) {
+    if (!labels)
+        return EQP_OK;
+    memset(w->target, 0, B * w->n_out * sizeof(float));
+    for (size_t b = 0; b < B; b++) {
+        if (labels[b] >= w->n_out)
+            return eqp_fail(EQP_EINVAL, "clamp: label %u at row %zu, expected < %zu", labels[b], b,
+                            w->n_out);
+        w->target[b * w->n_out + labels[b]] = 1.0f;
+    }
+    w->has_target = 1;
+    return EQP_OK;
+}
+
 eqp_status eqp_clamp(const eqp_model *m, eqp_workspace *w, const float *x, const uint8_t *labels,
                      size_t B) {
     if (B > w->Bmax)
         return eqp_fail(EQP_ESHAPE, "clamp: batch of %zu rows, workspace holds %zu", B, w->Bmax);
     w->x = x;
-    m->ops->clamp(m, x, w->ctx, B);
-    if (labels) {
-        w->has_target = 1;
-        memset(w->target, 0, B * w->n_out * sizeof(float));
-        for (size_t b = 0; b < B; b++) {
-            if (labels[b] >= w->n_out)
-                return eqp_fail(EQP_EINVAL, "clamp: label %u at row %zu, expected < %zu",
-                                labels[b], b, w->n_out);
-            w->target[b * w->n_out + labels[b]] = 1.0f;
-        }
-    }
-    return EQP_OK;
+    m->ops->clamp(m, x, w->ctx, B, 0, 1);
+    return eqp_ws_set_labels(w, labels, B);
 }
 
 eqp_status eqp_set_target(const eqp_model *m, eqp_workspace *w, const float *target, size_t B) {
