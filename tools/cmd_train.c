@@ -26,7 +26,7 @@ static const cli_opt opts[] = {
     {"nudge-steps", 1, "K: weakly clamped iterations [preset]"},
     {"eps", 1, "step size eps [0.5]"},
     {"beta", 1, "nudging strength beta [preset: 1 for ep-1h, 2 for ep-2h/3h]"},
-    {"random-sign", 1, "yes|no: random sign of beta per mini-batch [yes]"},
+    {"random-sign", 1, "yes|no: random sign of beta per mini-batch [yes for ep-1h]"},
     {"persistent", 1, "yes|no: persistent particles [yes]"},
     {"batch", 1, "mini-batch size [20]"},
     {"shuffle", 1, "yes|no: new example order each epoch [yes]"},
