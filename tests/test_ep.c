@@ -129,6 +129,13 @@ int main(void) {
     compare(est, truth, np, &cs, &rel);
     CHECK(cs > 0.99, "random-sign EP follows the gradient: cosine %g", cs);
 
+    /* Negative nudging (s^0 against s^-beta) also approaches the gradient. */
+    o.nudge = EQP_NUDGE_NEGATIVE;
+    memset(eqp_workspace_state(w), 0, B * N * sizeof(float));
+    CHECK(eqp_ep_estimate(m, w, x, y, B, &o, &rng, est) == EQP_OK, "estimate");
+    compare(est, truth, np, &cs, &rel);
+    CHECK(cs > 0.99 && rel < 5e-3, "negative EP at beta 0.001: cosine %g, rel error %g", cs, rel);
+
     /* bad arguments */
     o.beta = 0.0f;
     CHECK(eqp_ep_estimate(m, w, x, y, B, &o, &rng, est) == EQP_EINVAL, "beta 0 refused");

@@ -26,7 +26,7 @@ static const cli_opt opts[] = {
     {"seeds", 1, "independent repetitions (new weights and inputs each) [10]"},
     {"seed", 1, "first seed [1]"},
     {"estimator", 1, "ep | bptt | rbp: the learning signal checked [ep]"},
-    {"nudge", 1, "positive | random | symmetric (ep) [symmetric]"},
+    {"nudge", 1, "positive | negative | random | symmetric (ep) [symmetric]"},
     {"beta", 1, "nudging strength [0.01]"},
     {"eps", 1, "relaxation step [the model's, 0.5]"},
     {"tol", 1, "relax until max |s_{t+1} - s_t| < tol [1e-7]"},
@@ -196,11 +196,13 @@ int cmd_gradcheck(int argc, char **argv) {
                 me.ep.nudge = EQP_NUDGE_POSITIVE;
             else if (!strcmp(val, "random"))
                 me.ep.nudge = EQP_NUDGE_RANDOM;
-            else if (!strcmp(val, "symmetric"))
+            else if (!strcmp(val, "symmetric") || !strcmp(val, "centered"))
                 me.ep.nudge = EQP_NUDGE_SYMMETRIC;
+            else if (!strcmp(val, "negative"))
+                me.ep.nudge = EQP_NUDGE_NEGATIVE;
             else {
-                fprintf(stderr, "eqprop gradcheck: --nudge: expected positive, random or "
-                                "symmetric, got '%s'\n", val);
+                fprintf(stderr, "eqprop gradcheck: --nudge: expected positive, negative, random "
+                                "or symmetric, got '%s'\n", val);
                 return EXIT_USAGE;
             }
         } else if (!strcmp(n, "beta")) {
@@ -308,10 +310,7 @@ int cmd_gradcheck(int argc, char **argv) {
         goto oom;
     printf("gradcheck: %s %s, estimator %s", cfg.model, preset ? preset : "", me.estimator);
     if (!strcmp(me.estimator, "ep"))
-        printf(" (%s nudge, beta %g)", me.ep.nudge == EQP_NUDGE_SYMMETRIC ? "symmetric"
-                                       : me.ep.nudge == EQP_NUDGE_RANDOM  ? "random-sign"
-                                                                          : "one-sided",
-               beta);
+        printf(" (%s nudge, beta %g)", eqp_nudge_name(me.ep.nudge), beta);
     printf(", truth: central differences (h %g) %s, relaxed to %g, %ld seeds x %zu examples\n",
            me.h, me.ndirs ? "along random unit directions" : "per parameter", tol, seeds, p.B);
     printf("\n  seed   n      r        95%% CI             cosine    rel.err   slope\n");
@@ -575,9 +574,7 @@ int cmd_gradcheck(int argc, char **argv) {
                     "\"beta\": %g, \"seeds\": %ld, \"batch\": %zu, \"compared\": %zu, "
                     "\"truth\": \"%s\",\n",
                 cfg.model, me.estimator,
-                me.ep.nudge == EQP_NUDGE_SYMMETRIC ? "symmetric"
-                : me.ep.nudge == EQP_NUDGE_RANDOM  ? "random"
-                                                   : "positive",
+                eqp_nudge_name(me.ep.nudge),
                 beta, seeds, p.B, ncmp, me.ndirs ? "directions" : "parameters");
         fprintf(jf, " \"per_seed_r\": [");
         for (long sd = 0; sd < seeds; sd++)

@@ -26,7 +26,9 @@ static const cli_opt opts[] = {
     {"nudge-steps", 1, "K: weakly clamped iterations [preset]"},
     {"eps", 1, "step size eps [0.5]"},
     {"beta", 1, "nudging strength beta [preset: 1 for ep-1h, 2 for ep-2h/3h]"},
-    {"random-sign", 1, "yes|no: random sign of beta per mini-batch [yes for ep-1h]"},
+    {"nudge", 1, "positive | negative | random | symmetric (centered) [random for ep-1h, "
+                 "positive for ep-2h/3h]"},
+    {"random-sign", 1, "yes|no: the same as --nudge random|positive"},
     {"persistent", 1, "yes|no: persistent particles [yes]"},
     {"batch", 1, "mini-batch size [20]"},
     {"shuffle", 1, "yes|no: new example order each epoch [yes]"},
@@ -195,10 +197,11 @@ int cmd_train(int argc, char **argv) {
         for (int l = 0; l < cfg.n_layers && off < sizeof sizes; l++)
             off += (size_t)snprintf(sizes + off, sizeof sizes - off, "%s%zu", l ? "-" : "",
                                     cfg.sizes[l]);
-        printf("eqprop train: %s %s, T=%d K=%d eps=%g beta=%g batch=%d, %zu train / %zu test, "
-               "%d threads, seed %" PRIu64 "\n",
+        printf("eqprop train: %s %s, T=%d K=%d eps=%g beta=%g (%s) batch=%d, %zu train / %zu "
+               "test, %d threads, seed %" PRIu64 "\n",
                cfg.model, sizes, cfg.free_steps, cfg.nudge_steps, (double)cfg.eps,
-               (double)cfg.beta, cfg.batch, train->n, test->n, cfg.threads, cfg.seed);
+               (double)cfg.beta, eqp_nudge_name(cfg.nudge), cfg.batch, train->n, test->n,
+               cfg.threads, cfg.seed);
         fflush(stdout);
     }
     double test_err = -1.0;

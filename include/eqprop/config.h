@@ -28,6 +28,19 @@ extern "C" {
 
 #define EQP_MAX_LAYERS 8
 
+/* How the second phase nudges (Scellier & Bengio 2017; Laborieux et al. 2021; Scellier et
+ * al. 2023), all through the same update  -(lr / beta) (dE/dtheta(s^a) - dE/dtheta(s^b)):
+ *   positive   s^a = s^+beta, s^b = s^0        one-sided, bias O(beta)
+ *   negative   s^a = s^0,     s^b = s^-beta    one-sided, bias O(beta)
+ *   random     positive or negative drawn per mini-batch (the 2017 paper)
+ *   symmetric  s^a = s^+beta, s^b = s^-beta, over 2 beta ("centered"), bias O(beta^2) */
+typedef enum eqp_nudge {
+    EQP_NUDGE_POSITIVE = 0,
+    EQP_NUDGE_RANDOM,
+    EQP_NUDGE_SYMMETRIC,
+    EQP_NUDGE_NEGATIVE,
+} eqp_nudge;
+
 typedef struct eqp_config {
     char model[32];                /* energy model name: "layered" */
     int n_layers;                  /* including input and output */
@@ -38,7 +51,7 @@ typedef struct eqp_config {
     int nudge_steps;               /* K: weakly clamped iterations */
     float eps;                     /* step size of s <- clip(s - eps dF/ds) */
     float beta;                    /* nudging strength (> 0; the sign may be randomised) */
-    int random_sign;               /* 1: draw the sign of beta per mini-batch */
+    eqp_nudge nudge;               /* second-phase mode ("nudge=random") */
     int persistent;                /* 1: persistent particles restart each example's free phase */
     int batch;                     /* mini-batch size */
     int shuffle;                   /* 1: a fresh random example order each epoch [1] */
@@ -55,7 +68,9 @@ void eqp_config_default(eqp_config *c);
 eqp_status eqp_config_preset(eqp_config *c, const char *name);
 
 /* Set one key from its text, parsed strictly. Keys: model, sizes, lr, free-steps (T),
- * nudge-steps (K), eps, beta, random-sign, persistent, batch, shuffle, eval-steps, epochs,
+ * nudge-steps (K), eps, beta, nudge (positive|negative|random|symmetric; aliases one-sided,
+ * random-sign, centered), random-sign (yes = random, no = positive), persistent, batch,
+ * shuffle, eval-steps, epochs,
  * threads, seed. The message names the key, the value and what was expected. Changing
  * sizes resizes lr only if their count no longer fits (then eqp_config_check complains). */
 eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value);
@@ -69,6 +84,9 @@ size_t eqp_config_to_text(const eqp_config *c, char *buf, size_t n);
 
 /* Parse "key=value" lines (as written by eqp_config_to_text) over c. */
 eqp_status eqp_config_from_text(eqp_config *c, const char *text);
+
+/* "positive", "negative", "random" or "symmetric". */
+const char *eqp_nudge_name(eqp_nudge mode);
 
 /* Names of the keys eqp_config_set accepts, NULL-terminated (for --help and checks). */
 extern const char *const eqp_config_keys[];

@@ -55,12 +55,6 @@ double eqp_total_energy(const eqp_model *m, const eqp_workspace *w, const float 
 /* C summed over the B rows of state s. */
 double eqp_cost(const eqp_model *m, const eqp_workspace *w, const float *s, size_t B);
 
-typedef enum eqp_nudge {
-    EQP_NUDGE_POSITIVE = 0, /* +beta only (one-sided) */
-    EQP_NUDGE_RANDOM,       /* sign of beta drawn per call (Scellier & Bengio 2017) */
-    EQP_NUDGE_SYMMETRIC,    /* +beta and -beta, both from the free state (O(beta^2) bias) */
-} eqp_nudge;
-
 typedef struct eqp_ep_opts {
     int free_steps, nudge_steps;
     float eps, beta;

@@ -11,8 +11,23 @@
 #include "internal.h"
 
 const char *const eqp_config_keys[] = {
-    "model", "sizes", "lr", "free-steps", "nudge-steps", "eps", "beta", "random-sign",
+    "model", "sizes", "lr", "free-steps", "nudge-steps", "eps", "beta", "nudge", "random-sign",
     "persistent", "batch", "shuffle", "eval-steps", "epochs", "threads", "seed", NULL};
+
+static const struct {
+    const char *name;
+    eqp_nudge mode;
+} nudge_names[] = {{"positive", EQP_NUDGE_POSITIVE},   {"negative", EQP_NUDGE_NEGATIVE},
+                   {"random", EQP_NUDGE_RANDOM},       {"symmetric", EQP_NUDGE_SYMMETRIC},
+                   {"one-sided", EQP_NUDGE_POSITIVE},  {"random-sign", EQP_NUDGE_RANDOM},
+                   {"centered", EQP_NUDGE_SYMMETRIC},  {NULL, EQP_NUDGE_POSITIVE}};
+
+const char *eqp_nudge_name(eqp_nudge mode) {
+    for (int k = 0; nudge_names[k].name; k++)
+        if (nudge_names[k].mode == mode)
+            return nudge_names[k].name;
+    return "unknown";
+}
 
 static void set_layers(eqp_config *c, int n, const size_t *sizes, const float *lr) {
     c->n_layers = n;
@@ -33,7 +48,7 @@ void eqp_config_default(eqp_config *c) {
     c->nudge_steps = 4;
     c->eps = 0.5f;
     c->beta = 1.0f;
-    c->random_sign = 1;
+    c->nudge = EQP_NUDGE_RANDOM;
     c->persistent = 1;
     c->batch = 20;
     c->shuffle = 1;
@@ -57,7 +72,7 @@ eqp_status eqp_config_preset(eqp_config *c, const char *name) {
         static const float lr[] = {0.8f, 0.2f, 0.02f};
         set_layers(&d, 4, sizes, lr);
         d.beta = 2.0f;
-        d.random_sign = 0; /* measured: with beta = 2 the random sign stalls at ~13% error */
+        d.nudge = EQP_NUDGE_POSITIVE; /* measured: at beta 2 a random sign stalls at ~13% */
         d.free_steps = 100;
         d.nudge_steps = 6;
         d.epochs = 60;
@@ -70,7 +85,7 @@ eqp_status eqp_config_preset(eqp_config *c, const char *name) {
         static const float lr[] = {0.256f, 0.064f, 0.016f, 0.004f};
         set_layers(&d, 5, sizes, lr);
         d.beta = 2.0f;
-        d.random_sign = 0;
+        d.nudge = EQP_NUDGE_POSITIVE;
         d.free_steps = 500;
         d.nudge_steps = 8;
         d.epochs = 150;
@@ -224,8 +239,24 @@ eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value) {
         return parse_positive(key, value, &c->eps);
     if (strcmp(key, "beta") == 0)
         return parse_positive(key, value, &c->beta);
-    if (strcmp(key, "random-sign") == 0)
-        return parse_bool(key, value, &c->random_sign);
+    if (strcmp(key, "random-sign") == 0) {
+        int yes;
+        if ((st = parse_bool(key, value, &yes)))
+            return st;
+        c->nudge = yes ? EQP_NUDGE_RANDOM : EQP_NUDGE_POSITIVE;
+        return EQP_OK;
+    }
+    if (strcmp(key, "nudge") == 0) {
+        for (int k = 0; nudge_names[k].name; k++)
+            if (strcmp(value, nudge_names[k].name) == 0) {
+                c->nudge = nudge_names[k].mode;
+                return EQP_OK;
+            }
+        return eqp_fail(EQP_EINVAL,
+                        "--nudge: expected positive, negative, random or symmetric (or one-sided, "
+                        "random-sign, centered), got '%s'",
+                        value);
+    }
     if (strcmp(key, "persistent") == 0)
         return parse_bool(key, value, &c->persistent);
     if (strcmp(key, "shuffle") == 0)
@@ -289,6 +320,9 @@ eqp_status eqp_config_check(const eqp_config *c) {
         return eqp_fail(EQP_EINVAL, "free-steps, nudge-steps and eval-steps must be >= 1");
     if (c->batch < 1)
         return eqp_fail(EQP_EINVAL, "batch: expected >= 1, got %d", c->batch);
+    if (c->nudge != EQP_NUDGE_POSITIVE && c->nudge != EQP_NUDGE_NEGATIVE &&
+        c->nudge != EQP_NUDGE_RANDOM && c->nudge != EQP_NUDGE_SYMMETRIC)
+        return eqp_fail(EQP_EINVAL, "nudge: unknown mode %d", (int)c->nudge);
     if (c->threads < 1 || c->threads > 256)
         return eqp_fail(EQP_EINVAL, "threads: expected 1..256, got %d", c->threads);
     if (c->epochs < 0)
@@ -308,10 +342,10 @@ size_t eqp_config_to_text(const eqp_config *c, char *buf, size_t n) {
                                 (double)c->lr[i]);
     int len = snprintf(buf, n,
                        "model=%s\nsizes=%s\nlr=%s\nfree-steps=%d\nnudge-steps=%d\neps=%.9g\n"
-                       "beta=%.9g\nrandom-sign=%d\npersistent=%d\nbatch=%d\nshuffle=%d\n"
+                       "beta=%.9g\nnudge=%s\npersistent=%d\nbatch=%d\nshuffle=%d\n"
                        "eval-steps=%d\nepochs=%d\nthreads=%d\nseed=%" PRIu64 "\n",
                        c->model, sizes, lr, c->free_steps, c->nudge_steps, (double)c->eps,
-                       (double)c->beta, c->random_sign, c->persistent, c->batch, c->shuffle,
+                       (double)c->beta, eqp_nudge_name(c->nudge), c->persistent, c->batch, c->shuffle,
                        c->eval_steps, c->epochs, c->threads, c->seed);
     return len < 0 ? 0 : (size_t)len;
 }

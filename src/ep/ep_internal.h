@@ -30,6 +30,7 @@ struct eqp_trainer {
     int8_t *signs;        /* (n_batches) sign of beta per mini-batch */
     size_t n_batches;
     float *xb, *sf, *sn;  /* shared (batch, n_in), (batch, N), (batch, N) */
+    float *sm;            /* shared (batch, N): the -beta phase of symmetric nudging */
     float *good;          /* (n_params) parameters at the start of the current run_epoch */
     eqp_rng rng_epoch;    /* RNG state at the start of the current epoch */
     int epoch;            /* completed epochs */

@@ -192,6 +192,8 @@ eqp_status eqp_ep_estimate(const eqp_model *m, eqp_workspace *w, const float *x,
     float beta = o->beta;
     if (o->nudge == EQP_NUDGE_RANDOM)
         beta *= (float)eqp_rng_sign(rng);
+    else if (o->nudge == EQP_NUDGE_NEGATIVE)
+        beta = -beta;
     if (o->nudge == EQP_NUDGE_SYMMETRIC) {
         /* (dE/dtheta(s^+b) - dE/dtheta(s^-b)) / (2b), both phases from the free state */
         float *s_plus = w->s_aux;

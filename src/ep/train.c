@@ -63,8 +63,9 @@ eqp_status eqp_trainer_create(eqp_model *m, const eqp_config *c, const eqp_datas
     t->xb = eqp_alloc(B, m->n_in * sizeof(float));
     t->sf = eqp_alloc(B, N * sizeof(float));
     t->sn = eqp_alloc(B, N * sizeof(float));
+    t->sm = eqp_alloc(B, N * sizeof(float));
     t->good = eqp_alloc(m->n_params, sizeof(float));
-    if (!t->good || !t->ws || !t->err_t || !t->cost_t || !t->bad_t || !t->perm || !t->signs || !t->xb ||
+    if (!t->good || !t->sm || !t->ws || !t->err_t || !t->cost_t || !t->bad_t || !t->perm || !t->signs || !t->xb ||
         !t->sf || !t->sn)
         goto fail;
     if (c->persistent) {
@@ -105,6 +106,7 @@ void eqp_trainer_free(eqp_trainer *t) {
     eqp_dealloc(t->xb);
     eqp_dealloc(t->sf);
     eqp_dealloc(t->sn);
+    eqp_dealloc(t->sm);
     eqp_dealloc(t->good);
     eqp_dealloc(t->particles);
     free(t);
@@ -134,7 +136,9 @@ static void plan_epoch(eqp_trainer *t) {
         for (size_t i = 0; i < n; i++)
             t->perm[i] = (uint32_t)i;
     for (size_t b = 0; b < t->n_batches; b++)
-        t->signs[b] = (int8_t)(t->cfg.random_sign ? eqp_rng_sign(&r) : 1);
+        t->signs[b] = (int8_t)(t->cfg.nudge == EQP_NUDGE_RANDOM     ? eqp_rng_sign(&r)
+                               : t->cfg.nudge == EQP_NUDGE_NEGATIVE ? -1
+                                                                    : 1);
 }
 
 static void epoch_thread(void *arg, int tid, int nt) {
@@ -173,6 +177,13 @@ static void epoch_thread(void *arg, int tid, int nt) {
             eqp_relax(m, w, Bt, beta, c->nudge_steps, c->eps, 0.0f, NULL, NULL);
             memcpy(sn, w->s, Bt * N * sizeof(float));
             t->bad_t[tid] = !eqp_all_finite(sf, Bt * N) || !eqp_all_finite(sn, Bt * N);
+            if (c->nudge == EQP_NUDGE_SYMMETRIC) {
+                float *sm = t->sm + r0 * N;
+                memcpy(w->s, sf, Bt * N * sizeof(float));
+                eqp_relax(m, w, Bt, -beta, c->nudge_steps, c->eps, 0.0f, NULL, NULL);
+                memcpy(sm, w->s, Bt * N * sizeof(float));
+                t->bad_t[tid] |= !eqp_all_finite(sm, Bt * N);
+            }
             if (t->particles && !t->bad_t[tid])
                 for (size_t r = 0; r < Bt; r++)
                     memcpy(t->particles + (size_t)t->perm[first + r0 + r] * N, sf + r * N,
@@ -183,11 +194,14 @@ static void epoch_thread(void *arg, int tid, int nt) {
         for (int k = 0; k < nt; k++)
             bad |= t->bad_t[k];
         if (!bad) {
+            /* -(lr / beta) (dE/dtheta(s^a) - dE/dtheta(s^b)): (s^+b, s^0) for a one-sided
+             * nudge of either sign (beta carries it), (s^+b, s^-b) over 2 beta if symmetric */
+            const int sym = c->nudge == EQP_NUDGE_SYMMETRIC;
             float scale[EQP_MAX_LAYERS];
             for (int k = 0; k < c->n_lr; k++)
-                scale[k] = -c->lr[k] / (beta * (float)B);
-            m->ops->accum_grad_params(m, t->xb, t->sn, t->sf, scale, m->params, w->work, B, tid,
-                                      nt);
+                scale[k] = -c->lr[k] / ((sym ? 2.0f : 1.0f) * beta * (float)B);
+            m->ops->accum_grad_params(m, t->xb, t->sn, sym ? t->sm : t->sf, scale, m->params,
+                                      w->work, B, tid, nt);
         }
         if (tid == 0) {
             for (int k = 0; k < nt; k++) {
@@ -265,7 +279,7 @@ eqp_status eqp_trainer_run_epoch(eqp_trainer *t, eqp_epoch_stats *st) {
     if (t->cfg.shuffle)
         eqp_rng_permutation(&r, t->perm, t->data->n);
     for (size_t b = 0; b < t->n_batches; b++)
-        if (t->cfg.random_sign)
+        if (t->cfg.nudge == EQP_NUDGE_RANDOM)
             (void)eqp_rng_sign(&r);
     t->rng_epoch = r;
     t->epoch++;
