@@ -108,9 +108,24 @@ int main(int argc, char **argv) {
               key(js, "pooled_cosine"));
     }
 
+    /* a stochastic signal averaged over trials: random-sign EP approaches the symmetric
+     * estimate, so its error against the truth falls */
+    double rel1 = NAN, rel8 = NAN;
+    for (int k = 0; k < 2; k++) {
+        snprintf(args, sizeof args,
+                 "--sizes 20-10-5 --seeds 4 --nudge random --trials %d --no-sweep --no-gdu "
+                 "--json %s",
+                 k ? 8 : 1, json);
+        CHECK(run(args) == 0, "gradcheck --trials: %s", text);
+        slurp_json(js, sizeof js);
+        *(k ? &rel8 : &rel1) = key(js, "pooled_rel_error");
+    }
+    CHECK(rel8 < rel1, "averaging 8 random-sign trials lowers the error: %g -> %g", rel1, rel8);
+
     /* usage errors name the flag */
     CHECK(run("--nudge sideways") == 2 && strstr(text, "--nudge"), "bad --nudge: %s", text);
     CHECK(run("--seeds 1") == 2 && strstr(text, "--seeds"), "one seed refused: %s", text);
+    CHECK(run("--trials 0") == 2 && strstr(text, "--trials"), "zero trials refused: %s", text);
     CHECK(run("--estimator magic") == 2 && strstr(text, "--estimator"), "bad estimator: %s",
           text);
     CHECK(run("--model /nonexistent/m.eqp") == 1 && strstr(text, "/nonexistent/m.eqp"),

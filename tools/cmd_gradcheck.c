@@ -35,6 +35,8 @@ static const cli_opt opts[] = {
                       "parameters, else 32]"},
     {"fd-step", 1, "finite-difference step h [1e-3 per parameter, 1e-1 per direction]"},
     {"r0", 1, "the t-test's null correlation [0]"},
+    {"trials", 1, "average the estimate over N repeated trials (for stochastic signals such "
+                  "as --nudge random) [1]"},
     {"no-sweep", 0, "skip the beta sweep"},
     {"no-gdu", 0, "skip the EP-vs-BPTT step comparison"},
     {"json", 1, "write the summary as JSON to this file"},
@@ -51,6 +53,7 @@ typedef struct {
 
 typedef struct {
     const char *estimator;
+    int trials;
     eqp_ep_opts ep;
     int max_steps;
     float tol;
@@ -69,8 +72,32 @@ static int parse_double(const char *flag, const char *v, double lo, double *out)
     return 0;
 }
 
-/* The estimate of dL/dtheta by the chosen learning signal (averaged over the batch). */
+static eqp_status estimate_once(problem *p, const method *me, eqp_rng *rng, float *g);
+
+/* The estimate of dL/dtheta by the chosen learning signal (averaged over the batch and over
+ * me->trials repetitions, each with fresh random draws). */
 static eqp_status estimate(problem *p, const method *me, eqp_rng *rng, float *g) {
+    if (me->trials <= 1)
+        return estimate_once(p, me, rng, g);
+    const size_t np = eqp_model_n_params(p->m);
+    double *sum = calloc(np, sizeof(double));
+    if (!sum) {
+        fprintf(stderr, "eqprop gradcheck: out of memory\n");
+        return EQP_ENOMEM;
+    }
+    eqp_status st = EQP_OK;
+    for (int k = 0; k < me->trials && !st; k++) {
+        st = estimate_once(p, me, rng, g);
+        for (size_t i = 0; i < np && !st; i++)
+            sum[i] += (double)g[i];
+    }
+    for (size_t i = 0; i < np && !st; i++)
+        g[i] = (float)(sum[i] / me->trials);
+    free(sum);
+    return st;
+}
+
+static eqp_status estimate_once(problem *p, const method *me, eqp_rng *rng, float *g) {
     if (strcmp(me->estimator, "bptt") == 0)
         return eqp_bptt_gradient(p->m, p->w, p->x, p->y, p->B, me->max_steps, me->ep.eps, g);
     if (strcmp(me->estimator, "rbp") == 0)
@@ -154,7 +181,7 @@ int cmd_gradcheck(int argc, char **argv) {
     long batch = 4, seeds = 10, seed0 = 1, dirs_opt = -1, max_steps = 20000;
     double beta = 0.01, eps = -1, tol = 1e-7, h = -1, r0 = 0.0;
     int sweep = 1, gdu = 1;
-    method me = {.estimator = "ep"};
+    method me = {.estimator = "ep", .trials = 1};
     me.ep.nudge = EQP_NUDGE_SYMMETRIC;
     for (int i = 1; i < argc;) {
         int k = cli_next(opts, argc, argv, &i, &val, "gradcheck");
@@ -231,6 +258,11 @@ int cmd_gradcheck(int argc, char **argv) {
                                 "'%s'\n", val);
                 return EXIT_USAGE;
             }
+        } else if (!strcmp(n, "trials")) {
+            long tr;
+            if (cli_parse_int("--trials", val, 1, 100000, &tr))
+                return EXIT_USAGE;
+            me.trials = (int)tr;
         } else if (!strcmp(n, "no-sweep")) {
             sweep = 0;
         } else if (!strcmp(n, "no-gdu")) {
@@ -311,6 +343,8 @@ int cmd_gradcheck(int argc, char **argv) {
     printf("gradcheck: %s %s, estimator %s", cfg.model, preset ? preset : "", me.estimator);
     if (!strcmp(me.estimator, "ep"))
         printf(" (%s nudge, beta %g)", eqp_nudge_name(me.ep.nudge), beta);
+    if (me.trials > 1)
+        printf(", averaged over %d trials", me.trials);
     printf(", truth: central differences (h %g) %s, relaxed to %g, %ld seeds x %zu examples\n",
            me.h, me.ndirs ? "along random unit directions" : "per parameter", tol, seeds, p.B);
     printf("\n  seed   n      r        95%% CI             cosine    rel.err   slope\n");
