@@ -2,6 +2,7 @@
 #   make            library + command          make test    run the whole suite
 #   make asan       suite under ASan+UBSan      make bench   benchmarks (ratios to sgemm)
 #   make format     clang-format the sources    make clean
+#   make fuzz       libFuzzer on every file reader (FUZZ_SECONDS each; fuzz/corpus/ seeds)
 # -O3 (not -O2): GCC 12 leaves the relaxation's elementwise loops scalar at -O2, which costs
 # ~40% of an EP epoch. Never -ffast-math: NaN checks must survive.
 # Options: NATIVE=1 adds -march=native; WERROR=1 turns warnings into errors (CI sets it).
@@ -35,7 +36,7 @@ TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 EX_BIN    := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all test asan bench format clean
+.PHONY: all test asan bench format clean fuzz fuzz-corpus
 all: $(BUILD)/libeqprop.a $(BUILD)/libeqprop.so $(BUILD)/eqprop $(EX_BIN)
 
 $(BUILD)/obj/%.o: %.c
@@ -74,10 +75,35 @@ asan:
 bench: all $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do $$b || exit 1; done
 
+# Fuzzing (clang + libFuzzer, Debian's clang-14 and libclang-rt-14-dev): every file reader
+# runs FUZZ_SECONDS on its seed corpus (fuzz/corpus/NAME) plus what it finds (build-fuzz/).
+FUZZ_SECONDS ?= 60
+FUZZ_NAMES   := idx checkpoint config
+FUZZ_FLAGS    = -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+                -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc/core
+build-fuzz/fuzz_%: fuzz/fuzz_%.c $(LIB_SRC)
+	@mkdir -p build-fuzz
+	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(LDLIBS)
+
+fuzz-corpus: $(BUILD)/libeqprop.a
+	@mkdir -p build-fuzz fuzz/corpus/idx fuzz/corpus/checkpoint fuzz/corpus/config
+	$(CC) $(ALLCFLAGS) -o build-fuzz/make_corpus fuzz/make_corpus.c $(BUILD)/libeqprop.a $(LDLIBS)
+	build-fuzz/make_corpus
+
+fuzz: $(FUZZ_NAMES:%=build-fuzz/fuzz_%)
+	@for f in $(FUZZ_NAMES); do \
+	    mkdir -p build-fuzz/corpus-$$f; \
+	    echo "fuzz_$$f: $(FUZZ_SECONDS) s"; \
+	    build-fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	        -print_final_stats=1 build-fuzz/corpus-$$f fuzz/corpus/$$f 2>&1 | \
+	        grep -E "^stat::number_of_executed_units|^stat::peak_rss|ERROR|SUMMARY|Test unit" || true; \
+	    test -z "$$(ls crash-* leak-* timeout-* 2>/dev/null)" || { echo "fuzz_$$f found a crash"; exit 1; }; \
+	done
+
 format:
 	clang-format -i $(LIB_SRC) $(TOOL_SRC) $(TEST_SRC) $(BENCH_SRC) $(EX_SRC) include/eqprop/*.h src/*/*.h tests/*.h
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d)

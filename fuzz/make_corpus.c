@@ -1,0 +1,77 @@
+/* Writes the fuzzers' seed corpora into fuzz/corpus/: small valid IDX files (plain and gzip),
+ * a model file and a checkpoint with training state (for a 4-example set, as the checkpoint
+ * harness restores into), and a config text. Run by `make fuzz-corpus`. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "eqprop/checkpoint.h"
+#include "eqprop/ep.h"
+
+static void put_be32(unsigned char *p, unsigned v) {
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+static int write_file(const char *path, const void *data, size_t n, int gz) {
+    if (gz) {
+        gzFile g = gzopen(path, "wb9");
+        if (!g || gzwrite(g, data, (unsigned)n) != (int)n)
+            return 1;
+        return gzclose(g) != Z_OK;
+    }
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, n, f) != n)
+        return 1;
+    return fclose(f) != 0;
+}
+
+int main(void) {
+    unsigned char img[16 + 3 * 2 * 2], lab[8 + 3];
+    put_be32(img, 0x803);
+    put_be32(img + 4, 3);
+    put_be32(img + 8, 2);
+    put_be32(img + 12, 2);
+    for (int i = 0; i < 12; i++)
+        img[16 + i] = (unsigned char)(i * 20);
+    put_be32(lab, 0x801);
+    put_be32(lab + 4, 3);
+    lab[8] = 1;
+    lab[9] = 0;
+    lab[10] = 9;
+    int bad = write_file("fuzz/corpus/idx/images", img, sizeof img, 0) ||
+              write_file("fuzz/corpus/idx/images.gz", img, sizeof img, 1) ||
+              write_file("fuzz/corpus/idx/labels", lab, sizeof lab, 0) ||
+              write_file("fuzz/corpus/idx/labels.gz", lab, sizeof lab, 1);
+
+    eqp_config c;
+    eqp_config_default(&c);
+    eqp_config_set(&c, "sizes", "4-3-2");
+    c.threads = 1;
+    c.batch = 2;
+    eqp_rng rng;
+    eqp_rng_seed(&rng, 1);
+    eqp_model *m = NULL;
+    eqp_trainer *t = NULL;
+    float x[16] = {0.1f, 0.9f, 0.3f, 0.5f, 0.7f, 0.2f, 0.8f, 0.4f,
+                   0.6f, 0.0f, 1.0f, 0.5f, 0.3f, 0.3f, 0.9f, 0.1f};
+    uint8_t y[4] = {0, 1, 1, 0};
+    eqp_dataset d = {4, 1, 4, 4, 2, x, y};
+    if (eqp_model_create(&c, &rng, &m) || eqp_trainer_create(m, &c, &d, &t) ||
+        eqp_trainer_run_epoch(t, NULL) || eqp_checkpoint_save("fuzz/corpus/checkpoint/model", m, NULL) ||
+        eqp_checkpoint_save("fuzz/corpus/checkpoint/state", m, t)) {
+        fprintf(stderr, "make_corpus: %s\n", eqp_last_error());
+        return 1;
+    }
+    char text[4096];
+    size_t n = eqp_config_to_text(&c, text, sizeof text);
+    bad |= write_file("fuzz/corpus/config/ep-small", text, n, 0);
+    eqp_trainer_free(t);
+    eqp_model_free(m);
+    if (bad)
+        fprintf(stderr, "make_corpus: cannot write a seed file\n");
+    return bad;
+}
