@@ -38,15 +38,15 @@ char *openblas_get_corename(void);
 void openblas_set_num_threads(int num_threads);
 int openblas_get_num_procs(void);
 
-#define LARGE_N 2048
-#define LARGE_REPS 5
-#define SMALL_REPS 7
+#define LARGE_N            2048
+#define LARGE_REPS         5
+#define SMALL_REPS         7
 #define SMALL_TARGET_FLOPS 5e8 /* GEMM work per repeat of a small shape (~10 ms) */
-#define EPOCH_REPS 3
-#define DEFAULT_N 60000
-#define VERIFY_N 2000
-#define VERIFY_N_2H 100
-#define PIXEL_DENSITY 0.19 /* share of non-zero pixels in MNIST's training images */
+#define EPOCH_REPS         3
+#define DEFAULT_N          60000
+#define VERIFY_N           2000
+#define VERIFY_N_2H        100
+#define PIXEL_DENSITY      0.19 /* share of non-zero pixels in MNIST's training images */
 
 /* ---- counting the GEMM FLOPs the library issues ------------------------------------------
  * This executable defines cblas_sgemm, so the library's calls (linked statically from
@@ -267,8 +267,8 @@ static void fill_pixels(eqp_rng *r, float *x, size_t count) {
  * TEMPLATE_ON, the rest with TEMPLATE_OFF (about the same 19% density), a crude stand-in for
  * a digit's shape that a network can learn within one epoch. */
 #define TEMPLATE_PIXELS 150
-#define TEMPLATE_ON 0.7
-#define TEMPLATE_OFF 0.06
+#define TEMPLATE_ON     0.7
+#define TEMPLATE_OFF    0.06
 static int make_dataset(eqp_dataset *d, size_t n, uint64_t seed, int learnable) {
     memset(d, 0, sizeof *d);
     d->n = n;
@@ -420,9 +420,9 @@ static int verify(const eqp_config *c1, const eqp_config *c2) {
 /* ---- the limit: sgemm --------------------------------------------------------------------- */
 
 typedef struct {
-    summary s;      /* seconds per call */
-    double gflops;  /* 2 M N K / median seconds */
-    double best;    /* 2 M N K / min seconds */
+    summary s;     /* seconds per call */
+    double gflops; /* 2 M N K / median seconds */
+    double best;   /* 2 M N K / min seconds */
 } gemm_result;
 
 /* C (M x N) = A (M x K) op(B), row-major, op(B) = B (K x N) or B^T (B stored N x K): the

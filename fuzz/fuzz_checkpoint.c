@@ -27,8 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         const eqp_config *c = eqp_model_config(m);
         size_t dim = eqp_model_n_in(m);
         if (has_state && dim <= 4096 && eqp_model_n_params(m) <= (1u << 20)) {
-            eqp_dataset d = {4, 1, dim, dim, 2, calloc(4 * dim, sizeof(float)),
-                             calloc(4, 1)};
+            eqp_dataset d = {4, 1, dim, dim, 2, calloc(4 * dim, sizeof(float)), calloc(4, 1)};
             eqp_config cc = *c;
             cc.threads = 1;
             cc.batch = 2;

@@ -61,7 +61,8 @@ int main(void) {
     uint8_t y[4] = {0, 1, 1, 0};
     eqp_dataset d = {4, 1, 4, 4, 2, x, y};
     if (eqp_model_create(&c, &rng, &m) || eqp_trainer_create(m, &c, &d, &t) ||
-        eqp_trainer_run_epoch(t, NULL) || eqp_checkpoint_save("fuzz/corpus/checkpoint/model", m, NULL) ||
+        eqp_trainer_run_epoch(t, NULL) ||
+        eqp_checkpoint_save("fuzz/corpus/checkpoint/model", m, NULL) ||
         eqp_checkpoint_save("fuzz/corpus/checkpoint/state", m, t)) {
         fprintf(stderr, "make_corpus: %s\n", eqp_last_error());
         return 1;

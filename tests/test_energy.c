@@ -119,8 +119,8 @@ int main(void) {
     memcpy(p2, p, sizeof p);
     m->ops->project(m, p2, 1);
     CHECK(p2[0] == 0.0f && p2[1] == 0.25f && p2[2] == 1.0f && isnan(p2[3]),
-          "project clips and keeps NaN: %g %g %g %g", (double)p2[0], (double)p2[1],
-          (double)p2[2], (double)p2[3]);
+          "project clips and keeps NaN: %g %g %g %g", (double)p2[0], (double)p2[1], (double)p2[2],
+          (double)p2[3]);
 
     /* Bad configs are refused with a message. */
     eqp_config bad = c;

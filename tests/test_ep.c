@@ -25,8 +25,7 @@ static double loss(void) {
     return eqp_cost(m, w, eqp_workspace_state(w), B);
 }
 
-static void compare(const float *est, const double *truth, size_t n, double *cosine,
-                    double *rel) {
+static void compare(const float *est, const double *truth, size_t n, double *cosine, double *rel) {
     double d = 0, a = 0, b = 0, e = 0;
     for (size_t i = 0; i < n; i++) {
         d += (double)est[i] * truth[i];

@@ -72,8 +72,8 @@ int main(int argc, char **argv) {
     static char js[1 << 16];
 
     char args[512];
-    snprintf(args, sizeof args, "--sizes 20-10-5 --seeds 10 --nudge symmetric --beta 0.01 --json %s",
-             json);
+    snprintf(args, sizeof args,
+             "--sizes 20-10-5 --seeds 10 --nudge symmetric --beta 0.01 --json %s", json);
     CHECK(run(args) == 0, "gradcheck runs: %s", text);
     slurp_json(js, sizeof js);
     double pc = key(js, "pooled_cosine"), pr = key(js, "pooled_r");
@@ -91,10 +91,9 @@ int main(int argc, char **argv) {
     double g0 = key_at(js, "gdu_neural_rel", 0), g1 = key_at(js, "gdu_neural_rel", 1),
            g2 = key_at(js, "gdu_neural_rel", 2), p2 = key_at(js, "gdu_param_rel", 2);
     CHECK(g1 < g0 / 4 && g2 < g1 / 4 && g2 < 1e-2 && p2 < 1e-2,
-          "GDU: neural error %g %g %g (beta 0.1, 0.01, 0.001), params %g at 0.001", g0, g1, g2,
-          p2);
+          "GDU: neural error %g %g %g (beta 0.1, 0.01, 0.001), params %g at 0.001", g0, g1, g2, p2);
     CHECK(strstr(text, "meta-analysis") && strstr(text, "bootstrap"), "the report has the "
-                                                                       "statistics");
+                                                                      "statistics");
 
     /* BPTT (long horizon) and RBP as the checked signal: they are the gradient */
     for (int k = 0; k < 2; k++) {
@@ -126,8 +125,7 @@ int main(int argc, char **argv) {
     CHECK(run("--nudge sideways") == 2 && strstr(text, "--nudge"), "bad --nudge: %s", text);
     CHECK(run("--seeds 1") == 2 && strstr(text, "--seeds"), "one seed refused: %s", text);
     CHECK(run("--trials 0") == 2 && strstr(text, "--trials"), "zero trials refused: %s", text);
-    CHECK(run("--estimator magic") == 2 && strstr(text, "--estimator"), "bad estimator: %s",
-          text);
+    CHECK(run("--estimator magic") == 2 && strstr(text, "--estimator"), "bad estimator: %s", text);
     CHECK(run("--model /nonexistent/m.eqp") == 1 && strstr(text, "/nonexistent/m.eqp"),
           "missing model file named: %s", text);
     remove(json);

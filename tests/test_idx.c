@@ -69,8 +69,8 @@ static void write_images(const char *path, uint32_t magic, uint32_t n, uint32_t 
 }
 
 /* A label file with the given header and `body` labels (i % 10, or `bad` at index bad_at). */
-static void write_labels(const char *path, uint32_t magic, uint32_t n, size_t body,
-                         size_t bad_at, uint8_t bad, int gz) {
+static void write_labels(const char *path, uint32_t magic, uint32_t n, size_t body, size_t bad_at,
+                         uint8_t bad, int gz) {
     uint8_t *b = calloc(8 + body, 1);
     put_be32(b, magic);
     put_be32(b + 4, n);
@@ -87,8 +87,7 @@ static void expect_err(eqp_status st, eqp_status want, const char *what, ...) {
           eqp_status_name(want), msg);
     va_list ap;
     va_start(ap, what);
-    for (const char *needle = va_arg(ap, const char *); needle;
-         needle = va_arg(ap, const char *))
+    for (const char *needle = va_arg(ap, const char *); needle; needle = va_arg(ap, const char *))
         CHECK(strstr(msg, needle) != NULL, "%s: message '%s' lacks '%s'", what, msg, needle);
     va_end(ap);
 }
@@ -158,8 +157,7 @@ static void test_sample(void) {
     static const uint8_t first_test[10] = {7, 2, 1, 0, 4, 1, 4, 9, 5, 9};
     CHECK(memcmp(tr->y, first_train, 10) == 0, "first train labels (train[0] = %u, want 5)",
           tr->y[0]);
-    CHECK(memcmp(te->y, first_test, 10) == 0, "first test labels (test[0] = %u, want 7)",
-          te->y[0]);
+    CHECK(memcmp(te->y, first_test, 10) == 0, "first test labels (test[0] = %u, want 7)", te->y[0]);
 
     int labels_ok = 1;
     for (size_t i = 0; i < tr->n; i++)
@@ -206,8 +204,7 @@ static void test_sample(void) {
     uint8_t *px = NULL, *y = NULL;
     size_t n = 0, r = 0, c = 0, ny = 0;
     join(path, sample, "t10k-images-idx3-ubyte.gz");
-    CHECK(eqp_idx_read_images(path, &px, &n, &r, &c) == EQP_OK && n == 500 && r == 28 &&
-              c == 28,
+    CHECK(eqp_idx_read_images(path, &px, &n, &r, &c) == EQP_OK && n == 500 && r == 28 && c == 28,
           "read_images %s: %s", path, eqp_last_error());
     join(path, sample, "t10k-labels-idx1-ubyte.gz");
     CHECK(eqp_idx_read_labels(path, 10, &y, &ny) == EQP_OK && ny == 500 && y && y[0] == 7,
@@ -332,8 +329,8 @@ static void test_defects(void) {
         /* A labels header claiming 2^32-1 labels over 10 bytes: no huge allocation. */
         tp(p, gz ? "huge-lab.gz" : "huge-lab");
         write_labels(p, 0x801, 0xFFFFFFFFu, 10, SIZE_MAX, 0, gz);
-        expect_err(read_labels(p, 10), EQP_EFORMAT, "huge label count", p,
-                   "4294967295 labels", "file has 10", NULL);
+        expect_err(read_labels(p, 10), EQP_EFORMAT, "huge label count", p, "4294967295 labels",
+                   "file has 10", NULL);
         /* A large but not absurd image header over a few bytes. */
         tp(p, gz ? "big-img.gz" : "big-img");
         write_images(p, 0x803, 1000000, 256, 256, 100, gz);
@@ -354,8 +351,7 @@ static void test_defects(void) {
                    "expected 0x00000801", NULL);
         tp(p, gz ? "junk-magic.gz" : "junk-magic");
         write_images(p, 0xDEADBEEFu, 1, 2, 2, 4, gz);
-        expect_err(read_images(p), EQP_EFORMAT, "junk magic", p, "0xDEADBEEF", "0x00000803",
-                   NULL);
+        expect_err(read_images(p), EQP_EFORMAT, "junk magic", p, "0xDEADBEEF", "0x00000803", NULL);
         tp(p, gz ? "rank2.gz" : "rank2");
         write_images(p, 0x802, 1, 2, 2, 4, gz);
         expect_err(read_images(p), EQP_EFORMAT, "rank 2", p, "0x00000802", "rank 3", NULL);
@@ -405,8 +401,7 @@ static void test_defects(void) {
     expect_err(read_images(tmp), EQP_EIO, "directory", tmp, "is a directory", NULL);
     uint8_t *px;
     size_t n, r, c;
-    expect_err(eqp_idx_read_images(NULL, &px, &n, &r, &c), EQP_EINVAL, "NULL path", "NULL",
-               NULL);
+    expect_err(eqp_idx_read_images(NULL, &px, &n, &r, &c), EQP_EINVAL, "NULL path", "NULL", NULL);
 
     /* Corrupt gzip: a flipped byte in the deflate data, a bad CRC, a cut stream, a bad
      * header. Start from a valid gzip image file. */
@@ -460,8 +455,8 @@ static void test_defects(void) {
                "train-labels-idx1-ubyte", "train-labels-idx1-ubyte.gz", dir, NULL);
     join(q, dir, "train-labels-idx1-ubyte.gz");
     write_labels(q, 0x801, 4, 4, SIZE_MAX, 0, 1);
-    expect_err(eqp_dataset_load(dir, "train", 0, &d), EQP_ESHAPE, "count mismatch", p,
-               "3 images", q, "4 labels", NULL);
+    expect_err(eqp_dataset_load(dir, "train", 0, &d), EQP_ESHAPE, "count mismatch", p, "3 images",
+               q, "4 labels", NULL);
     CHECK(d == NULL, "dataset returned on mismatch");
     expect_err(eqp_dataset_load(dir, "test", 0, &d), EQP_EIO, "test missing",
                "t10k-images-idx3-ubyte", "t10k-images-idx3-ubyte.gz", NULL);

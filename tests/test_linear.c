@@ -48,8 +48,7 @@ int main(void) {
     p[6] = W2[0];
     p[7] = W2[1];
     const float x0[2] = {1.0f, 2.0f}, y = 1.5f;
-    CHECK(eqp_clamp(m, w, x0, NULL, 1) == EQP_OK && eqp_set_target(m, w, &y, 1) == EQP_OK,
-          "clamp");
+    CHECK(eqp_clamp(m, w, x0, NULL, 1) == EQP_OK && eqp_set_target(m, w, &y, 1) == EQP_OK, "clamp");
 
     /* the free fixed point is the feed-forward pass: h = (2, 1.3), yhat = 1.14, L = 0.0648 */
     double L, res;

@@ -11,7 +11,6 @@
 
 #define SAMPLE "tests/data/mnist-sample"
 
-
 static eqp_model *train_run_mode(const eqp_dataset *tr, int threads, int epochs, double *err,
                                  eqp_nudge mode) {
     eqp_config c;
@@ -48,7 +47,6 @@ int main(void) {
     if (!tr || !te)
         TEST_END();
 
-
     /* ep-1h on 2000 examples, 3 epochs: measured 15.4% test error (seed 1); 20% is the bar */
     double train_err, test_err, test_err1;
     eqp_model *a = train_run(tr, 2, 3, &train_err);
@@ -77,8 +75,8 @@ int main(void) {
     /* same seed, same threads: bit-identical */
     double e2;
     eqp_model *b = train_run(tr, 2, 3, &e2);
-    CHECK(memcmp(eqp_model_params(a), eqp_model_params(b),
-                 eqp_model_n_params(a) * sizeof(float)) == 0,
+    CHECK(memcmp(eqp_model_params(a), eqp_model_params(b), eqp_model_n_params(a) * sizeof(float)) ==
+              0,
           "same seed and threads give bit-identical weights");
     eqp_model_free(b);
 

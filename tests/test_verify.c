@@ -130,8 +130,7 @@ int main(void) {
     for (size_t k = 0; k < np; k++)
         fdn += fd[k] * fd[k];
     double rb = rel_err(g, fd, np);
-    CHECK(sqrt(fdn) > 0.01 && rb < 2e-3, "BPTT (T=%d) vs finite differences: rel error %g", T,
-          rb);
+    CHECK(sqrt(fdn) > 0.01 && rb < 2e-3, "BPTT (T=%d) vs finite differences: rel error %g", T, rb);
 
     /* RBP and a long BPTT against central differences at the fixed point */
     CHECK(eqp_fd_gradient(m, w, x, y, B, 20000, eps, 1e-7f, 1e-3, NULL, 0, fd) == EQP_OK, "fd");

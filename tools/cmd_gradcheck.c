@@ -31,12 +31,14 @@ static const cli_opt opts[] = {
     {"eps", 1, "relaxation step [the model's, 0.5]"},
     {"tol", 1, "relax until max |s_{t+1} - s_t| < tol [1e-7]"},
     {"max-steps", 1, "relaxation steps at most [20000]"},
-    {"directions", 1, "random directions for the truth; 0 = every parameter [0 if <= 5000 "
-                      "parameters, else 32]"},
+    {"directions", 1,
+     "random directions for the truth; 0 = every parameter [0 if <= 5000 "
+     "parameters, else 32]"},
     {"fd-step", 1, "finite-difference step h [1e-3 per parameter, 1e-1 per direction]"},
     {"r0", 1, "the t-test's null correlation [0]"},
-    {"trials", 1, "average the estimate over N repeated trials (for stochastic signals such "
-                  "as --nudge random) [1]"},
+    {"trials", 1,
+     "average the estimate over N repeated trials (for stochastic signals such "
+     "as --nudge random) [1]"},
     {"no-sweep", 0, "skip the beta sweep"},
     {"no-gdu", 0, "skip the EP-vs-BPTT step comparison"},
     {"json", 1, "write the summary as JSON to this file"},
@@ -101,8 +103,8 @@ static eqp_status estimate_once(problem *p, const method *me, eqp_rng *rng, floa
     if (strcmp(me->estimator, "bptt") == 0)
         return eqp_bptt_gradient(p->m, p->w, p->x, p->y, p->B, me->max_steps, me->ep.eps, g);
     if (strcmp(me->estimator, "rbp") == 0)
-        return eqp_rbp_gradient(p->m, p->w, p->x, p->y, p->B, me->max_steps, me->ep.eps,
-                                me->tol, g);
+        return eqp_rbp_gradient(p->m, p->w, p->x, p->y, p->B, me->max_steps, me->ep.eps, me->tol,
+                                g);
     memset(eqp_workspace_state(p->w), 0, p->B * eqp_model_n_state(p->m) * sizeof(float));
     return eqp_ep_estimate(p->m, p->w, p->x, p->y, p->B, &me->ep, rng, g);
 }
@@ -137,8 +139,7 @@ static void random_dirs(eqp_rng *rng, float *dirs, size_t nd, size_t np) {
 }
 
 /* B examples drawn from the dataset, or uniform random inputs and labels without one */
-static void draw_batch(problem *p, const eqp_dataset *ds, eqp_rng *rng, size_t nin,
-                       size_t nout) {
+static void draw_batch(problem *p, const eqp_dataset *ds, eqp_rng *rng, size_t nin, size_t nout) {
     for (size_t b = 0; b < p->B; b++) {
         if (ds) {
             size_t e = (size_t)eqp_rng_below(rng, ds->n);
@@ -213,8 +214,10 @@ int cmd_gradcheck(int argc, char **argv) {
                 return EXIT_USAGE;
         } else if (!strcmp(n, "estimator")) {
             if (strcmp(val, "ep") && strcmp(val, "bptt") && strcmp(val, "rbp")) {
-                fprintf(stderr, "eqprop gradcheck: --estimator: expected ep, bptt or rbp, got "
-                                "'%s'\n", val);
+                fprintf(stderr,
+                        "eqprop gradcheck: --estimator: expected ep, bptt or rbp, got "
+                        "'%s'\n",
+                        val);
                 return EXIT_USAGE;
             }
             me.estimator = val;
@@ -228,8 +231,10 @@ int cmd_gradcheck(int argc, char **argv) {
             else if (!strcmp(val, "negative"))
                 me.ep.nudge = EQP_NUDGE_NEGATIVE;
             else {
-                fprintf(stderr, "eqprop gradcheck: --nudge: expected positive, negative, random "
-                                "or symmetric, got '%s'\n", val);
+                fprintf(stderr,
+                        "eqprop gradcheck: --nudge: expected positive, negative, random "
+                        "or symmetric, got '%s'\n",
+                        val);
                 return EXIT_USAGE;
             }
         } else if (!strcmp(n, "beta")) {
@@ -254,8 +259,10 @@ int cmd_gradcheck(int argc, char **argv) {
             char *end;
             r0 = strtod(val, &end);
             if (end == val || *end || !(r0 > -1 && r0 < 1)) {
-                fprintf(stderr, "eqprop gradcheck: --r0: expected a number in (-1, 1), got "
-                                "'%s'\n", val);
+                fprintf(stderr,
+                        "eqprop gradcheck: --r0: expected a number in (-1, 1), got "
+                        "'%s'\n",
+                        val);
                 return EXIT_USAGE;
             }
         } else if (!strcmp(n, "trials")) {
@@ -275,8 +282,8 @@ int cmd_gradcheck(int argc, char **argv) {
     eqp_config_default(&cfg);
     if ((preset && eqp_config_preset(&cfg, preset)) ||
         (!preset && eqp_config_set(&cfg, "sizes", "20-10-5")) ||
-        (sizes && eqp_config_set(&cfg, "sizes", sizes)) ||
-        eqp_config_set(&cfg, "model", kind) || eqp_config_check(&cfg)) {
+        (sizes && eqp_config_set(&cfg, "sizes", sizes)) || eqp_config_set(&cfg, "model", kind) ||
+        eqp_config_check(&cfg)) {
         cli_error("gradcheck", NULL);
         return EXIT_USAGE;
     }
@@ -353,8 +360,9 @@ int cmd_gradcheck(int argc, char **argv) {
         goto oom;
     for (long sd = 0; sd < seeds; sd++, tries++) {
         if (tries >= 4 * seeds) {
-            fprintf(stderr, "eqprop gradcheck: %ld of %ld tries had an exactly zero gradient "
-                            "(every unit saturated); check the model and data\n",
+            fprintf(stderr,
+                    "eqprop gradcheck: %ld of %ld tries had an exactly zero gradient "
+                    "(every unit saturated); check the model and data\n",
                     tries - sd, tries);
             free(used);
             goto out;
@@ -398,8 +406,10 @@ int cmd_gradcheck(int argc, char **argv) {
             goto out;
         }
         if (res >= (double)me.tol)
-            fprintf(stderr, "eqprop gradcheck: seed %ld: relaxation stopped at residual %g > "
-                            "--tol %g; raise --max-steps\n", seed0 + sd, res, tol);
+            fprintf(stderr,
+                    "eqprop gradcheck: seed %ld: relaxation stopped at residual %g > "
+                    "--tol %g; raise --max-steps\n",
+                    seed0 + sd, res, tol);
         project(g, dirs, me.ndirs, np, est);
         double tn = 0;
         for (size_t i = 0; i < ncmp; i++)
@@ -500,13 +510,15 @@ int cmd_gradcheck(int argc, char **argv) {
     printf("  across seeds: mean Fisher z %.4f -> r %.6f, 95%% CI [%.6f, %.6f] (t-based)\n",
            tt.mean, r_mean, r_lo, r_hi);
     printf("  t-test of z against atanh(%g): t = %.4f, df = %.0f, p (two-sided) = %.3e, "
-           "p (greater) = %.3e\n", r0, tt.t, tt.df, tt.p_two, tt.p_greater);
+           "p (greater) = %.3e\n",
+           r0, tt.t, tt.df, tt.p_two, tt.p_greater);
     printf("  meta-analysis: fixed r %.6f [%.6f, %.6f]; random r %.6f [%.6f, %.6f]; Q %.3f, "
-           "I^2 %.3f, tau^2 %.3e\n", meta_r.fixed, meta_r.fixed_lo, meta_r.fixed_hi,
-           meta_r.random, meta_r.random_lo, meta_r.random_hi, meta.q, meta.i2, meta.tau2);
+           "I^2 %.3f, tau^2 %.3e\n",
+           meta_r.fixed, meta_r.fixed_lo, meta_r.fixed_hi, meta_r.random, meta_r.random_lo,
+           meta_r.random_hi, meta.q, meta.i2, meta.tau2);
     printf("  bootstrap of the mean cosine (%zu resamples): %.6f, percentile [%.6f, %.6f], "
-           "BCa [%.6f, %.6f]\n", boot.resamples, boot.theta_hat, boot.pct_lo, boot.pct_hi,
-           boot.bca_lo, boot.bca_hi);
+           "BCa [%.6f, %.6f]\n",
+           boot.resamples, boot.theta_hat, boot.pct_lo, boot.pct_hi, boot.bca_lo, boot.bca_hi);
     if (clipped)
         printf("  (some seeds matched exactly: r was capped at 1 - 1e-15 for Fisher z)\n");
 
@@ -533,7 +545,8 @@ int cmd_gradcheck(int argc, char **argv) {
         memcpy(truth, all_t, ncmp * sizeof(double));
         if (sweep) {
             printf("\n  beta sweep (seed %ld, EP against the same truth):\n"
-                   "     beta      one-sided    symmetric\n", used[0]);
+                   "     beta      one-sided    symmetric\n",
+                   used[0]);
             method m2 = me;
             m2.estimator = "ep";
             for (int k = 0; k < 5; k++) {
@@ -555,17 +568,19 @@ int cmd_gradcheck(int argc, char **argv) {
             s1 = slope_loglog(betas + 1, err1 + 1, 3);
             s2 = slope_loglog(betas + 1, err2 + 1, 3);
             printf("    log-log slope over beta 0.03..0.003: one-sided %.2f (O(beta): 1), "
-                   "symmetric %.2f (O(beta^2): 2)\n", s1, s2);
+                   "symmetric %.2f (O(beta^2): 2)\n",
+                   s1, s2);
         }
         if (gdu) {
             int T = me.max_steps < 2000 ? me.max_steps : 2000, K = 10;
             if (K > T)
                 K = T;
             printf("\n  GDU (Ernoult et al. 2019): EP's k-th nudged increments against BPTT's "
-                   "gradients %d-k steps from the end of a %d-step free phase\n", T, T);
+                   "gradients %d-k steps from the end of a %d-step free phase\n",
+                   T, T);
             for (int q = 0; q < 3; q++)
-                if (eqp_gdu_compare(p.m, p.w, p.x, p.y, p.B, T, K, me.ep.eps,
-                                    (float)gdu_betas[q], &gr[q]))
+                if (eqp_gdu_compare(p.m, p.w, p.x, p.y, p.B, T, K, me.ep.eps, (float)gdu_betas[q],
+                                    &gr[q]))
                     goto lib_error;
             did_gdu = 1;
             printf("     beta    mean rel. RMS error (neural | params)    sign agreement "
@@ -583,8 +598,8 @@ int cmd_gradcheck(int argc, char **argv) {
                         d += gr[q].param_sign[k * nb + l] / (K * nb);
                     }
                 }
-                printf("    %6g    %.3e | %.3e                   %.4f | %.4f\n", gdu_betas[q],
-                       a, b, c, d);
+                printf("    %6g    %.3e | %.3e                   %.4f | %.4f\n", gdu_betas[q], a, b,
+                       c, d);
             }
             printf("    per step at beta %g, relative RMS error by layer:\n", gdu_betas[2]);
             for (int k = 0; k < K; k++) {
@@ -604,12 +619,12 @@ int cmd_gradcheck(int argc, char **argv) {
             fprintf(stderr, "eqprop gradcheck: --json: cannot open '%s'\n", json);
             goto out;
         }
-        fprintf(jf, "{\"model\": \"%s\", \"estimator\": \"%s\", \"nudge\": \"%s\", "
-                    "\"beta\": %g, \"seeds\": %ld, \"batch\": %zu, \"compared\": %zu, "
-                    "\"truth\": \"%s\",\n",
-                cfg.model, me.estimator,
-                eqp_nudge_name(me.ep.nudge),
-                beta, seeds, p.B, ncmp, me.ndirs ? "directions" : "parameters");
+        fprintf(jf,
+                "{\"model\": \"%s\", \"estimator\": \"%s\", \"nudge\": \"%s\", "
+                "\"beta\": %g, \"seeds\": %ld, \"batch\": %zu, \"compared\": %zu, "
+                "\"truth\": \"%s\",\n",
+                cfg.model, me.estimator, eqp_nudge_name(me.ep.nudge), beta, seeds, p.B, ncmp,
+                me.ndirs ? "directions" : "parameters");
         fprintf(jf, " \"per_seed_r\": [");
         for (long sd = 0; sd < seeds; sd++)
             fprintf(jf, "%s%.9g", sd ? ", " : "", rs[sd]);
@@ -619,14 +634,16 @@ int cmd_gradcheck(int argc, char **argv) {
         fprintf(jf, "],\n \"per_seed_rel_error\": [");
         for (long sd = 0; sd < seeds; sd++)
             fprintf(jf, "%s%.9g", sd ? ", " : "", rel_s[sd]);
-        fprintf(jf, "],\n \"pooled_cosine\": %.9g, \"pooled_r\": %.9g, \"pooled_rel_error\": "
-                    "%.9g, \"r_mean\": %.9g, \"r_ci_low\": %.9g, \"r_ci_high\": %.9g, \"t\": "
-                    "%.9g, \"df\": %.0f, \"p\": %.9g, \"p_greater\": %.9g, \"r0\": %g,\n",
+        fprintf(jf,
+                "],\n \"pooled_cosine\": %.9g, \"pooled_r\": %.9g, \"pooled_rel_error\": "
+                "%.9g, \"r_mean\": %.9g, \"r_ci_low\": %.9g, \"r_ci_high\": %.9g, \"t\": "
+                "%.9g, \"df\": %.0f, \"p\": %.9g, \"p_greater\": %.9g, \"r0\": %g,\n",
                 pooled_cos, pooled.r, pooled_rel, r_mean, r_lo, r_hi, tt.t, tt.df, tt.p_two,
                 tt.p_greater, r0);
-        fprintf(jf, " \"meta_fixed_r\": %.9g, \"meta_random_r\": %.9g, \"meta_q\": %.9g, "
-                    "\"meta_i2\": %.9g, \"meta_tau2\": %.9g, \"boot_mean_cosine\": %.9g, "
-                    "\"boot_bca_low\": %.9g, \"boot_bca_high\": %.9g",
+        fprintf(jf,
+                " \"meta_fixed_r\": %.9g, \"meta_random_r\": %.9g, \"meta_q\": %.9g, "
+                "\"meta_i2\": %.9g, \"meta_tau2\": %.9g, \"boot_mean_cosine\": %.9g, "
+                "\"boot_bca_low\": %.9g, \"boot_bca_high\": %.9g",
                 meta_r.fixed, meta_r.random, meta.q, meta.i2, meta.tau2, boot.theta_hat,
                 boot.bca_lo, boot.bca_hi);
         if (sweep) {
@@ -637,8 +654,8 @@ int cmd_gradcheck(int argc, char **argv) {
             fprintf(jf, "], \"sweep_symmetric\": [");
             for (int k = 0; k < 5; k++)
                 fprintf(jf, "%s%.6g", k ? ", " : "", err2[k]);
-            fprintf(jf, "], \"sweep_slope_one_sided\": %.4g, \"sweep_slope_symmetric\": %.4g",
-                    s1, s2);
+            fprintf(jf, "], \"sweep_slope_one_sided\": %.4g, \"sweep_slope_symmetric\": %.4g", s1,
+                    s2);
         }
         if (did_gdu) {
             fprintf(jf, ",\n \"gdu_beta\": [0.1, 0.01, 0.001], \"gdu_neural_rel\": [");

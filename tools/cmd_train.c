@@ -26,8 +26,9 @@ static const cli_opt opts[] = {
     {"nudge-steps", 1, "K: weakly clamped iterations [preset]"},
     {"eps", 1, "step size eps [0.5]"},
     {"beta", 1, "nudging strength beta [preset: 1 for ep-1h, 2 for ep-2h/3h]"},
-    {"nudge", 1, "positive | negative | random | symmetric (centered) [random for ep-1h, "
-                 "positive for ep-2h/3h]"},
+    {"nudge", 1,
+     "positive | negative | random | symmetric (centered) [random for ep-1h, "
+     "positive for ep-2h/3h]"},
     {"random-sign", 1, "yes|no: the same as --nudge random|positive"},
     {"persistent", 1, "yes|no: persistent particles [yes]"},
     {"batch", 1, "mini-batch size [20]"},
@@ -126,8 +127,9 @@ int cmd_train(int argc, char **argv) {
         }
     }
     if (resume && (n_overrides > 0 || preset)) {
-        fprintf(stderr, "eqprop train: --resume takes the settings stored in '%s'; only --epochs, "
-                        "--threads and file options may be given with it\n",
+        fprintf(stderr,
+                "eqprop train: --resume takes the settings stored in '%s'; only --epochs, "
+                "--threads and file options may be given with it\n",
                 resume);
         return EXIT_USAGE;
     }
@@ -199,9 +201,8 @@ int cmd_train(int argc, char **argv) {
                                     cfg.sizes[l]);
         printf("eqprop train: %s %s, T=%d K=%d eps=%g beta=%g (%s) batch=%d, %zu train / %zu "
                "test, %d threads, seed %" PRIu64 "\n",
-               cfg.model, sizes, cfg.free_steps, cfg.nudge_steps, (double)cfg.eps,
-               (double)cfg.beta, eqp_nudge_name(cfg.nudge), cfg.batch, train->n, test->n,
-               cfg.threads, cfg.seed);
+               cfg.model, sizes, cfg.free_steps, cfg.nudge_steps, (double)cfg.eps, (double)cfg.beta,
+               eqp_nudge_name(cfg.nudge), cfg.batch, train->n, test->n, cfg.threads, cfg.seed);
         fflush(stdout);
     }
     double test_err = -1.0;
@@ -212,8 +213,10 @@ int cmd_train(int argc, char **argv) {
         if (st == EQP_EINTERRUPTED) {
             const char *p = ckpt ? ckpt : ipath;
             if (p && eqp_checkpoint_save(p, m, t) == EQP_OK)
-                fprintf(stderr, "eqprop train: interrupted; checkpoint written to '%s' "
-                                "(continue with --resume %s)\n", p, p);
+                fprintf(stderr,
+                        "eqprop train: interrupted; checkpoint written to '%s' "
+                        "(continue with --resume %s)\n",
+                        p, p);
             else
                 cli_error("train", NULL);
             rc = EXIT_INTERRUPTED;

@@ -42,23 +42,23 @@ typedef enum eqp_nudge {
 } eqp_nudge;
 
 typedef struct eqp_config {
-    char model[32];                /* energy model name: "layered" */
-    int n_layers;                  /* including input and output */
-    size_t sizes[EQP_MAX_LAYERS];  /* "sizes=784-500-10" */
-    int n_lr;                      /* one learning rate per weight layer (n_layers - 1) */
-    float lr[EQP_MAX_LAYERS];      /* "lr=0.1,0.05" */
-    int free_steps;                /* T: free-phase iterations */
-    int nudge_steps;               /* K: weakly clamped iterations */
-    float eps;                     /* step size of s <- clip(s - eps dF/ds) */
-    float beta;                    /* nudging strength (> 0; the sign may be randomised) */
-    eqp_nudge nudge;               /* second-phase mode ("nudge=random") */
-    int persistent;                /* 1: persistent particles restart each example's free phase */
-    int batch;                     /* mini-batch size */
-    int shuffle;                   /* 1: a fresh random example order each epoch [1] */
-    int eval_steps;                /* free steps from a zero state when evaluating */
-    int epochs;                    /* epochs to train */
-    int threads;                   /* worker threads (each owns a share of every mini-batch) */
-    uint64_t seed;                 /* every random draw derives from it */
+    char model[32];               /* energy model name: "layered" */
+    int n_layers;                 /* including input and output */
+    size_t sizes[EQP_MAX_LAYERS]; /* "sizes=784-500-10" */
+    int n_lr;                     /* one learning rate per weight layer (n_layers - 1) */
+    float lr[EQP_MAX_LAYERS];     /* "lr=0.1,0.05" */
+    int free_steps;               /* T: free-phase iterations */
+    int nudge_steps;              /* K: weakly clamped iterations */
+    float eps;                    /* step size of s <- clip(s - eps dF/ds) */
+    float beta;                   /* nudging strength (> 0; the sign may be randomised) */
+    eqp_nudge nudge;              /* second-phase mode ("nudge=random") */
+    int persistent;               /* 1: persistent particles restart each example's free phase */
+    int batch;                    /* mini-batch size */
+    int shuffle;                  /* 1: a fresh random example order each epoch [1] */
+    int eval_steps;               /* free steps from a zero state when evaluating */
+    int epochs;                   /* epochs to train */
+    int threads;                  /* worker threads (each owns a share of every mini-batch) */
+    uint64_t seed;                /* every random draw derives from it */
 } eqp_config;
 
 /* The ep-1h preset. */

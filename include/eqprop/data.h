@@ -23,8 +23,7 @@ eqp_status eqp_idx_read_images(const char *path, uint8_t **pixels, size_t *n, si
 
 /* Read an idx1-ubyte label file (magic 0x00000801); every label must be < n_classes.
  * On success *labels is a malloc'd (n) array owned by the caller. */
-eqp_status eqp_idx_read_labels(const char *path, unsigned n_classes, uint8_t **labels,
-                               size_t *n);
+eqp_status eqp_idx_read_labels(const char *path, unsigned n_classes, uint8_t **labels, size_t *n);
 
 /* A labelled image set in memory. Fields are read-only for users. */
 typedef struct eqp_dataset {
@@ -48,8 +47,7 @@ eqp_status eqp_data_resolve(const char *spec, char *dir, size_t dir_size);
 
 /* Load split "train" or "test" of the set named by spec (see eqp_data_resolve). If limit > 0,
  * keep only the first `limit` examples. Checks that images and labels agree in count. */
-eqp_status eqp_dataset_load(const char *spec, const char *split, size_t limit,
-                            eqp_dataset **out);
+eqp_status eqp_dataset_load(const char *spec, const char *split, size_t limit, eqp_dataset **out);
 
 void eqp_dataset_free(eqp_dataset *d);
 

@@ -31,12 +31,12 @@ const char *eqp_model_name(const eqp_model *m);
 int eqp_model_known(const char *name);
 /* The config the model was created (or loaded) with. */
 const eqp_config *eqp_model_config(const eqp_model *m);
-size_t eqp_model_n_in(const eqp_model *m);      /* input width */
-size_t eqp_model_n_state(const eqp_model *m);   /* state width per example */
-size_t eqp_model_n_out(const eqp_model *m);     /* output units */
+size_t eqp_model_n_in(const eqp_model *m);    /* input width */
+size_t eqp_model_n_state(const eqp_model *m); /* state width per example */
+size_t eqp_model_n_out(const eqp_model *m);   /* output units */
 size_t eqp_model_out_offset(const eqp_model *m);
 size_t eqp_model_n_params(const eqp_model *m);
-float *eqp_model_params(eqp_model *m);          /* owned by the model */
+float *eqp_model_params(eqp_model *m); /* owned by the model */
 const float *eqp_model_params_const(const eqp_model *m);
 
 /* Parameter blocks. */

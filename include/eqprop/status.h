@@ -13,14 +13,14 @@ extern "C" {
 
 typedef enum eqp_status {
     EQP_OK = 0,
-    EQP_EINVAL,         /* an argument or configuration value is out of range */
-    EQP_ESHAPE,         /* sizes do not agree */
-    EQP_ENOMEM,         /* allocation failed or a size computation overflowed */
-    EQP_EIO,            /* a file could not be opened, read or written */
-    EQP_EFORMAT,        /* a file's contents are malformed */
-    EQP_ENONFINITE,     /* NaN or Inf met in states, parameters or an update */
-    EQP_ENOCONVERGE,    /* a relaxation did not reach its tolerance */
-    EQP_EINTERRUPTED,   /* stopped on request (e.g. SIGINT) after a consistent step */
+    EQP_EINVAL,       /* an argument or configuration value is out of range */
+    EQP_ESHAPE,       /* sizes do not agree */
+    EQP_ENOMEM,       /* allocation failed or a size computation overflowed */
+    EQP_EIO,          /* a file could not be opened, read or written */
+    EQP_EFORMAT,      /* a file's contents are malformed */
+    EQP_ENONFINITE,   /* NaN or Inf met in states, parameters or an update */
+    EQP_ENOCONVERGE,  /* a relaxation did not reach its tolerance */
+    EQP_EINTERRUPTED, /* stopped on request (e.g. SIGINT) after a consistent step */
 } eqp_status;
 
 /* Short name of a status, e.g. "EQP_EFORMAT". Never NULL. */

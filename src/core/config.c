@@ -11,16 +11,17 @@
 #include "internal.h"
 
 const char *const eqp_config_keys[] = {
-    "model", "sizes", "lr", "free-steps", "nudge-steps", "eps", "beta", "nudge", "random-sign",
-    "persistent", "batch", "shuffle", "eval-steps", "epochs", "threads", "seed", NULL};
+    "model",      "sizes",  "lr",          "free-steps", "nudge-steps", "eps",
+    "beta",       "nudge",  "random-sign", "persistent", "batch",       "shuffle",
+    "eval-steps", "epochs", "threads",     "seed",       NULL};
 
 static const struct {
     const char *name;
     eqp_nudge mode;
-} nudge_names[] = {{"positive", EQP_NUDGE_POSITIVE},   {"negative", EQP_NUDGE_NEGATIVE},
-                   {"random", EQP_NUDGE_RANDOM},       {"symmetric", EQP_NUDGE_SYMMETRIC},
-                   {"one-sided", EQP_NUDGE_POSITIVE},  {"random-sign", EQP_NUDGE_RANDOM},
-                   {"centered", EQP_NUDGE_SYMMETRIC},  {NULL, EQP_NUDGE_POSITIVE}};
+} nudge_names[] = {{"positive", EQP_NUDGE_POSITIVE},  {"negative", EQP_NUDGE_NEGATIVE},
+                   {"random", EQP_NUDGE_RANDOM},      {"symmetric", EQP_NUDGE_SYMMETRIC},
+                   {"one-sided", EQP_NUDGE_POSITIVE}, {"random-sign", EQP_NUDGE_RANDOM},
+                   {"centered", EQP_NUDGE_SYMMETRIC}, {NULL, EQP_NUDGE_POSITIVE}};
 
 const char *eqp_nudge_name(eqp_nudge mode) {
     for (int k = 0; nudge_names[k].name; k++)
@@ -101,8 +102,8 @@ static eqp_status parse_long(const char *key, const char *v, long lo, long hi, l
     errno = 0;
     long x = strtol(v, &end, 10);
     if (end == v || *end != '\0' || errno == ERANGE || x < lo || x > hi)
-        return eqp_fail(EQP_EINVAL, "--%s: expected an integer in [%ld, %ld], got '%s'", key,
-                        lo, hi, v);
+        return eqp_fail(EQP_EINVAL, "--%s: expected an integer in [%ld, %ld], got '%s'", key, lo,
+                        hi, v);
     *out = x;
     return EQP_OK;
 }
@@ -112,8 +113,7 @@ static eqp_status parse_positive(const char *key, const char *v, float *out) {
     char *end;
     errno = 0;
     double x = strtod(v, &end);
-    if (end == v || *end != '\0' || errno == ERANGE || !isfinite(x) || !(x > 0) ||
-        x > 3.0e38)
+    if (end == v || *end != '\0' || errno == ERANGE || !isfinite(x) || !(x > 0) || x > 3.0e38)
         return eqp_fail(EQP_EINVAL, "--%s: expected a number > 0, got '%s'", key, v);
     *out = (float)x;
     return EQP_OK;
@@ -334,19 +334,19 @@ size_t eqp_config_to_text(const eqp_config *c, char *buf, size_t n) {
     char sizes[256] = "", lr[256] = "";
     size_t off = 0;
     for (int i = 0; i < c->n_layers && off < sizeof sizes; i++)
-        off += (size_t)snprintf(sizes + off, sizeof sizes - off, "%s%zu", i ? "-" : "",
-                                c->sizes[i]);
+        off +=
+            (size_t)snprintf(sizes + off, sizeof sizes - off, "%s%zu", i ? "-" : "", c->sizes[i]);
     off = 0;
     for (int i = 0; i < c->n_lr && off < sizeof lr; i++)
-        off += (size_t)snprintf(lr + off, sizeof lr - off, "%s%.9g", i ? "," : "",
-                                (double)c->lr[i]);
+        off +=
+            (size_t)snprintf(lr + off, sizeof lr - off, "%s%.9g", i ? "," : "", (double)c->lr[i]);
     int len = snprintf(buf, n,
                        "model=%s\nsizes=%s\nlr=%s\nfree-steps=%d\nnudge-steps=%d\neps=%.9g\n"
                        "beta=%.9g\nnudge=%s\npersistent=%d\nbatch=%d\nshuffle=%d\n"
                        "eval-steps=%d\nepochs=%d\nthreads=%d\nseed=%" PRIu64 "\n",
                        c->model, sizes, lr, c->free_steps, c->nudge_steps, (double)c->eps,
-                       (double)c->beta, eqp_nudge_name(c->nudge), c->persistent, c->batch, c->shuffle,
-                       c->eval_steps, c->epochs, c->threads, c->seed);
+                       (double)c->beta, eqp_nudge_name(c->nudge), c->persistent, c->batch,
+                       c->shuffle, c->eval_steps, c->epochs, c->threads, c->seed);
     return len < 0 ? 0 : (size_t)len;
 }
 
@@ -366,8 +366,8 @@ eqp_status eqp_config_from_text(eqp_config *c, const char *text) {
             buf[len] = '\0';
             char *eq = strchr(buf, '=');
             if (!eq)
-                return eqp_fail(EQP_EFORMAT, "config line %d: expected key=value, got '%s'",
-                                line, buf);
+                return eqp_fail(EQP_EFORMAT, "config line %d: expected key=value, got '%s'", line,
+                                buf);
             *eq = '\0';
             eqp_status st = eqp_config_set(c, buf, eq + 1);
             if (st)

@@ -11,15 +11,24 @@ static _Thread_local char last_msg[1024];
 
 const char *eqp_status_name(eqp_status st) {
     switch (st) {
-    case EQP_OK: return "EQP_OK";
-    case EQP_EINVAL: return "EQP_EINVAL";
-    case EQP_ESHAPE: return "EQP_ESHAPE";
-    case EQP_ENOMEM: return "EQP_ENOMEM";
-    case EQP_EIO: return "EQP_EIO";
-    case EQP_EFORMAT: return "EQP_EFORMAT";
-    case EQP_ENONFINITE: return "EQP_ENONFINITE";
-    case EQP_ENOCONVERGE: return "EQP_ENOCONVERGE";
-    case EQP_EINTERRUPTED: return "EQP_EINTERRUPTED";
+    case EQP_OK:
+        return "EQP_OK";
+    case EQP_EINVAL:
+        return "EQP_EINVAL";
+    case EQP_ESHAPE:
+        return "EQP_ESHAPE";
+    case EQP_ENOMEM:
+        return "EQP_ENOMEM";
+    case EQP_EIO:
+        return "EQP_EIO";
+    case EQP_EFORMAT:
+        return "EQP_EFORMAT";
+    case EQP_ENONFINITE:
+        return "EQP_ENONFINITE";
+    case EQP_ENOCONVERGE:
+        return "EQP_ENOCONVERGE";
+    case EQP_EINTERRUPTED:
+        return "EQP_EINTERRUPTED";
     }
     return "EQP_UNKNOWN";
 }

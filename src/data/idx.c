@@ -19,10 +19,10 @@
 #define IDX_MAGIC_IMAGES 0x00000803u
 /* Beyond these a header is corrupt, not merely large: it would only lead to a huge allocation
  * (or an overflow) before the short read is noticed. */
-#define IDX_MAX_SIDE 65536u
-#define IDX_MAX_BYTES ((uint64_t)1 << 36)
-#define IDX_FIRST_CHUNK ((size_t)1 << 22)
-#define IDX_PATH_MAX 4096
+#define IDX_MAX_SIDE       65536u
+#define IDX_MAX_BYTES      ((uint64_t)1 << 36)
+#define IDX_FIRST_CHUNK    ((size_t)1 << 22)
+#define IDX_PATH_MAX       4096
 #define FASHION_SYSTEM_DIR "/usr/share/datasets/fashion-mnist"
 
 typedef struct idx_file {
@@ -82,11 +82,14 @@ static eqp_status idx_gz_error(const idx_file *f) {
     int errnum = Z_OK;
     const char *msg = gzerror(f->gz, &errnum);
     switch (errnum) {
-    case Z_ERRNO: return eqp_fail(EQP_EIO, "%s: read error: %s", f->path, strerror(errno));
-    case Z_MEM_ERROR: return eqp_fail(EQP_ENOMEM, "%s: out of memory in zlib", f->path);
+    case Z_ERRNO:
+        return eqp_fail(EQP_EIO, "%s: read error: %s", f->path, strerror(errno));
+    case Z_MEM_ERROR:
+        return eqp_fail(EQP_ENOMEM, "%s: out of memory in zlib", f->path);
     case Z_BUF_ERROR:
         return eqp_fail(EQP_EFORMAT, "%s: gzip data ends early (truncated .gz file)", f->path);
-    default: return eqp_fail(EQP_EFORMAT, "%s: corrupt gzip data (zlib: %s)", f->path, msg);
+    default:
+        return eqp_fail(EQP_EFORMAT, "%s: corrupt gzip data (zlib: %s)", f->path, msg);
     }
 }
 
@@ -128,8 +131,7 @@ static eqp_status idx_count_rest(idx_file *f, size_t *extra) {
 }
 
 /* Magic and dimensions of a header with `rank` dimensions (1 or 3). */
-static eqp_status idx_read_header(idx_file *f, uint32_t magic_want, unsigned rank,
-                                  uint32_t *dims) {
+static eqp_status idx_read_header(idx_file *f, uint32_t magic_want, unsigned rank, uint32_t *dims) {
     unsigned char h[16];
     size_t hlen = 4 + 4 * (size_t)rank, got = 0;
     eqp_status st = idx_read(f, h, hlen, &got);
@@ -174,9 +176,8 @@ static eqp_status idx_read_body(idx_file *f, size_t hlen, size_t want, const cha
         unsigned long long size = (unsigned long long)f->plain_size;
         unsigned long long body = size > hlen ? size - hlen : 0;
         if (body != want)
-            return eqp_fail(EQP_EFORMAT, "%s: header says %s = %zu bytes, file has %llu%s",
-                            f->path, what, want, body,
-                            body > want ? " (trailing data)" : "");
+            return eqp_fail(EQP_EFORMAT, "%s: header says %s = %zu bytes, file has %llu%s", f->path,
+                            what, want, body, body > want ? " (trailing data)" : "");
         cap = want;
     }
     uint8_t *buf = malloc(cap);
@@ -239,8 +240,8 @@ eqp_status eqp_idx_read_images(const char *path, uint8_t **pixels, size_t *n, si
     char what[48];
     snprintf(what, sizeof what, "%" PRIu32 "x%" PRIu32 "x%" PRIu32, d[0], d[1], d[2]);
     if (d[0] == 0 || d[1] == 0 || d[2] == 0) {
-        st = eqp_fail(EQP_EFORMAT, "%s: header says %s images: every dimension must be > 0",
-                      path, what);
+        st = eqp_fail(EQP_EFORMAT, "%s: header says %s images: every dimension must be > 0", path,
+                      what);
         goto done;
     }
     size_t plane, bytes;
@@ -264,8 +265,7 @@ done:
     return st;
 }
 
-eqp_status eqp_idx_read_labels(const char *path, unsigned n_classes, uint8_t **labels,
-                               size_t *n) {
+eqp_status eqp_idx_read_labels(const char *path, unsigned n_classes, uint8_t **labels, size_t *n) {
     if (!path || !labels || !n)
         return eqp_fail(EQP_EINVAL, "eqp_idx_read_labels: NULL argument");
     *labels = NULL;
@@ -310,8 +310,7 @@ static int is_dir(const char *path) {
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static eqp_status put_path(char *dst, size_t size, const char *a, const char *b,
-                           const char *c) {
+static eqp_status put_path(char *dst, size_t size, const char *a, const char *b, const char *c) {
     int k = snprintf(dst, size, "%s%s%s", a, b, c);
     if (k < 0 || (size_t)k >= size)
         return eqp_fail(EQP_EINVAL, "path '%s%s%s' is too long (at most %zu bytes)", a, b, c,
@@ -336,8 +335,8 @@ eqp_status eqp_data_resolve(const char *spec, char *dir, size_t dir_size) {
     struct stat sb;
     if (stat(spec, &sb) != 0)
         return eqp_fail(EQP_EINVAL,
-                        "data '%s': %s (expected mnist, fashion or a directory of IDX files)",
-                        spec, strerror(errno));
+                        "data '%s': %s (expected mnist, fashion or a directory of IDX files)", spec,
+                        strerror(errno));
     if (!S_ISDIR(sb.st_mode))
         return eqp_fail(EQP_EINVAL,
                         "data '%s': not a directory (expected mnist, fashion or a directory of "
@@ -357,12 +356,11 @@ static eqp_status find_file(const char *spec, const char *dir, const char *name,
     if (st != EQP_OK || access(path, F_OK) == 0)
         return st;
     int fetchable = strcmp(spec, "mnist") == 0 || strcmp(spec, "fashion") == 0;
-    return eqp_fail(EQP_EIO, "%s: no %s (tried %s/%s and %s/%s)%s%s", dir, name, dir, name, dir,
-                    gz, fetchable ? "; run scripts/fetch_data.sh " : "", fetchable ? spec : "");
+    return eqp_fail(EQP_EIO, "%s: no %s (tried %s/%s and %s/%s)%s%s", dir, name, dir, name, dir, gz,
+                    fetchable ? "; run scripts/fetch_data.sh " : "", fetchable ? spec : "");
 }
 
-eqp_status eqp_dataset_load(const char *spec, const char *split, size_t limit,
-                            eqp_dataset **out) {
+eqp_status eqp_dataset_load(const char *spec, const char *split, size_t limit, eqp_dataset **out) {
     if (!spec || !split || !out)
         return eqp_fail(EQP_EINVAL, "eqp_dataset_load: NULL argument");
     *out = NULL;

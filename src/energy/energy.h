@@ -21,17 +21,16 @@ typedef struct eqp_energy_ops {
     /* Per-batch work that stays fixed while the input is clamped: ctx <- f(x) (for the
      * layered network: rho(x) W_1 + b_1), for the columns of ctx in share `part` of `nparts`
      * (threads may compute different parts at once). */
-    void (*clamp)(const eqp_model *m, const float *x, float *ctx, size_t B, int part,
-                  int nparts);
+    void (*clamp)(const eqp_model *m, const float *x, float *ctx, size_t B, int part, int nparts);
     /* g <- dE/ds at s (the force of the free dynamics, without the cost term). */
-    void (*grad_state)(const eqp_model *m, const float *ctx, const float *s, float *g,
-                       float *work, size_t B);
+    void (*grad_state)(const eqp_model *m, const float *ctx, const float *s, float *g, float *work,
+                       size_t B);
     /* acc_k += scale[group(k)] * (dE/dtheta_k(s1) - dE/dtheta_k(s0)), summed over the
      * batch, for the blocks' share `part` of `nparts` (shares are disjoint, so threads
      * may run different parts at once). s0 may be NULL (then only the s1 term). */
-    void (*accum_grad_params)(const eqp_model *m, const float *x, const float *s1,
-                              const float *s0, const float *scale, float *acc, float *work,
-                              size_t B, int part, int nparts);
+    void (*accum_grad_params)(const eqp_model *m, const float *x, const float *s1, const float *s0,
+                              const float *scale, float *acc, float *work, size_t B, int part,
+                              int nparts);
     /* Sum over the batch of E(theta, s), in double (for checks and reports). */
     double (*energy)(const eqp_model *m, const float *x, const float *s, size_t B);
     /* Keep s in the model's domain (the layered network: clip to [0, 1]). */
@@ -39,8 +38,8 @@ typedef struct eqp_energy_ops {
 
     /* ---- second-order slots: exact backprop through the relaxation (src/verify) ---- */
     /* out <- (d^2 E / ds^2)(s) v, the Jacobian of grad_state applied to v (B rows). */
-    void (*hvp_state)(const eqp_model *m, const float *s, const float *v, float *out,
-                      float *work, size_t B);
+    void (*hvp_state)(const eqp_model *m, const float *s, const float *v, float *out, float *work,
+                      size_t B);
     /* acc_k += scale[group(k)] * sum over the batch of (d^2 E / dtheta_k ds)(s) v: how
      * dE/ds moves with theta_k, contracted with v (includes the clamp context's theta). */
     void (*accum_mixed)(const eqp_model *m, const float *x, const float *s, const float *v,

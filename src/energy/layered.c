@@ -30,8 +30,8 @@ static inline float rho_prime(float u) {
     return (u >= 0.0f && u <= 1.0f) ? 1.0f : 0.0f;
 }
 
-#define NL(m) ((m)->cfg.n_layers - 1) /* state layers: 1..L */
-#define SZ(m, l) ((m)->cfg.sizes[l])
+#define NL(m)      ((m)->cfg.n_layers - 1) /* state layers: 1..L */
+#define SZ(m, l)   ((m)->cfg.sizes[l])
 #define WPTR(m, l) ((m)->params + (m)->blocks[2 * ((l)-1)].offset)
 #define BPTR(m, l) ((m)->params + (m)->blocks[2 * ((l)-1) + 1].offset)
 
@@ -63,8 +63,7 @@ static void layered_grad_state(const eqp_model *m, const float *ctx, const float
         if (l < L) {
             const size_t nn = SZ(m, l + 1);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)nl, (int)nn, 1.0f,
-                        r + m->layer_off[l + 1], (int)N, WPTR(m, l + 1), (int)nn, 1.0f, gl,
-                        (int)N);
+                        r + m->layer_off[l + 1], (int)N, WPTR(m, l + 1), (int)nn, 1.0f, gl, (int)N);
         }
         for (size_t b = 0; b < B; b++) {
             const float *sl = s + b * N + off;
@@ -76,8 +75,8 @@ static void layered_grad_state(const eqp_model *m, const float *ctx, const float
 }
 
 static void layered_accum_grad_params(const eqp_model *m, const float *x, const float *s1,
-                                      const float *s0, const float *scale, float *acc,
-                                      float *work, size_t B, int part, int nparts) {
+                                      const float *s0, const float *scale, float *acc, float *work,
+                                      size_t B, int part, int nparts) {
     const size_t N = m->n_state;
     const int L = NL(m);
     float *r1 = work, *r0 = work + B * N;
@@ -109,13 +108,12 @@ static void layered_accum_grad_params(const eqp_model *m, const float *x, const 
                     for (size_t c = c0; c < c1; c++)
                         r0[b * N + off + c] = r1[b * N + off + c] - r0[b * N + off + c];
             const float *d = s0 ? r0 : r1;
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)np, (int)(c1 - c0),
-                        (int)B, -sc, x, (int)np, d + off + c0, (int)N, 1.0f, aW + c0, (int)nl);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)np, (int)(c1 - c0), (int)B,
+                        -sc, x, (int)np, d + off + c0, (int)N, 1.0f, aW + c0, (int)nl);
         } else {
             const size_t po = m->layer_off[l - 1];
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)np, (int)(c1 - c0),
-                        (int)B, -sc, r1 + po, (int)N, r1 + off + c0, (int)N, 1.0f, aW + c0,
-                        (int)nl);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)np, (int)(c1 - c0), (int)B,
+                        -sc, r1 + po, (int)N, r1 + off + c0, (int)N, 1.0f, aW + c0, (int)nl);
             if (s0)
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)np, (int)(c1 - c0),
                             (int)B, sc, r0 + po, (int)N, r0 + off + c0, (int)N, 1.0f, aW + c0,
@@ -176,8 +174,7 @@ static void layered_hvp_state(const eqp_model *m, const float *s, const float *v
         if (l < L) {
             const size_t nn = SZ(m, l + 1);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)nl, (int)nn, 1.0f,
-                        u + m->layer_off[l + 1], (int)N, WPTR(m, l + 1), (int)nn, 1.0f, ol,
-                        (int)N);
+                        u + m->layer_off[l + 1], (int)N, WPTR(m, l + 1), (int)nn, 1.0f, ol, (int)N);
         }
         for (size_t b = 0; b < B; b++)
             for (size_t i = 0; i < nl; i++) {
@@ -190,9 +187,8 @@ static void layered_hvp_state(const eqp_model *m, const float *s, const float *v
 /* The derivative of dE/dtheta along v:
  *   dW_l: -(rho'(s_{l-1}) v_{l-1})^T rho(s_l) - rho(s_{l-1})^T (rho'(s_l) v_l)   (s_0 = x fixed)
  *   db_l: -sum_b rho'(s_l) v_l */
-static void layered_accum_mixed(const eqp_model *m, const float *x, const float *s,
-                                const float *v, const float *scale, float *acc, float *work,
-                                size_t B) {
+static void layered_accum_mixed(const eqp_model *m, const float *x, const float *s, const float *v,
+                                const float *scale, float *acc, float *work, size_t B) {
     const size_t N = m->n_state;
     const int L = NL(m);
     float *r = work, *u = work + B * N;

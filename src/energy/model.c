@@ -79,8 +79,8 @@ void eqp_model_clamp_stack(const eqp_model *m, const float *x, float *ctx, size_
     const float *W1 = m->params + m->blocks[0].offset, *b1 = m->params + m->blocks[1].offset;
     for (size_t b = 0; b < B; b++)
         memcpy(ctx + b * n1 + c0, b1 + c0, (c1 - c0) * sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)(c1 - c0), (int)n0, 1.0f,
-                x, (int)n0, W1 + c0, (int)n1, 1.0f, ctx + c0, (int)n1);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)(c1 - c0), (int)n0, 1.0f, x,
+                (int)n0, W1 + c0, (int)n1, 1.0f, ctx + c0, (int)n1);
 }
 
 eqp_status eqp_model_create(const eqp_config *c, eqp_rng *rng, eqp_model **out) {
@@ -115,16 +115,36 @@ void eqp_model_free(eqp_model *m) {
     free(m);
 }
 
-const char *eqp_model_name(const eqp_model *m) { return m->ops->name; }
-const eqp_config *eqp_model_config(const eqp_model *m) { return &m->cfg; }
-size_t eqp_model_n_in(const eqp_model *m) { return m->n_in; }
-size_t eqp_model_n_state(const eqp_model *m) { return m->n_state; }
-size_t eqp_model_n_out(const eqp_model *m) { return m->n_out; }
-size_t eqp_model_out_offset(const eqp_model *m) { return m->out_offset; }
-size_t eqp_model_n_params(const eqp_model *m) { return m->n_params; }
-float *eqp_model_params(eqp_model *m) { return m->params; }
-const float *eqp_model_params_const(const eqp_model *m) { return m->params; }
-int eqp_model_n_blocks(const eqp_model *m) { return m->n_blocks; }
+const char *eqp_model_name(const eqp_model *m) {
+    return m->ops->name;
+}
+const eqp_config *eqp_model_config(const eqp_model *m) {
+    return &m->cfg;
+}
+size_t eqp_model_n_in(const eqp_model *m) {
+    return m->n_in;
+}
+size_t eqp_model_n_state(const eqp_model *m) {
+    return m->n_state;
+}
+size_t eqp_model_n_out(const eqp_model *m) {
+    return m->n_out;
+}
+size_t eqp_model_out_offset(const eqp_model *m) {
+    return m->out_offset;
+}
+size_t eqp_model_n_params(const eqp_model *m) {
+    return m->n_params;
+}
+float *eqp_model_params(eqp_model *m) {
+    return m->params;
+}
+const float *eqp_model_params_const(const eqp_model *m) {
+    return m->params;
+}
+int eqp_model_n_blocks(const eqp_model *m) {
+    return m->n_blocks;
+}
 
 void eqp_model_block(const eqp_model *m, int k, const char **name, size_t *offset, size_t *size,
                      int *group) {

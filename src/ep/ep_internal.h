@@ -8,14 +8,14 @@
 
 struct eqp_workspace {
     size_t Bmax, N, n_out;
-    const float *x;  /* the clamped input rows (borrowed) */
-    float *ctx;      /* (Bmax, n_ctx) */
-    float *s;        /* (Bmax, N) state */
-    float *g;        /* (Bmax, N) force */
-    float *work;     /* (Bmax, work_per_row) model scratch */
-    float *s_free;   /* (Bmax, N) free fixed point (ep_estimate) */
-    float *s_aux;    /* (Bmax, N) the +beta phase of the symmetric estimate */
-    float *target;   /* (Bmax, n_out) one-hot */
+    const float *x; /* the clamped input rows (borrowed) */
+    float *ctx;     /* (Bmax, n_ctx) */
+    float *s;       /* (Bmax, N) state */
+    float *g;       /* (Bmax, N) force */
+    float *work;    /* (Bmax, work_per_row) model scratch */
+    float *s_free;  /* (Bmax, N) free fixed point (ep_estimate) */
+    float *s_aux;   /* (Bmax, N) the +beta phase of the symmetric estimate */
+    float *target;  /* (Bmax, n_out) one-hot */
     int has_target;
 };
 
@@ -24,18 +24,18 @@ struct eqp_trainer {
     const eqp_dataset *data;
     eqp_config cfg;
     int nthreads;
-    eqp_workspace **ws;   /* one per thread */
-    float *particles;     /* (n, N) persistent free fixed points, or NULL */
-    uint32_t *perm;       /* (n) example order of the current epoch */
-    int8_t *signs;        /* (n_batches) sign of beta per mini-batch */
+    eqp_workspace **ws; /* one per thread */
+    float *particles;   /* (n, N) persistent free fixed points, or NULL */
+    uint32_t *perm;     /* (n) example order of the current epoch */
+    int8_t *signs;      /* (n_batches) sign of beta per mini-batch */
     size_t n_batches;
-    float *xb, *sf, *sn;  /* shared (batch, n_in), (batch, N), (batch, N) */
-    float *sm;            /* shared (batch, N): the -beta phase of symmetric nudging */
-    float *good;          /* (n_params) parameters at the start of the current run_epoch */
-    eqp_rng rng_epoch;    /* RNG state at the start of the current epoch */
-    int epoch;            /* completed epochs */
-    size_t batch_pos;     /* next mini-batch of the current epoch (0: not started) */
-    size_t seen, errors;  /* counters of the current epoch */
+    float *xb, *sf, *sn; /* shared (batch, n_in), (batch, N), (batch, N) */
+    float *sm;           /* shared (batch, N): the -beta phase of symmetric nudging */
+    float *good;         /* (n_params) parameters at the start of the current run_epoch */
+    eqp_rng rng_epoch;   /* RNG state at the start of the current epoch */
+    int epoch;           /* completed epochs */
+    size_t batch_pos;    /* next mini-batch of the current epoch (0: not started) */
+    size_t seen, errors; /* counters of the current epoch */
     double cost_sum, seconds;
     eqp_progress_fn progress;
     void *progress_ctx;

@@ -177,8 +177,8 @@ eqp_status eqp_ep_estimate(const eqp_model *m, eqp_workspace *w, const float *x,
                            const uint8_t *labels, size_t B, const eqp_ep_opts *o, eqp_rng *rng,
                            float *grad) {
     if (!(o->beta > 0.0f) || !(o->eps > 0.0f))
-        return eqp_fail(EQP_EINVAL, "ep: beta and eps must be > 0, got %g and %g",
-                        (double)o->beta, (double)o->eps);
+        return eqp_fail(EQP_EINVAL, "ep: beta and eps must be > 0, got %g and %g", (double)o->beta,
+                        (double)o->eps);
     eqp_status st = eqp_clamp(m, w, x, labels, B);
     if (st)
         return st;

@@ -65,8 +65,8 @@ eqp_status eqp_trainer_create(eqp_model *m, const eqp_config *c, const eqp_datas
     t->sn = eqp_alloc(B, N * sizeof(float));
     t->sm = eqp_alloc(B, N * sizeof(float));
     t->good = eqp_alloc(m->n_params, sizeof(float));
-    if (!t->good || !t->sm || !t->ws || !t->err_t || !t->cost_t || !t->bad_t || !t->perm || !t->signs || !t->xb ||
-        !t->sf || !t->sn)
+    if (!t->good || !t->sm || !t->ws || !t->err_t || !t->cost_t || !t->bad_t || !t->perm ||
+        !t->signs || !t->xb || !t->sf || !t->sn)
         goto fail;
     if (c->persistent) {
         size_t count;
@@ -86,8 +86,7 @@ eqp_status eqp_trainer_create(eqp_model *m, const eqp_config *c, const eqp_datas
 fail:
     eqp_trainer_free(t);
     if (st == EQP_ENOMEM)
-        return eqp_fail(EQP_ENOMEM, "trainer: cannot allocate buffers for %zu examples",
-                        train->n);
+        return eqp_fail(EQP_ENOMEM, "trainer: cannot allocate buffers for %zu examples", train->n);
     return st;
 }
 

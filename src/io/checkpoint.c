@@ -12,7 +12,7 @@
 #include "internal.h"
 
 static const char MAGIC[8] = {'E', 'Q', 'P', 'R', 'O', 'P', 'C', 'K'};
-#define VERSION 1u
+#define VERSION    1u
 #define FLAG_STATE 1u
 
 static int host_is_little_endian(void) {
@@ -45,9 +45,15 @@ static void put(writer *w, const void *p, size_t n) {
         w->err = errno ? errno : EIO;
 }
 
-static void put_u32(writer *w, uint32_t v) { put(w, &v, 4); }
-static void put_u64(writer *w, uint64_t v) { put(w, &v, 8); }
-static void put_f64(writer *w, double v) { put(w, &v, 8); }
+static void put_u32(writer *w, uint32_t v) {
+    put(w, &v, 4);
+}
+static void put_u64(writer *w, uint64_t v) {
+    put(w, &v, 8);
+}
+static void put_f64(writer *w, double v) {
+    put(w, &v, 8);
+}
 
 eqp_status eqp_checkpoint_save(const char *path, const eqp_model *m, const eqp_trainer *t) {
     if (!host_is_little_endian())
@@ -160,7 +166,8 @@ static eqp_status read_file(const char *path, reader *r) {
 
 static eqp_status need(reader *r, size_t n, const char *field) {
     if (r->len - r->pos < n)
-        return eqp_fail(EQP_EFORMAT, "%s: truncated: field '%s' needs %zu bytes at offset %zu, file "
+        return eqp_fail(EQP_EFORMAT,
+                        "%s: truncated: field '%s' needs %zu bytes at offset %zu, file "
                         "has %zu bytes",
                         r->path, field, n, r->pos, r->len);
     return EQP_OK;
@@ -184,8 +191,8 @@ static eqp_status open_checked(const char *path, reader *r, uint32_t *flags) {
         return eqp_fail(EQP_EIO, "%s: checkpoints are little-endian; this host is not", path);
     char magic[8];
     if (r->len < 8 + 4 + 4 + 4)
-        return eqp_fail(EQP_EFORMAT, "%s: truncated: %zu bytes is too short for a model file",
-                        path, r->len);
+        return eqp_fail(EQP_EFORMAT, "%s: truncated: %zu bytes is too short for a model file", path,
+                        r->len);
     get(r, magic, 8, "magic");
     if (memcmp(magic, MAGIC, 8) != 0)
         return eqp_fail(EQP_EFORMAT, "%s: wrong magic: not an eqprop model file", path);
@@ -332,8 +339,8 @@ eqp_status eqp_checkpoint_restore(const char *path, eqp_trainer *t) {
         st = eqp_fail(EQP_EFORMAT,
                       "%s: inconsistent training state (state width %llu, batch %llu of %zu, "
                       "seen %llu, errors %llu, particles %u)",
-                      path, (unsigned long long)width, (unsigned long long)batch_pos,
-                      t->n_batches, (unsigned long long)seen, (unsigned long long)errors, hp);
+                      path, (unsigned long long)width, (unsigned long long)batch_pos, t->n_batches,
+                      (unsigned long long)seen, (unsigned long long)errors, hp);
         goto done;
     }
     size_t want = hp ? (size_t)(n * width * sizeof(float)) : 0;
@@ -353,8 +360,7 @@ eqp_status eqp_checkpoint_restore(const char *path, eqp_trainer *t) {
             if (!isfinite(v)) {
                 st = eqp_fail(EQP_ENONFINITE,
                               "%s: persistent particles: example %zu, unit %zu is %s", path,
-                              (size_t)(i / width), (size_t)(i % width),
-                              isnan(v) ? "NaN" : "Inf");
+                              (size_t)(i / width), (size_t)(i % width), isnan(v) ? "NaN" : "Inf");
                 goto done;
             }
         }

@@ -9,11 +9,10 @@
 #include "eqprop/verify.h"
 #include "internal.h"
 
-static eqp_status setup(const eqp_model *m, eqp_workspace *w, const float *x,
-                        const uint8_t *labels, size_t B) {
+static eqp_status setup(const eqp_model *m, eqp_workspace *w, const float *x, const uint8_t *labels,
+                        size_t B) {
     if (!m->ops->hvp_state || !m->ops->accum_mixed || !m->ops->project_vjp)
-        return eqp_fail(EQP_EINVAL, "verify: model '%s' has no second-order slots",
-                        m->ops->name);
+        return eqp_fail(EQP_EINVAL, "verify: model '%s' has no second-order slots", m->ops->name);
     eqp_status st = eqp_clamp(m, w, x, labels, B);
     if (st)
         return st;
@@ -70,8 +69,7 @@ eqp_status eqp_fd_gradient(eqp_model *m, eqp_workspace *w, const float *x, const
                 float up = (float)((double)p0 + h), dn = (float)((double)p0 - h);
                 step = (double)up - (double)dn; /* the step float can take */
                 m->params[k] = side ? up : dn;
-                st = eqp_loss_at_fixed_point(m, w, x, NULL, B, max_steps, eps, tol, &L[side],
-                                             NULL);
+                st = eqp_loss_at_fixed_point(m, w, x, NULL, B, max_steps, eps, tol, &L[side], NULL);
                 m->params[k] = p0;
                 continue;
             }
@@ -201,8 +199,7 @@ eqp_status eqp_rbp_gradient(const eqp_model *m, eqp_workspace *w, const float *x
     eqp_dealloc(az);
     eqp_dealloc(prev);
     if (t == max_steps)
-        return eqp_fail(EQP_ENOCONVERGE, "rbp: the adjoint did not settle in %d steps",
-                        max_steps);
+        return eqp_fail(EQP_ENOCONVERGE, "rbp: the adjoint did not settle in %d steps", max_steps);
     if (!eqp_all_finite(grad, m->n_params))
         return eqp_fail(EQP_ENONFINITE, "rbp: the gradient has NaN or Inf entries");
     return EQP_OK;
@@ -246,8 +243,8 @@ eqp_status eqp_gdu_compare(const eqp_model *m, eqp_workspace *w, const float *x,
     if (st)
         return st;
     if (T < 1 || K < 1 || K > T || !(beta != 0.0f))
-        return eqp_fail(EQP_EINVAL, "gdu: need 1 <= K <= T and beta != 0 (T=%d K=%d beta=%g)",
-                        T, K, (double)beta);
+        return eqp_fail(EQP_EINVAL, "gdu: need 1 <= K <= T and beta != 0 (T=%d K=%d beta=%g)", T, K,
+                        (double)beta);
     const int nl = m->cfg.n_layers - 1, nb = m->n_blocks;
     const size_t n = B * w->N, np = m->n_params;
     out->K = K;
