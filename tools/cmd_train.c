@@ -36,6 +36,7 @@ static const cli_opt opts[] = {
     {"eval-steps", 1, "free steps from zero when measuring test error [preset]"},
     {"save", 1, "write the model here after every epoch (atomically)"},
     {"checkpoint", 1, "write a resumable checkpoint here after every epoch and on Ctrl-C"},
+    {"checkpoint-every", 1, "also write the checkpoint every N mini-batches [0: each epoch]"},
     {"resume", 1, "continue the run saved in this checkpoint"},
     {"log", 1, "JSON-lines log, one object per epoch"},
     {"quiet", 0, "no per-epoch lines on stdout"},
@@ -69,7 +70,7 @@ static char *interrupt_path(const char *save) {
 int cmd_train(int argc, char **argv) {
     const char *preset = NULL, *data = "mnist", *save = NULL, *ckpt = NULL, *resume = NULL;
     const char *logpath = NULL;
-    size_t train_limit = 0, test_limit = 0;
+    size_t train_limit = 0, test_limit = 0, every = 0;
     int quiet = 0;
     const char *val;
     /* first pass: --help and --preset, so that other flags override the preset wherever
@@ -118,6 +119,9 @@ int cmd_train(int argc, char **argv) {
             save = val;
         } else if (strcmp(name, "checkpoint") == 0) {
             ckpt = val;
+        } else if (strcmp(name, "checkpoint-every") == 0) {
+            if (cli_parse_size("--checkpoint-every", val, &every))
+                return EXIT_USAGE;
         } else if (strcmp(name, "resume") == 0) {
             resume = val;
         } else if (strcmp(name, "log") == 0) {
@@ -135,6 +139,10 @@ int cmd_train(int argc, char **argv) {
     }
     if (eqp_config_check(&cfg)) {
         cli_error("train", NULL);
+        return EXIT_USAGE;
+    }
+    if (every && !ckpt) {
+        fprintf(stderr, "eqprop train: --checkpoint-every %zu needs --checkpoint FILE\n", every);
         return EXIT_USAGE;
     }
 
@@ -208,7 +216,17 @@ int cmd_train(int argc, char **argv) {
     double test_err = -1.0;
     while (eqp_trainer_epoch(t) < cfg.epochs) {
         eqp_epoch_stats es;
-        eqp_status st = eqp_trainer_run_epoch(t, &es);
+        int done = 0;
+        eqp_status st = eqp_trainer_run(t, every, &es, &done);
+        if (st == EQP_OK && !done) { /* paused for a periodic checkpoint */
+            if (eqp_checkpoint_save(ckpt, m, t)) {
+                cli_error("train", NULL);
+                goto out;
+            }
+            if (!cli_stop)
+                continue;
+            st = EQP_EINTERRUPTED;
+        }
         cli_progress_clear();
         if (st == EQP_EINTERRUPTED) {
             const char *p = ckpt ? ckpt : ipath;

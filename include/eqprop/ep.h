@@ -103,6 +103,13 @@ int eqp_trainer_epoch(const eqp_trainer *t);
  * (the message gives epoch and mini-batch; that batch's update is not applied). */
 eqp_status eqp_trainer_run_epoch(eqp_trainer *t, eqp_epoch_stats *st);
 
+/* Run at most max_batches mini-batches of the current epoch (0: all that remain), so that a
+ * caller can checkpoint in between; *epoch_done tells whether the epoch finished (then *st
+ * is filled, as by eqp_trainer_run_epoch). Stopping and resuming anywhere gives the same
+ * result as one uninterrupted epoch. */
+eqp_status eqp_trainer_run(eqp_trainer *t, size_t max_batches, eqp_epoch_stats *st,
+                           int *epoch_done);
+
 /* Classification error (share) and mean cost of the model on d: each example relaxes
  * freely for `steps` steps from a zero state; prediction = argmax of the output units. */
 eqp_status eqp_evaluate(const eqp_model *m, const eqp_dataset *d, int steps, int threads,

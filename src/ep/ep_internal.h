@@ -35,6 +35,7 @@ struct eqp_trainer {
     eqp_rng rng_epoch;   /* RNG state at the start of the current epoch */
     int epoch;           /* completed epochs */
     size_t batch_pos;    /* next mini-batch of the current epoch (0: not started) */
+    size_t batch_end;    /* this run stops before this mini-batch */
     size_t seen, errors; /* counters of the current epoch */
     double cost_sum, seconds;
     eqp_progress_fn progress;

@@ -148,7 +148,7 @@ static void epoch_thread(void *arg, int tid, int nt) {
     const size_t n = d->n, N = m->n_state, nin = m->n_in, Bfull = (size_t)c->batch;
     eqp_workspace *w = t->ws[tid];
     uint8_t labels[4096];
-    for (size_t bi = t->batch_pos; bi < t->n_batches; bi++) {
+    for (size_t bi = t->batch_pos; bi < t->batch_end; bi++) {
         const size_t first = bi * Bfull;
         const size_t B = n - first < Bfull ? n - first : Bfull;
         const size_t r0 = B * (size_t)tid / (size_t)nt, r1 = B * (size_t)(tid + 1) / (size_t)nt;
@@ -213,7 +213,7 @@ static void epoch_thread(void *arg, int tid, int nt) {
                 t->stop = 1;
             } else {
                 t->batch_pos = bi + 1;
-                if (t->stop_flag && *t->stop_flag && bi + 1 < t->n_batches)
+                if (t->stop_flag && *t->stop_flag && bi + 1 < t->batch_end)
                     t->stop = 1;
             }
             if (t->progress && (bi % 50 == 0 || bi + 1 == t->n_batches))
@@ -227,6 +227,13 @@ static void epoch_thread(void *arg, int tid, int nt) {
 }
 
 eqp_status eqp_trainer_run_epoch(eqp_trainer *t, eqp_epoch_stats *st) {
+    return eqp_trainer_run(t, 0, st, NULL);
+}
+
+eqp_status eqp_trainer_run(eqp_trainer *t, size_t max_batches, eqp_epoch_stats *st,
+                           int *epoch_done) {
+    if (epoch_done)
+        *epoch_done = 0;
     if ((size_t)t->cfg.batch > 4096 * (size_t)t->nthreads)
         return eqp_fail(EQP_EINVAL, "batch: at most %d rows per thread", 4096);
     if (t->batch_pos == 0) {
@@ -234,6 +241,9 @@ eqp_status eqp_trainer_run_epoch(eqp_trainer *t, eqp_epoch_stats *st) {
         t->cost_sum = t->seconds = 0.0;
     }
     plan_epoch(t);
+    t->batch_end = max_batches && max_batches < t->n_batches - t->batch_pos
+                       ? t->batch_pos + max_batches
+                       : t->n_batches;
     eqp_blas_single_thread();
     eqp_barrier_init(&t->bar, (unsigned)t->nthreads);
     t->stop = 0;
@@ -262,9 +272,11 @@ eqp_status eqp_trainer_run_epoch(eqp_trainer *t, eqp_epoch_stats *st) {
                         "those at mini-batch %zu (try a smaller learning rate)",
                         t->epoch + 1, end_pos, start_pos);
     }
-    if (t->batch_pos < t->n_batches)
+    if (t->batch_pos < t->batch_end)
         return eqp_fail(EQP_EINTERRUPTED, "epoch %d stopped after mini-batch %zu of %zu",
                         t->epoch + 1, t->batch_pos, t->n_batches);
+    if (t->batch_pos < t->n_batches)
+        return EQP_OK; /* paused at max_batches, as asked */
     if (st) {
         st->epoch = t->epoch + 1;
         st->n = t->seen;
@@ -283,6 +295,8 @@ eqp_status eqp_trainer_run_epoch(eqp_trainer *t, eqp_epoch_stats *st) {
     t->rng_epoch = r;
     t->epoch++;
     t->batch_pos = 0;
+    if (epoch_done)
+        *epoch_done = 1;
     return EQP_OK;
 }
 
