@@ -7,6 +7,7 @@
  * (Clamping by column shares too, so that each thread touches only its share of W_1,
  * measured no faster on this machine and costs two more barriers.) */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -226,6 +227,43 @@ static void epoch_thread(void *arg, int tid, int nt) {
     }
 }
 
+/* Where the first NaN/Inf of mini-batch bi sits: phase, example, layer, unit, value. The
+ * shared state buffers still hold that batch (the threads stopped after it). */
+static void describe_bad_states(const eqp_trainer *t, size_t bi, char *buf, size_t n) {
+    const eqp_model *m = t->m;
+    const size_t N = m->n_state, Bfull = (size_t)t->cfg.batch;
+    const size_t B = t->data->n - bi * Bfull < Bfull ? t->data->n - bi * Bfull : Bfull;
+    const float *bufs[3] = {t->sf, t->sn, t->sm};
+    const char *names[3] = {"free", "nudged", "negatively nudged"};
+    const int nb = t->cfg.nudge == EQP_NUDGE_SYMMETRIC ? 3 : 2;
+    for (int q = 0; q < nb; q++)
+        for (size_t i = 0; i < B * N; i++)
+            if (!isfinite(bufs[q][i])) {
+                size_t row = i / N, col = i % N;
+                int l = 1;
+                while (l + 1 < m->cfg.n_layers && col >= m->layer_off[l + 1])
+                    l++;
+                snprintf(buf, n, "%s phase, example %u, layer %d unit %zu = %g", names[q],
+                         t->perm[bi * Bfull + row], l, col - m->layer_off[l],
+                         (double)bufs[q][i]);
+                return;
+            }
+    snprintf(buf, n, "state");
+}
+
+/* The first NaN/Inf parameter: block name, index, value. */
+static void describe_bad_params(const eqp_model *m, char *buf, size_t n) {
+    for (int k = 0; k < m->n_blocks; k++)
+        for (size_t i = 0; i < m->blocks[k].size; i++) {
+            float v = m->params[m->blocks[k].offset + i];
+            if (!isfinite(v)) {
+                snprintf(buf, n, "%s[%zu] = %g", m->blocks[k].name, i, (double)v);
+                return;
+            }
+        }
+    snprintf(buf, n, "a parameter");
+}
+
 eqp_status eqp_trainer_run_epoch(eqp_trainer *t, eqp_epoch_stats *st) {
     return eqp_trainer_run(t, 0, st, NULL);
 }
@@ -258,19 +296,23 @@ eqp_status eqp_trainer_run(eqp_trainer *t, size_t max_batches, eqp_epoch_stats *
     t->seconds += now_seconds() - t0;
     if (s)
         return s;
-    if (t->bad_batch)
+    char what[160];
+    if (t->bad_batch) {
+        describe_bad_states(t, (size_t)t->bad_batch - 1, what, sizeof what);
         return eqp_fail(EQP_ENONFINITE,
-                        "epoch %d, mini-batch %d: a state became NaN or Inf; that update was not "
-                        "applied (try a smaller eps or learning rate)",
-                        t->epoch + 1, t->bad_batch);
+                        "epoch %d, mini-batch %d: a state became NaN or Inf (%s); that update "
+                        "was not applied (try a smaller eps or learning rate)",
+                        t->epoch + 1, t->bad_batch, what);
+    }
     if (!eqp_all_finite(t->m->params, t->m->n_params)) {
+        describe_bad_params(t->m, what, sizeof what);
         memcpy(t->m->params, t->good, t->m->n_params * sizeof(float));
         size_t end_pos = t->batch_pos;
         t->batch_pos = start_pos;
         return eqp_fail(EQP_ENONFINITE,
-                        "epoch %d: the parameters became NaN or Inf by mini-batch %zu; restored "
-                        "those at mini-batch %zu (try a smaller learning rate)",
-                        t->epoch + 1, end_pos, start_pos);
+                        "epoch %d: the parameters became NaN or Inf by mini-batch %zu (%s); "
+                        "restored those at mini-batch %zu (try a smaller learning rate)",
+                        t->epoch + 1, end_pos, what, start_pos);
     }
     if (t->batch_pos < t->batch_end)
         return eqp_fail(EQP_EINTERRUPTED, "epoch %d stopped after mini-batch %zu of %zu",
