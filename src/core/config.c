@@ -97,7 +97,7 @@ eqp_status eqp_config_preset(eqp_config *c, const char *name) {
     return eqp_fail(EQP_EINVAL, "--preset: expected ep-1h, ep-2h or ep-3h, got '%s'", name);
 }
 
-static eqp_status parse_long(const char *key, const char *v, long lo, long hi, long *out) {
+eqp_status eqp_parse_long(const char *key, const char *v, long lo, long hi, long *out) {
     char *end;
     errno = 0;
     long x = strtol(v, &end, 10);
@@ -109,7 +109,7 @@ static eqp_status parse_long(const char *key, const char *v, long lo, long hi, l
 }
 
 /* A finite number > 0. */
-static eqp_status parse_positive(const char *key, const char *v, float *out) {
+eqp_status eqp_parse_positive(const char *key, const char *v, float *out) {
     char *end;
     errno = 0;
     double x = strtod(v, &end);
@@ -119,7 +119,7 @@ static eqp_status parse_positive(const char *key, const char *v, float *out) {
     return EQP_OK;
 }
 
-static eqp_status parse_bool(const char *key, const char *v, int *out) {
+eqp_status eqp_parse_bool(const char *key, const char *v, int *out) {
     if (strcmp(v, "1") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 ||
         strcmp(v, "on") == 0) {
         *out = 1;
@@ -218,30 +218,30 @@ eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value) {
     if (strcmp(key, "lr") == 0)
         return parse_lr(value, c);
     if (strcmp(key, "free-steps") == 0 || strcmp(key, "T") == 0) {
-        if ((st = parse_long("free-steps", value, 1, 1000000, &x)))
+        if ((st = eqp_parse_long("free-steps", value, 1, 1000000, &x)))
             return st;
         c->free_steps = (int)x;
         return EQP_OK;
     }
     if (strcmp(key, "nudge-steps") == 0 || strcmp(key, "K") == 0) {
-        if ((st = parse_long("nudge-steps", value, 1, 1000000, &x)))
+        if ((st = eqp_parse_long("nudge-steps", value, 1, 1000000, &x)))
             return st;
         c->nudge_steps = (int)x;
         return EQP_OK;
     }
     if (strcmp(key, "eval-steps") == 0) {
-        if ((st = parse_long(key, value, 1, 1000000, &x)))
+        if ((st = eqp_parse_long(key, value, 1, 1000000, &x)))
             return st;
         c->eval_steps = (int)x;
         return EQP_OK;
     }
     if (strcmp(key, "eps") == 0)
-        return parse_positive(key, value, &c->eps);
+        return eqp_parse_positive(key, value, &c->eps);
     if (strcmp(key, "beta") == 0)
-        return parse_positive(key, value, &c->beta);
+        return eqp_parse_positive(key, value, &c->beta);
     if (strcmp(key, "random-sign") == 0) {
         int yes;
-        if ((st = parse_bool(key, value, &yes)))
+        if ((st = eqp_parse_bool(key, value, &yes)))
             return st;
         c->nudge = yes ? EQP_NUDGE_RANDOM : EQP_NUDGE_POSITIVE;
         return EQP_OK;
@@ -258,23 +258,23 @@ eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value) {
                         value);
     }
     if (strcmp(key, "persistent") == 0)
-        return parse_bool(key, value, &c->persistent);
+        return eqp_parse_bool(key, value, &c->persistent);
     if (strcmp(key, "shuffle") == 0)
-        return parse_bool(key, value, &c->shuffle);
+        return eqp_parse_bool(key, value, &c->shuffle);
     if (strcmp(key, "batch") == 0) {
-        if ((st = parse_long(key, value, 1, 1000000, &x)))
+        if ((st = eqp_parse_long(key, value, 1, 1000000, &x)))
             return st;
         c->batch = (int)x;
         return EQP_OK;
     }
     if (strcmp(key, "epochs") == 0) {
-        if ((st = parse_long(key, value, 0, 1000000, &x)))
+        if ((st = eqp_parse_long(key, value, 0, 1000000, &x)))
             return st;
         c->epochs = (int)x;
         return EQP_OK;
     }
     if (strcmp(key, "threads") == 0) {
-        if ((st = parse_long(key, value, 1, 256, &x)))
+        if ((st = eqp_parse_long(key, value, 1, 256, &x)))
             return st;
         c->threads = (int)x;
         return EQP_OK;

@@ -11,6 +11,11 @@
 #define EQP_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define EQP_PRINTF(a, b)
+/* Strict parsers for "--key value" text (config.c); messages name the key and the value. */
+eqp_status eqp_parse_long(const char *key, const char *v, long lo, long hi, long *out);
+eqp_status eqp_parse_positive(const char *key, const char *v, float *out); /* finite, > 0 */
+eqp_status eqp_parse_bool(const char *key, const char *v, int *out);       /* yes/no, 1/0 */
+
 #endif
 
 /* Record a message for this thread and return st, so that callers can write
@@ -32,5 +37,10 @@ void eqp_dealloc(void *p);
 
 /* 1 if every element is finite. */
 int eqp_all_finite(const float *x, size_t n);
+
+/* Strict parsers for "--key value" text (config.c); messages name the key and the value. */
+eqp_status eqp_parse_long(const char *key, const char *v, long lo, long hi, long *out);
+eqp_status eqp_parse_positive(const char *key, const char *v, float *out); /* finite, > 0 */
+eqp_status eqp_parse_bool(const char *key, const char *v, int *out);       /* yes/no, 1/0 */
 
 #endif

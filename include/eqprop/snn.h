@@ -1,0 +1,161 @@
+/* eqprop — spiking networks trained through time (dynamic credit assignment).
+ *
+ * A network is a stack of layers stepped through T time steps. Layer l receives the
+ * outputs z^{l-1}_t of the layer below (z^0_t = the encoded input x_t) through a synapse
+ *
+ *   I^l_t = z^{l-1}_t W_l + b_l  (+ z^l_{t-1} V_l if the layer is recurrent)
+ *
+ * W_l: (n_{l-1}, n_l), V_l: (n_l, n_l), and integrates it in a neuron model chosen by name
+ * (src/snn/<neuron>.c). The LIF neuron (snnTorch's Leaky, with the reset taken from the
+ * previous step's spike) is
+ *
+ *   v_t = alpha v_{t-1} + I_t - theta z_{t-1}                       reset "subtract"
+ *   v_t = alpha ((1 - z_{t-1}) v_{t-1} + z_{t-1} v_r) + I_t          reset "zero" (to v_r)
+ *   z_t = H(v_t - theta)     with  dz/dv := sigma'(v_t - theta)  (the surrogate)
+ *
+ * The learner is backprop through time over the stored trajectory, optionally truncated to
+ * chunks of K steps (tbptt): only what the backward pass needs is stored (the neuron state
+ * after each step and the spikes), the weight gradient sum_t x_t^T dI_t is one GEMM over the
+ * (T B) stacked rows, and a constant input's drive x W_1 + b_1 is computed once.
+ *
+ * In "smooth" mode the forward pass uses the smooth function f whose derivative is the
+ * surrogate (z_t = f(v_t - theta)), so that BPTT is the exact gradient and can be checked
+ * against finite differences.
+ *
+ * Configuration: one plain struct, set by "key=value" (the command line's --key value and the
+ * model file's stored config). Presets:
+ *   snn-mlp   784-1000-10 LIF (snnTorch tutorial 5): alpha 0.95, theta 1, reset subtract,
+ *             surrogate atan(2), T = 25, direct input, per-step membrane cross-entropy,
+ *             Adam lr 5e-4, batch 128. */
+#ifndef EQPROP_SNN_H
+#define EQPROP_SNN_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "eqprop/data.h"
+#include "eqprop/rng.h"
+#include "eqprop/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define EQP_SNN_MAX_LAYERS 8
+
+typedef struct eqp_snn_config {
+    /* network: "sizes=784-1000-10"; a trailing 'r' makes a layer recurrent: 784-200r-10 */
+    int n_layers;                     /* including the input */
+    size_t sizes[EQP_SNN_MAX_LAYERS]; /* units per layer */
+    int recurrent[EQP_SNN_MAX_LAYERS];
+    char neuron[16];     /* hidden layers: lif | readout */
+    char out_neuron[16]; /* output layer: lif | readout */
+    float decay;         /* alpha, membrane decay per step [0.95] */
+    float threshold;     /* theta [1] */
+    float reset_value;   /* v_r for reset "zero" [0] */
+    char reset[12];      /* subtract | zero */
+    int detach_reset;    /* 1: the reset carries no gradient (snnTorch's default) */
+    int refractory;      /* steps after a spike during which the input is ignored [0] */
+    int train_threshold; /* intrinsic plasticity: theta is learned per unit */
+    int train_decay;     /* alpha is learned per unit (kept in [0, 1]) */
+    int train_reset;     /* v_r is learned per unit */
+    char surrogate[24];  /* fast-sigmoid | atan | sigmoid | triangle | straight-through */
+    float surrogate_k;   /* its steepness / height (0: the surrogate's default) */
+    int smooth;          /* 1: forward with the smooth function (exact gradients) */
+    int steps;           /* T */
+    char encoder[12];    /* direct | rate | latency | rows (sequential: one image row per step) */
+    char loss[20];       /* ce-membrane | ce-max-membrane | ce-count | mse-count | mse-membrane */
+    float on_target, off_target; /* mse-count: target rates; mse-membrane: target values */
+    float reg_l1;                /* lambda * sum of all hidden spikes / B */
+    float reg_l2;                /* lambda * sum over hidden units of (spike count)^2 / B */
+    float reg_rate;              /* lambda * sum over hidden units of (count / T - rate_target)^2 / B */
+    float rate_target;
+    float weight_decay; /* lambda * theta added to each weight gradient */
+    char optim[8];      /* adam | sgd */
+    float lr, adam_b1, adam_b2, adam_eps;
+    float clip;    /* gradient clipping by global norm (0: off) */
+    int tbptt;     /* truncation length K (0: full BPTT) */
+    int batch;     /* mini-batch size */
+    int epochs;    /* epochs to train */
+    int threads;   /* threads sharing each mini-batch */
+    int shuffle;   /* 1: a fresh example order each epoch */
+    uint64_t seed; /* every random draw derives from it */
+} eqp_snn_config;
+
+/* The snn-mlp preset. */
+void eqp_snn_config_default(eqp_snn_config *c);
+
+/* 1 if `name` is an SNN preset ("snn-..."). */
+int eqp_snn_is_preset(const char *name);
+
+/* Overwrite c with preset `name`; EQP_EINVAL for unknown names. */
+eqp_status eqp_snn_config_preset(eqp_snn_config *c, const char *name);
+
+/* Set one key from text, parsed strictly; the message names the key, value and expectation. */
+eqp_status eqp_snn_config_set(eqp_snn_config *c, const char *key, const char *value);
+
+/* Consistency of the whole config (names known, sizes > 0, rates in range, ...). */
+eqp_status eqp_snn_config_check(const eqp_snn_config *c);
+
+/* "key=value\n" lines into buf (size n); returns the length needed, like snprintf. */
+size_t eqp_snn_config_to_text(const eqp_snn_config *c, char *buf, size_t n);
+eqp_status eqp_snn_config_from_text(eqp_snn_config *c, const char *text);
+
+/* Keys eqp_snn_config_set accepts, NULL-terminated. */
+extern const char *const eqp_snn_config_keys[];
+
+/* ---- networks ---------------------------------------------------------------------- */
+
+typedef struct eqp_snn eqp_snn; /* opaque: config, parameters (float32) */
+
+/* Create a network for c with freshly initialised parameters (U(-1/sqrt(fan_in), +) for W, b
+ * and V, as PyTorch's Linear; neuron parameters from the config). */
+eqp_status eqp_snn_create(const eqp_snn_config *c, eqp_rng *rng, eqp_snn **out);
+void eqp_snn_free(eqp_snn *n);
+const eqp_snn_config *eqp_snn_get_config(const eqp_snn *n);
+
+/* All parameters in one array (read/write), and their count. */
+float *eqp_snn_params(eqp_snn *n);
+size_t eqp_snn_n_params(const eqp_snn *n);
+
+/* Classification error (and mean loss) of n on d, forward only, with `threads` threads. */
+eqp_status eqp_snn_evaluate(const eqp_snn *n, const eqp_dataset *d, int threads, double *error,
+                            double *loss);
+
+/* ---- training ---------------------------------------------------------------------- */
+
+typedef struct eqp_snn_trainer eqp_snn_trainer;
+
+typedef struct eqp_snn_epoch_stats {
+    int epoch;
+    size_t n;
+    double train_error, train_loss, seconds, samples_per_second;
+    int n_rates;                        /* layers with a firing rate (all but the input) */
+    double rate[EQP_SNN_MAX_LAYERS];    /* mean spikes per unit per step, layer 1.. */
+} eqp_snn_epoch_stats;
+
+/* A trainer for n on `train` (borrowed; both must outlive the trainer). */
+eqp_status eqp_snn_trainer_create(eqp_snn *n, const eqp_dataset *train, eqp_snn_trainer **out);
+void eqp_snn_trainer_free(eqp_snn_trainer *t);
+/* One epoch of BPTT; stops early (EQP_EINTERRUPTED, consistent state) if *flag becomes set. */
+eqp_status eqp_snn_trainer_run_epoch(eqp_snn_trainer *t, eqp_snn_epoch_stats *st);
+void eqp_snn_trainer_set_stop_flag(eqp_snn_trainer *t, const volatile sig_atomic_t *flag);
+int eqp_snn_trainer_epoch(const eqp_snn_trainer *t);
+
+/* ---- files ------------------------------------------------------------------------- */
+
+/* Model files and checkpoints of spiking networks: magic "EQPSNNCK", u32 version (1), u32
+ * flags (bit 0: training state follows), u32 length + config text, u64 n_params + float32
+ * parameters, [u32 epoch, 4 x u64 RNG state, u64 Adam step, 2 n_params float32 Adam moments],
+ * u32 CRC-32 of everything before. Written to a temporary file and renamed. */
+eqp_status eqp_snn_save(const char *path, const eqp_snn *n, const eqp_snn_trainer *t);
+eqp_status eqp_snn_load(const char *path, eqp_snn **n, int *has_state);
+eqp_status eqp_snn_restore(const char *path, eqp_snn_trainer *t);
+/* 1 if the file at path starts with the SNN magic. */
+int eqp_snn_file_is_snn(const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

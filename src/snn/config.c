@@ -1,0 +1,370 @@
+/* The configuration of a spiking network and its training run: defaults, presets, strict
+ * "key=value" parsing (one table drives parsing, checking and the text written into model
+ * files), and the plan (names turned into codes). */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "snn_internal.h"
+
+typedef enum { K_INT, K_POS, K_NONNEG, K_BOOL, K_STR, K_SIZES, K_SEED } kind;
+
+static const struct key {
+    const char *name;
+    kind k;
+    size_t off;
+    long lo, hi;      /* K_INT range */
+    size_t len;       /* K_STR buffer size */
+} keys[] = {
+#define O(f) offsetof(eqp_snn_config, f)
+#define S(f) O(f), 0, 0, sizeof(((eqp_snn_config *)0)->f)
+    {"sizes", K_SIZES, 0, 0, 0, 0},
+    {"neuron", K_STR, S(neuron)},
+    {"out-neuron", K_STR, S(out_neuron)},
+    {"decay", K_NONNEG, O(decay), 0, 0, 0},
+    {"threshold", K_POS, O(threshold), 0, 0, 0},
+    {"reset-value", K_NONNEG, O(reset_value), 0, 0, 0},
+    {"reset", K_STR, S(reset)},
+    {"detach-reset", K_BOOL, O(detach_reset), 0, 0, 0},
+    {"refractory", K_INT, O(refractory), 0, 100000, 0},
+    {"train-threshold", K_BOOL, O(train_threshold), 0, 0, 0},
+    {"train-decay", K_BOOL, O(train_decay), 0, 0, 0},
+    {"train-reset", K_BOOL, O(train_reset), 0, 0, 0},
+    {"surrogate", K_STR, S(surrogate)},
+    {"surrogate-k", K_NONNEG, O(surrogate_k), 0, 0, 0},
+    {"smooth", K_BOOL, O(smooth), 0, 0, 0},
+    {"steps", K_INT, O(steps), 1, 100000, 0},
+    {"encoder", K_STR, S(encoder)},
+    {"loss", K_STR, S(loss)},
+    {"on-target", K_NONNEG, O(on_target), 0, 0, 0},
+    {"off-target", K_NONNEG, O(off_target), 0, 0, 0},
+    {"reg-l1", K_NONNEG, O(reg_l1), 0, 0, 0},
+    {"reg-l2", K_NONNEG, O(reg_l2), 0, 0, 0},
+    {"reg-rate", K_NONNEG, O(reg_rate), 0, 0, 0},
+    {"rate-target", K_NONNEG, O(rate_target), 0, 0, 0},
+    {"weight-decay", K_NONNEG, O(weight_decay), 0, 0, 0},
+    {"optim", K_STR, S(optim)},
+    {"lr", K_NONNEG, O(lr), 0, 0, 0},
+    {"adam-b1", K_NONNEG, O(adam_b1), 0, 0, 0},
+    {"adam-b2", K_NONNEG, O(adam_b2), 0, 0, 0},
+    {"adam-eps", K_POS, O(adam_eps), 0, 0, 0},
+    {"clip", K_NONNEG, O(clip), 0, 0, 0},
+    {"tbptt", K_INT, O(tbptt), 0, 100000, 0},
+    {"batch", K_INT, O(batch), 1, 100000, 0},
+    {"epochs", K_INT, O(epochs), 0, 1000000, 0},
+    {"threads", K_INT, O(threads), 1, 256, 0},
+    {"shuffle", K_BOOL, O(shuffle), 0, 0, 0},
+    {"seed", K_SEED, O(seed), 0, 0, 0},
+#undef O
+#undef S
+};
+#define N_KEYS (sizeof keys / sizeof keys[0])
+
+const char *const eqp_snn_config_keys[] = {
+    "sizes",     "neuron", "out-neuron", "decay",    "threshold",    "reset-value",
+    "reset",     "detach-reset", "refractory", "train-threshold", "train-decay", "train-reset",
+    "surrogate", "surrogate-k", "smooth",  "steps",    "encoder",      "loss",
+    "on-target", "off-target", "reg-l1",   "reg-l2",   "reg-rate",     "rate-target",
+    "weight-decay", "optim", "lr",         "adam-b1",  "adam-b2",      "adam-eps",
+    "clip",      "tbptt",  "batch",      "epochs",   "threads",      "shuffle",
+    "seed",      NULL};
+
+void eqp_snn_config_default(eqp_snn_config *c) {
+    memset(c, 0, sizeof *c);
+    c->n_layers = 3;
+    c->sizes[0] = 784;
+    c->sizes[1] = 1000;
+    c->sizes[2] = 10;
+    snprintf(c->neuron, sizeof c->neuron, "lif");
+    snprintf(c->out_neuron, sizeof c->out_neuron, "lif");
+    c->decay = 0.95f;
+    c->threshold = 1.0f;
+    snprintf(c->reset, sizeof c->reset, "subtract");
+    c->detach_reset = 1;
+    snprintf(c->surrogate, sizeof c->surrogate, "atan");
+    c->steps = 25;
+    snprintf(c->encoder, sizeof c->encoder, "direct");
+    snprintf(c->loss, sizeof c->loss, "ce-membrane");
+    c->on_target = 1.0f;
+    c->off_target = 0.0f;
+    snprintf(c->optim, sizeof c->optim, "adam");
+    c->lr = 5e-4f;
+    c->adam_b1 = 0.9f;
+    c->adam_b2 = 0.999f;
+    c->adam_eps = 1e-8f;
+    c->batch = 128;
+    c->epochs = 1;
+    c->threads = 2;
+    c->shuffle = 1;
+    c->seed = 1;
+}
+
+int eqp_snn_is_preset(const char *name) {
+    return name && strncmp(name, "snn-", 4) == 0;
+}
+
+eqp_status eqp_snn_config_preset(eqp_snn_config *c, const char *name) {
+    eqp_snn_config d;
+    eqp_snn_config_default(&d);
+    if (name && strcmp(name, "snn-mlp") == 0) {
+        *c = d;
+        return EQP_OK;
+    }
+    return eqp_fail(EQP_EINVAL, "--preset: expected snn-mlp, got '%s'", name ? name : "");
+}
+
+/* "784-1000-10", a trailing 'r' marks a recurrent layer: "40-100r-3" */
+static eqp_status parse_sizes(const char *v, eqp_snn_config *c) {
+    size_t sizes[EQP_SNN_MAX_LAYERS];
+    int rec[EQP_SNN_MAX_LAYERS] = {0};
+    int n = 0;
+    const char *p = v;
+    while (1) {
+        char *end;
+        if (!isdigit((unsigned char)*p))
+            goto bad;
+        errno = 0;
+        unsigned long long x = strtoull(p, &end, 10);
+        if (errno == ERANGE || x == 0 || x > 1000000 || n == EQP_SNN_MAX_LAYERS)
+            goto bad;
+        if (*end == 'r') {
+            if (n == 0)
+                goto bad;
+            rec[n] = 1;
+            end++;
+        }
+        sizes[n++] = (size_t)x;
+        if (*end == '\0')
+            break;
+        if (*end != '-')
+            goto bad;
+        p = end + 1;
+    }
+    if (n < 2)
+        goto bad;
+    c->n_layers = n;
+    for (int i = 0; i < EQP_SNN_MAX_LAYERS; i++) {
+        c->sizes[i] = i < n ? sizes[i] : 0;
+        c->recurrent[i] = i < n ? rec[i] : 0;
+    }
+    return EQP_OK;
+bad:
+    return eqp_fail(EQP_EINVAL,
+                    "--sizes: expected 2 to %d layer sizes in [1, 1000000] joined by '-', an 'r' "
+                    "after a hidden size for a recurrent layer (e.g. 784-1000-10, 40-100r-3), "
+                    "got '%s'",
+                    EQP_SNN_MAX_LAYERS, v);
+}
+
+static eqp_status parse_nonneg(const char *key, const char *v, float *out) {
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (end == v || *end != '\0' || errno == ERANGE || !isfinite(x) || x < 0 || x > 3.0e38)
+        return eqp_fail(EQP_EINVAL, "--%s: expected a number >= 0, got '%s'", key, v);
+    *out = (float)x;
+    return EQP_OK;
+}
+
+eqp_status eqp_snn_config_set(eqp_snn_config *c, const char *key, const char *value) {
+    if (!key || !value)
+        return eqp_fail(EQP_EINVAL, "config: key and value must be given");
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const struct key *k = &keys[i];
+        if (strcmp(k->name, key) != 0)
+            continue;
+        char *f = (char *)c + k->off;
+        long x;
+        eqp_status st;
+        switch (k->k) {
+        case K_INT:
+            if ((st = eqp_parse_long(key, value, k->lo, k->hi, &x)))
+                return st;
+            *(int *)(void *)f = (int)x;
+            return EQP_OK;
+        case K_POS:
+            return eqp_parse_positive(key, value, (float *)(void *)f);
+        case K_NONNEG:
+            return parse_nonneg(key, value, (float *)(void *)f);
+        case K_BOOL:
+            return eqp_parse_bool(key, value, (int *)(void *)f);
+        case K_STR:
+            if (strlen(value) >= k->len)
+                return eqp_fail(EQP_EINVAL, "--%s: '%s' is longer than %zu characters", key,
+                                value, k->len - 1);
+            snprintf(f, k->len, "%s", value);
+            return EQP_OK;
+        case K_SIZES:
+            return parse_sizes(value, c);
+        case K_SEED: {
+            char *end;
+            errno = 0;
+            if (!isdigit((unsigned char)value[0]))
+                goto bad_seed;
+            unsigned long long s = strtoull(value, &end, 10);
+            if (*end != '\0' || errno == ERANGE)
+                goto bad_seed;
+            c->seed = (uint64_t)s;
+            return EQP_OK;
+        bad_seed:
+            return eqp_fail(EQP_EINVAL, "--seed: expected an integer in [0, 2^64), got '%s'",
+                            value);
+        }
+        }
+    }
+    return eqp_fail(EQP_EINVAL, "config: unknown key '%s'", key);
+}
+
+static int one_of(const char *v, const char *const *names) {
+    for (int k = 0; names[k]; k++)
+        if (strcmp(v, names[k]) == 0)
+            return 1;
+    return 0;
+}
+
+eqp_status eqp_snn_plan_make(const eqp_snn_config *c, eqp_snn_plan *p) {
+    eqp_status st;
+    if ((st = eqp_surr_parse(c->surrogate, &p->surr.kind)))
+        return st;
+    p->surr.k = c->surrogate_k > 0 ? (double)c->surrogate_k : eqp_surr_default_k(p->surr.kind);
+    p->surr.smooth = c->smooth;
+    if ((st = eqp_loss_parse(c->loss, &p->loss)))
+        return st;
+    if (strcmp(c->reset, "subtract") == 0)
+        p->reset = EQP_RESET_SUBTRACT;
+    else if (strcmp(c->reset, "zero") == 0)
+        p->reset = EQP_RESET_ZERO;
+    else
+        return eqp_fail(EQP_EINVAL, "--reset: expected subtract or zero, got '%s'", c->reset);
+    return EQP_OK;
+}
+
+eqp_status eqp_snn_config_check(const eqp_snn_config *c) {
+    static const char *const neurons[] = {"lif", "readout", NULL};
+    static const char *const encoders[] = {"direct", "rate", "latency", "rows", NULL};
+    static const char *const optims[] = {"adam", "sgd", NULL};
+    eqp_snn_plan p;
+    eqp_status st = eqp_snn_plan_make(c, &p);
+    if (st)
+        return st;
+    if (c->n_layers < 2 || c->n_layers > EQP_SNN_MAX_LAYERS)
+        return eqp_fail(EQP_EINVAL, "sizes: expected 2 to %d layers, got %d", EQP_SNN_MAX_LAYERS,
+                        c->n_layers);
+    for (int i = 0; i < c->n_layers; i++)
+        if (c->sizes[i] == 0 || c->sizes[i] > 1000000)
+            return eqp_fail(EQP_EINVAL, "sizes: layer %d has size %zu, expected 1..1000000", i,
+                            c->sizes[i]);
+    if (c->recurrent[0] || c->recurrent[c->n_layers - 1])
+        return eqp_fail(EQP_EINVAL, "sizes: only hidden layers can be recurrent");
+    if (c->sizes[c->n_layers - 1] > 256)
+        return eqp_fail(EQP_EINVAL, "sizes: the output layer has %zu units, at most 256",
+                        c->sizes[c->n_layers - 1]);
+    if (!one_of(c->neuron, neurons))
+        return eqp_fail(EQP_EINVAL, "--neuron: expected lif or readout, got '%s'", c->neuron);
+    if (!one_of(c->out_neuron, neurons))
+        return eqp_fail(EQP_EINVAL, "--out-neuron: expected lif or readout, got '%s'",
+                        c->out_neuron);
+    if (!one_of(c->encoder, encoders))
+        return eqp_fail(EQP_EINVAL, "--encoder: expected direct, rate, latency or rows, got '%s'",
+                        c->encoder);
+    if (!one_of(c->optim, optims))
+        return eqp_fail(EQP_EINVAL, "--optim: expected adam or sgd, got '%s'", c->optim);
+    if (!(c->decay >= 0 && c->decay <= 1))
+        return eqp_fail(EQP_EINVAL, "decay: expected a number in [0, 1], got %g", (double)c->decay);
+    if (!(c->threshold > 0) || !isfinite(c->threshold))
+        return eqp_fail(EQP_EINVAL, "threshold: expected a number > 0, got %g",
+                        (double)c->threshold);
+    if (!(c->adam_b1 < 1) || !(c->adam_b2 < 1))
+        return eqp_fail(EQP_EINVAL, "adam-b1, adam-b2: expected numbers in [0, 1), got %g, %g",
+                        (double)c->adam_b1, (double)c->adam_b2);
+    if (c->rate_target > 1)
+        return eqp_fail(EQP_EINVAL, "rate-target: expected spikes per step in [0, 1], got %g",
+                        (double)c->rate_target);
+    if (c->steps < 1)
+        return eqp_fail(EQP_EINVAL, "steps: expected >= 1, got %d", c->steps);
+    if (c->tbptt < 0)
+        return eqp_fail(EQP_EINVAL, "tbptt: expected >= 0, got %d", c->tbptt);
+    if (c->batch < 1)
+        return eqp_fail(EQP_EINVAL, "batch: expected >= 1, got %d", c->batch);
+    if (c->threads < 1 || c->threads > 256)
+        return eqp_fail(EQP_EINVAL, "threads: expected 1..256, got %d", c->threads);
+    if (c->epochs < 0)
+        return eqp_fail(EQP_EINVAL, "epochs: expected >= 0, got %d", c->epochs);
+    return EQP_OK;
+}
+
+size_t eqp_snn_config_to_text(const eqp_snn_config *c, char *buf, size_t n) {
+    size_t off = 0;
+    char dummy[1];
+    if (!buf) {
+        buf = dummy;
+        n = 0;
+    }
+#define PUT(...)                                                                                   \
+    do {                                                                                           \
+        int r_ = off < n ? snprintf(buf + off, n - off, __VA_ARGS__)                               \
+                         : snprintf(dummy, 0, __VA_ARGS__);                                        \
+        off += r_ > 0 ? (size_t)r_ : 0;                                                            \
+    } while (0)
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const struct key *k = &keys[i];
+        const char *f = (const char *)c + k->off;
+        switch (k->k) {
+        case K_INT:
+        case K_BOOL:
+            PUT("%s=%d\n", k->name, *(const int *)(const void *)f);
+            break;
+        case K_POS:
+        case K_NONNEG:
+            PUT("%s=%.9g\n", k->name, (double)*(const float *)(const void *)f);
+            break;
+        case K_STR:
+            PUT("%s=%s\n", k->name, f);
+            break;
+        case K_SEED:
+            PUT("%s=%" PRIu64 "\n", k->name, c->seed);
+            break;
+        case K_SIZES:
+            PUT("sizes=");
+            for (int l = 0; l < c->n_layers; l++)
+                PUT("%s%zu%s", l ? "-" : "", c->sizes[l], c->recurrent[l] ? "r" : "");
+            PUT("\n");
+            break;
+        }
+    }
+#undef PUT
+    return off;
+}
+
+eqp_status eqp_snn_config_from_text(eqp_snn_config *c, const char *text) {
+    const char *p = text;
+    int line = 0;
+    while (*p) {
+        line++;
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        if (len > 0) {
+            char buf[512];
+            if (len >= sizeof buf)
+                return eqp_fail(EQP_EFORMAT, "config line %d: longer than %zu characters", line,
+                                sizeof buf - 1);
+            memcpy(buf, p, len);
+            buf[len] = '\0';
+            char *eq = strchr(buf, '=');
+            if (!eq)
+                return eqp_fail(EQP_EFORMAT, "config line %d: expected key=value, got '%s'", line,
+                                buf);
+            *eq = '\0';
+            if (eqp_snn_config_set(c, buf, eq + 1))
+                return eqp_fail_prefix(EQP_EFORMAT, "config");
+        }
+        p += len + (nl ? 1 : 0);
+    }
+    return EQP_OK;
+}

@@ -1,0 +1,352 @@
+/* The spiking network: layers over neuron models, stepped through time, and backprop through
+ * time over the stored chunk (see snn_internal.h for the layout). Nothing here knows which
+ * neuron it runs: the neuron's step forward and step backward come from its table.
+ *
+ * Order of work, layer by layer (valid because layer l at step t reads only layer l-1 at t
+ * and itself at t-1):
+ *   forward  I^l = Z^{l-1} W_l + b_l for the whole chunk in one GEMM (once per sequence for
+ *            a constant input), then the neuron steps in time (+ z_{t-1} V_l per step if
+ *            recurrent);
+ *   backward the neuron steps backwards in time give dI^l_t (+ dI_t V_l^T into dz_{t-1} if
+ *            recurrent), then dW_l += Z^{l-1 T} dI^l, dV_l += Z^l_{t-1}^T dI^l_t and
+ *            dZ^{l-1} += dI^l W_l^T, each one GEMM over the (len B) stacked rows. */
+#ifndef R
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "snn_internal.h"
+
+#define SNN_SELF "net.c"
+#include "template.h"
+#else
+
+const F(neuron_ops) * F(neuron_find)(const char *name) {
+    if (strcmp(name, "lif") == 0)
+        return &F(neuron_lif);
+    if (strcmp(name, "readout") == 0)
+        return &F(neuron_readout);
+    return NULL;
+}
+
+static void F(add_block)(F(snn_net) * n, const char *name, int l, size_t size, int trainable) {
+    int k = n->n_blocks++;
+    snprintf(n->block[k].name, sizeof n->block[k].name, "%s%d", name, l);
+    n->block[k].off = n->n_params;
+    n->block[k].size = size;
+    n->block[k].trainable = trainable;
+    n->n_params += size;
+}
+
+eqp_status F(snn_net_create)(const eqp_snn_config *c, eqp_rng *rng, F(snn_net) * *out) {
+    *out = NULL;
+    eqp_status st = eqp_snn_config_check(c);
+    if (st)
+        return st;
+    F(snn_net) *n = calloc(1, sizeof *n);
+    if (!n)
+        return eqp_fail(EQP_ENOMEM, "snn: out of memory");
+    n->cfg = *c;
+    if ((st = eqp_snn_plan_make(c, &n->plan))) {
+        free(n);
+        return st;
+    }
+    n->L = c->n_layers - 1;
+    for (int l = 1; l <= n->L; l++) {
+        F(snn_layer) *L = &n->layer[l - 1];
+        L->n_in = c->sizes[l - 1];
+        L->n = c->sizes[l];
+        L->recurrent = c->recurrent[l];
+        L->ops = F(neuron_find)(l == n->L ? c->out_neuron : c->neuron);
+        L->ns = L->ops->n_state(c);
+        L->surr = n->plan.surr;
+        L->reset = n->plan.reset;
+        L->detach_reset = c->detach_reset;
+        L->refractory = c->refractory;
+        L->off_W = n->n_params;
+        F(add_block)(n, "W", l, L->n_in * L->n, 1);
+        L->off_b = n->n_params;
+        F(add_block)(n, "b", l, L->n, 1);
+        if (L->recurrent) {
+            L->off_V = n->n_params;
+            F(add_block)(n, "V", l, L->n * L->n, 1);
+        }
+        L->off_par = n->n_params;
+        for (int p = 0; p < L->ops->n_par; p++) {
+            const char *pn = L->ops->par_names[p];
+            int tr = strcmp(pn, "theta") == 0   ? c->train_threshold
+                     : strcmp(pn, "alpha") == 0 ? c->train_decay
+                                                : c->train_reset;
+            F(add_block)(n, pn, l, L->n, tr);
+        }
+    }
+    n->params = eqp_alloc(n->n_params, sizeof(R));
+    if (!n->params) {
+        size_t np = n->n_params;
+        free(n);
+        return eqp_fail(EQP_ENOMEM, "snn: cannot allocate %zu parameters", np);
+    }
+    for (int l = 1; l <= n->L; l++) {
+        F(snn_layer) *L = &n->layer[l - 1];
+        R *W = n->params + L->off_W, *b = n->params + L->off_b;
+        double a = 1.0 / sqrt((double)L->n_in);
+        for (size_t i = 0; i < L->n_in * L->n; i++)
+            W[i] = (R)(a * (2.0 * eqp_rng_uniform(rng) - 1.0));
+        for (size_t i = 0; i < L->n; i++)
+            b[i] = (R)(a * (2.0 * eqp_rng_uniform(rng) - 1.0));
+        L->W = W;
+        L->b = b;
+        if (L->recurrent) {
+            R *V = n->params + L->off_V;
+            double av = 1.0 / sqrt((double)L->n);
+            for (size_t i = 0; i < L->n * L->n; i++)
+                V[i] = (R)(av * (2.0 * eqp_rng_uniform(rng) - 1.0));
+            L->V = V;
+        }
+        L->ops->init(c, n->params + L->off_par, L->n);
+        L->par = n->params + L->off_par;
+    }
+    *out = n;
+    return EQP_OK;
+}
+
+void F(snn_net_free)(F(snn_net) * n) {
+    if (!n)
+        return;
+    eqp_dealloc(n->params);
+    free(n);
+}
+
+void F(snn_net_project)(F(snn_net) * n) {
+    for (int l = 0; l < n->L; l++)
+        n->layer[l].ops->project(n->params + n->layer[l].off_par, n->layer[l].n);
+}
+
+void F(snn_ws_free)(F(snn_ws) * w) {
+    if (!w)
+        return;
+    for (int l = 0; l < EQP_SNN_MAX_LAYERS; l++) {
+        eqp_dealloc(w->S[l]);
+        eqp_dealloc(w->Z[l]);
+        eqp_dealloc(w->dZ[l]);
+        eqp_dealloc(w->cur[l]);
+        eqp_dealloc(w->cur0[l]);
+        eqp_dealloc(w->tmp[l]);
+        eqp_dealloc(w->gs[l]);
+        eqp_dealloc(w->hcnt[l]);
+    }
+    eqp_dealloc(w->dV);
+    eqp_dealloc(w->cnt);
+    eqp_dealloc(w->sumv);
+    eqp_dealloc(w->maxv);
+    eqp_dealloc(w->argt);
+    eqp_dealloc(w->grad);
+    eqp_dealloc(w->pred);
+    free(w);
+}
+
+eqp_status F(snn_ws_create)(const F(snn_net) * n, size_t Bmax, F(snn_ws) * *out) {
+    *out = NULL;
+    if (Bmax == 0)
+        return eqp_fail(EQP_EINVAL, "snn: batch size must be > 0");
+    F(snn_ws) *w = calloc(1, sizeof *w);
+    if (!w)
+        return eqp_fail(EQP_ENOMEM, "snn: out of memory");
+    const int T = n->cfg.steps;
+    w->Bmax = Bmax;
+    w->Tc = n->cfg.tbptt > 0 && n->cfg.tbptt < T ? n->cfg.tbptt : T;
+    const size_t Tc = (size_t)w->Tc;
+    int bad = 0;
+    size_t big = 0;
+    for (int l = 0; l < n->L; l++) {
+        const F(snn_layer) *L = &n->layer[l];
+        size_t Bn, slots, ss;
+        bad |= eqp_mul_size(Bmax, L->n, &Bn) || eqp_mul_size(Bn, Tc + 1, &slots) ||
+               eqp_mul_size(slots, (size_t)L->ns, &ss);
+        if (bad)
+            break;
+        w->S[l] = eqp_calloc(ss, sizeof(R));
+        w->Z[l] = eqp_calloc(slots, sizeof(R));
+        w->dZ[l] = eqp_calloc(slots, sizeof(R));
+        w->cur[l] = eqp_calloc(Tc, Bn * sizeof(R));
+        w->cur0[l] = eqp_calloc(Bn, sizeof(R));
+        w->tmp[l] = eqp_calloc(Bn, sizeof(R));
+        w->gs[l] = eqp_calloc((size_t)L->ns * Bn, sizeof(R));
+        w->hcnt[l] = eqp_calloc(Bn, sizeof(R));
+        bad |= !w->S[l] || !w->Z[l] || !w->dZ[l] || !w->cur[l] || !w->cur0[l] || !w->tmp[l] ||
+               !w->gs[l] || !w->hcnt[l];
+        big += ss + 3 * slots;
+    }
+    const size_t no = n->layer[n->L - 1].n;
+    if (!bad) {
+        w->dV = eqp_calloc(Tc, Bmax * no * sizeof(R));
+        w->cnt = eqp_calloc(Bmax * no, sizeof(R));
+        w->sumv = eqp_calloc(Bmax * no, sizeof(R));
+        w->maxv = eqp_calloc(Bmax * no, sizeof(R));
+        w->argt = eqp_calloc(Bmax * no, sizeof(int));
+        w->grad = eqp_calloc(n->n_params, sizeof(R));
+        w->pred = eqp_calloc(Bmax, 1);
+        bad |= !w->dV || !w->cnt || !w->sumv || !w->maxv || !w->argt || !w->grad || !w->pred;
+    }
+    if (bad) {
+        F(snn_ws_free)(w);
+        return eqp_fail(EQP_ENOMEM, "snn: cannot allocate the trajectory for %zu rows x %zu steps",
+                        Bmax, Tc);
+    }
+    *out = w;
+    return EQP_OK;
+}
+
+/* Zero state before the first step of a sequence. */
+static void F(reset_slot0)(const F(snn_net) * n, F(snn_ws) * w, size_t B) {
+    for (int l = 0; l < n->L; l++) {
+        const size_t Bn = B * n->layer[l].n;
+        memset(w->S[l], 0, (size_t)n->layer[l].ns * Bn * sizeof(R));
+        memset(w->Z[l], 0, Bn * sizeof(R));
+    }
+}
+
+/* Slot len becomes slot 0: the next chunk continues from here. */
+static void F(carry)(const F(snn_net) * n, F(snn_ws) * w, int len, size_t B) {
+    for (int l = 0; l < n->L; l++) {
+        const size_t Bn = B * n->layer[l].n, ns = (size_t)n->layer[l].ns;
+        memcpy(w->S[l], w->S[l] + (size_t)len * ns * Bn, ns * Bn * sizeof(R));
+        memcpy(w->Z[l], w->Z[l] + (size_t)len * Bn, Bn * sizeof(R));
+    }
+}
+
+/* Input of layer l (0-based) over the chunk: rows (len B, n_in). */
+static const R *F(layer_input)(const F(snn_net) * n, const F(snn_ws) * w, int l, const R *x,
+                               int t0, size_t B) {
+    if (l == 0)
+        return x + (size_t)t0 * B * n->layer[0].n_in;
+    return w->Z[l - 1] + B * n->layer[l - 1].n;
+}
+
+static void F(forward_chunk)(const F(snn_net) * n, F(snn_ws) * w, const R *x, int const_input,
+                             int t0, int len, size_t B) {
+    for (int l = 0; l < n->L; l++) {
+        const F(snn_layer) *L = &n->layer[l];
+        const size_t nn = L->n, Bn = B * nn, ns = (size_t)L->ns;
+        const int cst = l == 0 && const_input;
+        R *Ic = cst ? w->cur0[l] : w->cur[l];
+        if (!cst || t0 == 0) {
+            const size_t rows = cst ? B : (size_t)len * B;
+            const R *in = cst ? x : F(layer_input)(n, w, l, x, t0, B);
+            for (size_t r = 0; r < rows; r++)
+                memcpy(Ic + r * nn, L->b, nn * sizeof(R));
+            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)nn, (int)L->n_in,
+                 RC(1), in, (int)L->n_in, L->W, (int)nn, RC(1), Ic, (int)nn);
+        }
+        for (int k = 0; k < len; k++) {
+            const R *cur = cst ? Ic : Ic + (size_t)k * Bn;
+            R *zk = w->Z[l] + (size_t)k * Bn;
+            if (L->recurrent) {
+                memcpy(w->tmp[l], cur, Bn * sizeof(R));
+                GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)nn, (int)nn, RC(1),
+                     zk, (int)nn, L->V, (int)nn, RC(1), w->tmp[l], (int)nn);
+                cur = w->tmp[l];
+            }
+            L->ops->forward(L, cur, w->S[l] + (size_t)k * ns * Bn, zk,
+                            w->S[l] + (size_t)(k + 1) * ns * Bn, zk + Bn, B);
+        }
+    }
+}
+
+static void F(backward_chunk)(const F(snn_net) * n, F(snn_ws) * w, const R *x, int const_input,
+                              int t0, int len, size_t B) {
+    const int Lt = n->L;
+    for (int l = Lt - 1; l >= 0; l--) {
+        const F(snn_layer) *L = &n->layer[l];
+        const size_t nn = L->n, Bn = B * nn, ns = (size_t)L->ns;
+        R *gW = w->grad + L->off_W, *gb = w->grad + L->off_b, *gp = w->grad + L->off_par;
+        R *dI = w->cur[l], *dZ = w->dZ[l];
+        memset(w->gs[l], 0, ns * Bn * sizeof(R));
+        for (int k = len - 1; k >= 0; k--) {
+            R *dIk = dI + (size_t)k * Bn;
+            L->ops->backward(L, w->S[l] + (size_t)k * ns * Bn, w->S[l] + (size_t)(k + 1) * ns * Bn,
+                             w->Z[l] + (size_t)k * Bn, dZ + (size_t)(k + 1) * Bn,
+                             l == Lt - 1 ? w->dV + (size_t)k * Bn : NULL, w->gs[l],
+                             dZ + (size_t)k * Bn, dIk, gp, w->tmp[l], B);
+            if (L->recurrent)
+                GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)nn, (int)nn, RC(1), dIk,
+                     (int)nn, L->V, (int)nn, RC(1), dZ + (size_t)k * Bn, (int)nn);
+        }
+        const size_t rows = (size_t)len * B;
+        for (size_t r = 0; r < rows; r++)
+            for (size_t j = 0; j < nn; j++)
+                gb[j] += dI[r * nn + j];
+        if (l == 0 && const_input) {
+            /* the input is the same at every step: x^T (sum_t dI_t), one GEMM */
+            R *sum = w->tmp[l];
+            memcpy(sum, dI, Bn * sizeof(R));
+            for (int k = 1; k < len; k++)
+                for (size_t i = 0; i < Bn; i++)
+                    sum[i] += dI[(size_t)k * Bn + i];
+            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)L->n_in, (int)nn, (int)B, RC(1), x,
+                 (int)L->n_in, sum, (int)nn, RC(1), gW, (int)nn);
+        } else {
+            const R *in = F(layer_input)(n, w, l, x, t0, B);
+            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)L->n_in, (int)nn, (int)rows, RC(1),
+                 in, (int)L->n_in, dI, (int)nn, RC(1), gW, (int)nn);
+        }
+        if (L->recurrent)
+            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nn, (int)nn, (int)rows, RC(1),
+                 w->Z[l], (int)nn, dI, (int)nn, RC(1), w->grad + L->off_V, (int)nn);
+        if (l > 0) {
+            const size_t np = L->n_in;
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)np, (int)nn, RC(1), dI,
+                 (int)nn, L->W, (int)nn, RC(1), w->dZ[l - 1] + B * np, (int)np);
+        }
+    }
+}
+
+static void F(clear_grads)(const F(snn_net) * n, F(snn_ws) * w, int len, size_t B) {
+    for (int l = 0; l < n->L; l++)
+        memset(w->dZ[l], 0, (size_t)(len + 1) * B * n->layer[l].n * sizeof(R));
+    memset(w->dV, 0, (size_t)len * B * n->layer[n->L - 1].n * sizeof(R));
+}
+
+eqp_status F(snn_run)(const F(snn_net) * n, F(snn_ws) * w, const R *x, int const_input,
+                      const uint8_t *labels, const R *targets, size_t B, R inv_b,
+                      int want_grad) {
+    if (B > w->Bmax)
+        return eqp_fail(EQP_ESHAPE, "snn: batch of %zu rows, workspace holds %zu", B, w->Bmax);
+    const eqp_snn_config *c = &n->cfg;
+    const int T = c->steps, K = w->Tc;
+    /* With truncation, losses and regularisers over the whole sequence need its statistics
+     * before the first chunk's backward pass: a forward pass collects them first. */
+    const int stats_first = want_grad && K < T &&
+                            (eqp_loss_is_sequence(n->plan.loss) || c->reg_l2 > 0 || c->reg_rate > 0);
+    F(snn_loss_begin)(n, w, B);
+    if (stats_first) {
+        F(reset_slot0)(n, w, B);
+        for (int t0 = 0; t0 < T; t0 += K) {
+            const int len = T - t0 < K ? T - t0 : K;
+            F(forward_chunk)(n, w, x, const_input, t0, len, B);
+            for (int l = 0; l < n->L; l++)
+                F(snn_loss_stats)(n, w, l, t0, len, labels, targets, B, inv_b, 1);
+            F(carry)(n, w, len, B);
+        }
+        F(snn_loss_finish)(n, w, labels, B, inv_b);
+    }
+    F(reset_slot0)(n, w, B);
+    for (int t0 = 0; t0 < T; t0 += K) {
+        const int len = T - t0 < K ? T - t0 : K;
+        F(forward_chunk)(n, w, x, const_input, t0, len, B);
+        if (!stats_first)
+            for (int l = 0; l < n->L; l++)
+                F(snn_loss_stats)(n, w, l, t0, len, labels, targets, B, inv_b, 1);
+        if (!stats_first && t0 + len == T)
+            F(snn_loss_finish)(n, w, labels, B, inv_b);
+        if (want_grad) {
+            F(clear_grads)(n, w, len, B);
+            F(snn_loss_grad)(n, w, t0, len, labels, targets, B, inv_b);
+            F(backward_chunk)(n, w, x, const_input, t0, len, B);
+        }
+        F(carry)(n, w, len, B);
+    }
+    return EQP_OK;
+}
+#endif

@@ -1,0 +1,112 @@
+/* Templated declarations of the spiking engine (included twice by snn_internal.h, with
+ * R = float / F(n) = n##_f32 and R = double / F(n) = n##_f64). No include guard on purpose. */
+
+typedef struct F(snn_layer) F(snn_layer);
+
+/* One neuron model: its step forward and its step backward, side by side in one file.
+ * Per step, all arrays are (B, n) row-major unless said otherwise; s0/s1 are (ns, B, n), the
+ * state before and after the step.
+ *   forward:  s1, z <- step(s0, zp = z_{t-1}, I = input current)
+ *   backward: given gz = dL/dz_t (complete), gv = extra dL/dv_t from a membrane loss (or
+ *             NULL), gs = dL/ds_t carried from step t+1 (in; out: dL/ds_{t-1} through this
+ *             step), add dL/dz_{t-1} through the reset into gzp, write dL/dI_t into dI and
+ *             accumulate dL/dpar into dpar (n_par, n). `tmp` is (B, n) scratch. */
+typedef struct F(neuron_ops) {
+    const char *name;
+    int spiking; /* 0 for a non-spiking readout: z_t = v_t */
+    int n_par;   /* per-unit parameter vectors (e.g. theta, alpha, v_r) */
+    const char *par_names[4]; /* their names: "theta", "alpha", "vr" ("alpha" = decay) */
+    int (*n_state)(const eqp_snn_config *c);
+    void (*init)(const eqp_snn_config *c, R *par, size_t n);
+    /* after an update: keep the parameters in their domain (alpha in [0, 1], ...) */
+    void (*project)(R *par, size_t n);
+    void (*forward)(const F(snn_layer) *L, const R *cur, const R *s0, const R *zp, R *s1, R *z,
+                    size_t B);
+    void (*backward)(const F(snn_layer) *L, const R *s0, const R *s1, const R *zp, const R *gz,
+                     const R *gv, R *gs, R *gzp, R *dI, R *dpar, R *tmp, size_t B);
+} F(neuron_ops);
+
+struct F(snn_layer) {
+    size_t n_in, n;
+    int recurrent;
+    int ns; /* state variables per unit */
+    const F(neuron_ops) * ops;
+    eqp_surr surr;
+    eqp_reset_kind reset;
+    int detach_reset, refractory;
+    const R *W, *b, *V, *par;        /* into the parameter array (V: NULL if not recurrent) */
+    size_t off_W, off_b, off_V, off_par; /* the same offsets into a gradient array */
+};
+
+typedef struct F(snn_net) {
+    eqp_snn_config cfg;
+    eqp_snn_plan plan;
+    int L; /* layers above the input */
+    F(snn_layer) layer[EQP_SNN_MAX_LAYERS];
+    size_t n_params;
+    R *params;
+    /* parameter blocks, for names in messages and trainable masks */
+    int n_blocks;
+    struct {
+        char name[16];
+        size_t off, size;
+        int trainable;
+    } block[4 * EQP_SNN_MAX_LAYERS];
+} F(snn_net);
+
+/* Per-thread buffers for one batch of up to Bmax rows (nothing allocated while running). */
+typedef struct F(snn_ws) {
+    size_t Bmax;
+    int Tc;
+    R *S[EQP_SNN_MAX_LAYERS], *Z[EQP_SNN_MAX_LAYERS], *dZ[EQP_SNN_MAX_LAYERS];
+    R *cur[EQP_SNN_MAX_LAYERS], *cur0[EQP_SNN_MAX_LAYERS], *tmp[EQP_SNN_MAX_LAYERS];
+    R *gs[EQP_SNN_MAX_LAYERS];
+    R *dV;                          /* (Tc, B, n_out): dL/dv of the output membrane */
+    R *cnt, *sumv, *maxv;           /* (B, n_out) statistics over the sequence */
+    int *argt;                      /* (B, n_out) step of the maximum */
+    R *hcnt[EQP_SNN_MAX_LAYERS];    /* (B, n_l) spike counts of hidden layers */
+    double loss;                    /* this batch's loss (data + regularisers) */
+    double spikes[EQP_SNN_MAX_LAYERS]; /* sum of z over the batch and the steps, per layer */
+    R *grad;                        /* (n_params) accumulated gradient */
+    uint8_t *pred;                  /* (B) predicted class */
+} F(snn_ws);
+
+eqp_status F(snn_net_create)(const eqp_snn_config *c, eqp_rng *rng, F(snn_net) * *out);
+void F(snn_net_free)(F(snn_net) * n);
+/* Apply the neurons' projections to the parameters (after an update). */
+void F(snn_net_project)(F(snn_net) * n);
+
+eqp_status F(snn_ws_create)(const F(snn_net) * n, size_t Bmax, F(snn_ws) * *out);
+void F(snn_ws_free)(F(snn_ws) * w);
+
+/* Run one batch through the network and, if want_grad, add the gradient of the loss to
+ * w->grad (not cleared). x: (B, n_in) if the input is constant in time (direct encoding),
+ * else (T, B, n_in). labels: (B) classes; targets: (T, B, n_out) for mse-membrane with
+ * explicit targets (or NULL: on/off targets from the labels). The loss is
+ * inv_b * sum over the rows of the per-example loss (inv_b = 1 / the full batch size, so that
+ * threads sharing a batch add up to its mean). Sets w->loss, w->pred, w->spikes. */
+eqp_status F(snn_run)(const F(snn_net) * n, F(snn_ws) * w, const R *x, int const_input,
+                      const uint8_t *labels, const R *targets, size_t B, R inv_b,
+                      int want_grad);
+
+/* loss.c: the statistics of one layer over a chunk (forward), the loss value when the
+ * sequence is complete, and dL/dz, dL/dv of the chunk (backward). */
+void F(snn_loss_begin)(const F(snn_net) * n, F(snn_ws) * w, size_t B);
+void F(snn_loss_stats)(const F(snn_net) * n, F(snn_ws) * w, int l, int t0, int len,
+                       const uint8_t *labels, const R *targets, size_t B, R inv_b,
+                       int per_step_value);
+void F(snn_loss_finish)(const F(snn_net) * n, F(snn_ws) * w, const uint8_t *labels, size_t B,
+                        R inv_b);
+void F(snn_loss_grad)(const F(snn_net) * n, F(snn_ws) * w, int t0, int len,
+                      const uint8_t *labels, const R *targets, size_t B, R inv_b);
+
+/* surrogate.c, over arrays: z = H(v - theta) (or f in smooth mode) and g = sigma'(v - theta),
+ * v and z (B, n), theta (n) per unit. */
+void F(surr_spike)(const eqp_surr *s, const R *v, const R *theta, R *z, size_t B, size_t n);
+void F(surr_grad)(const eqp_surr *s, const R *v, const R *theta, R *g, size_t B, size_t n);
+
+/* The neuron tables. */
+extern const F(neuron_ops) F(neuron_lif);
+extern const F(neuron_ops) F(neuron_readout);
+/* By name ("lif", "readout"); NULL if unknown. */
+const F(neuron_ops) * F(neuron_find)(const char *name);
