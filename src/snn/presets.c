@@ -1,0 +1,51 @@
+/* Defaults and named presets of spiking networks (eqprop train --preset NAME). */
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+#include "snn_internal.h"
+
+void eqp_snn_config_default(eqp_snn_config *c) {
+    memset(c, 0, sizeof *c);
+    c->n_layers = 3;
+    c->sizes[0] = 784;
+    c->sizes[1] = 1000;
+    c->sizes[2] = 10;
+    snprintf(c->neuron, sizeof c->neuron, "lif");
+    snprintf(c->out_neuron, sizeof c->out_neuron, "lif");
+    c->decay = 0.95f;
+    c->threshold = 1.0f;
+    snprintf(c->reset, sizeof c->reset, "subtract");
+    c->detach_reset = 1;
+    snprintf(c->surrogate, sizeof c->surrogate, "atan");
+    c->steps = 25;
+    snprintf(c->encoder, sizeof c->encoder, "direct");
+    snprintf(c->loss, sizeof c->loss, "ce-membrane");
+    c->on_target = 1.0f;
+    c->off_target = 0.0f;
+    snprintf(c->optim, sizeof c->optim, "adam");
+    c->lr = 5e-4f;
+    c->adam_b1 = 0.9f;
+    c->adam_b2 = 0.999f;
+    c->adam_eps = 1e-8f;
+    c->batch = 128;
+    c->epochs = 1;
+    c->threads = 2;
+    c->shuffle = 1;
+    c->seed = 1;
+}
+
+int eqp_snn_is_preset(const char *name) {
+    return name && strncmp(name, "snn-", 4) == 0;
+}
+
+eqp_status eqp_snn_config_preset(eqp_snn_config *c, const char *name) {
+    eqp_snn_config d;
+    eqp_snn_config_default(&d);
+    if (name && strcmp(name, "snn-mlp") == 0) {
+        *c = d;
+        return EQP_OK;
+    }
+    return eqp_fail(EQP_EINVAL, "--preset: expected snn-mlp, got '%s'", name ? name : "");
+}
+
