@@ -5,6 +5,7 @@
 #include "eqprop/checkpoint.h"
 #include "eqprop/config.h"
 #include "eqprop/data.h"
+#include "eqprop/encode.h"
 #include "eqprop/ep.h"
 #include "eqprop/model.h"
 #include "eqprop/rng.h"
