@@ -207,8 +207,12 @@ eqp_status eqp_rbp_gradient(const eqp_model *m, eqp_workspace *w, const float *x
 
 /* relative RMS error and share of matching signs between a and the reference r over the
  * entries [off, off+len) of each of B rows of width ld */
+/* Relative error of block [off, off + len) of a against the reference r, and the fraction of
+ * matching signs. A block whose reference is exactly zero (e.g. W_1 one step into the nudged
+ * phase, before the nudge has reached the first layer) has no scale of its own: its error is
+ * measured against `scale2`, the squared norm of the whole reference at that step. */
 static void compare_block(const float *a, const float *r, size_t B, size_t ld, size_t off,
-                          size_t len, double *rel, double *sign) {
+                          size_t len, double scale2, double *rel, double *sign) {
     double e = 0, n = 0;
     size_t match = 0, count = 0;
     for (size_t b = 0; b < B; b++)
@@ -221,6 +225,8 @@ static void compare_block(const float *a, const float *r, size_t B, size_t ld, s
                 match += (x > 0) == (y > 0) && x != 0.0;
             }
         }
+    if (!(n > 0))
+        n = scale2;
     *rel = n > 0 ? sqrt(e / n) : (e > 0 ? (double)INFINITY : 0.0);
     *sign = count ? (double)match / (double)count : 1.0;
 }
@@ -289,8 +295,11 @@ eqp_status eqp_gdu_compare(const eqp_model *m, eqp_workspace *w, const float *x,
             ds[i] = (s1[i] - s0[i]) / beta;
             bs[i] = -eps * az[i];
         }
+        double sn = 0.0;
+        for (size_t i = 0; i < n; i++)
+            sn += (double)bs[i] * (double)bs[i];
         for (int l = 0; l < nl; l++)
-            compare_block(ds, bs, B, w->N, m->layer_off[l + 1], m->cfg.sizes[l + 1],
+            compare_block(ds, bs, B, w->N, m->layer_off[l + 1], m->cfg.sizes[l + 1], sn,
                           &out->neural_rel[k * nl + l], &out->neural_sign[k * nl + l]);
         /* parameters: -(1/beta)(dE/dtheta(s_{k+1}) - dE/dtheta(s_k)) vs -dL/dtheta at t */
         float scale[EQP_MAX_LAYERS];
@@ -298,10 +307,13 @@ eqp_status eqp_gdu_compare(const eqp_model *m, eqp_workspace *w, const float *x,
             scale[q] = -1.0f / beta;
         memset(ge, 0, np * sizeof(float));
         m->ops->accum_grad_params(m, x, s1, s0, scale, ge, w->work, B, 0, 1);
-        for (size_t i = 0; i < np; i++)
+        double sp = 0.0;
+        for (size_t i = 0; i < np; i++) {
             gb[i] = -gb[i];
+            sp += (double)gb[i] * (double)gb[i];
+        }
         for (int q = 0; q < nb; q++)
-            compare_block(ge, gb, 1, np, m->blocks[q].offset, m->blocks[q].size,
+            compare_block(ge, gb, 1, np, m->blocks[q].offset, m->blocks[q].size, sp,
                           &out->param_rel[k * nb + q], &out->param_sign[k * nb + q]);
     }
 done:
