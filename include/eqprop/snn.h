@@ -13,6 +13,12 @@
  *   v_t = alpha ((1 - z_{t-1}) v_{t-1} + z_{t-1} v_r) + I_t          reset "zero" (to v_r)
  *   z_t = H(v_t - theta)     with  dz/dv := sigma'(v_t - theta)  (the surrogate)
  *
+ * The other models (equations in each file): "cuba", current-based LIF, a synaptic current
+ * i_t = alpha_s i_{t-1} + I_t drives the membrane; "alif", adaptive LIF (Bellec et al.'s
+ * LSNN / e-prop), threshold A_t = theta + beta_a a_t with a_t = rho a_{t-1} + z_{t-1};
+ * "twocomp", a dendrite d_t = alpha_d d_{t-1} + I_t feeds the soma d_t + kappa H(d_t - theta_d)
+ * (a dendritic spike with its own surrogate); "readout", a non-spiking leaky integrator.
+ *
  * The learner is backprop through time over the stored trajectory, optionally truncated to
  * chunks of K steps (tbptt): only what the backward pass needs is stored (the neuron state
  * after each step and the spikes), the weight gradient sum_t x_t^T dI_t is one GEMM over the
@@ -49,17 +55,25 @@ typedef struct eqp_snn_config {
     int n_layers;                     /* including the input */
     size_t sizes[EQP_SNN_MAX_LAYERS]; /* units per layer */
     int recurrent[EQP_SNN_MAX_LAYERS];
-    char neuron[16];     /* hidden layers: lif | readout */
-    char out_neuron[16]; /* output layer: lif | readout */
+    char neuron[16];     /* hidden layers: lif | cuba | alif | twocomp | readout */
+    char out_neuron[16]; /* output layer: lif | cuba | alif | twocomp | readout */
     float decay;         /* alpha, membrane decay per step [0.95] */
     float threshold;     /* theta [1] */
     float reset_value;   /* v_r for reset "zero" [0] */
     char reset[12];      /* subtract | zero */
-    int detach_reset;    /* 1: the reset carries no gradient (snnTorch's default) */
+    int detach_reset;    /* 1: the membrane's reset carries no gradient (snnTorch's default) */
     int refractory;      /* steps after a spike during which the input is ignored [0] */
-    int train_threshold; /* intrinsic plasticity: theta is learned per unit */
-    int train_decay;     /* alpha is learned per unit (kept in [0, 1]) */
-    int train_reset;     /* v_r is learned per unit */
+    float syn_decay;     /* cuba: alpha_s, synaptic current decay per step [0.9] */
+    float adapt_decay;   /* alif: rho, adaptation decay per step [0.97] */
+    float adapt_strength; /* alif: beta_a, threshold rise per unit of adaptation [1.8] */
+    float dend_decay;     /* twocomp: alpha_d, dendrite decay per step [0.9] */
+    float dend_kappa;     /* twocomp: kappa, soma drive of a dendritic spike [1] */
+    float dend_threshold; /* twocomp: theta_d, dendritic spike threshold [1] */
+    float dend_k;         /* twocomp: dendritic surrogate steepness (0: surrogate-k's) [0] */
+    int train_threshold;  /* intrinsic plasticity: theta (and alif's beta_a, twocomp's theta_d)
+                             is learned per unit */
+    int train_decay;      /* alpha (and alpha_s, rho, alpha_d) is learned per unit (in [0, 1]) */
+    int train_reset;      /* v_r (and twocomp's kappa) is learned per unit */
     char surrogate[24];  /* fast-sigmoid | atan | sigmoid | triangle | straight-through */
     float surrogate_k;   /* its steepness / height (0: the surrogate's default) */
     int smooth;          /* 1: forward with the smooth function (exact gradients) */

@@ -33,6 +33,13 @@ static const struct key {
     {"reset", K_STR, S(reset)},
     {"detach-reset", K_BOOL, O(detach_reset), 0, 0, 0},
     {"refractory", K_INT, O(refractory), 0, 100000, 0},
+    {"syn-decay", K_NONNEG, O(syn_decay), 0, 0, 0},
+    {"adapt-decay", K_NONNEG, O(adapt_decay), 0, 0, 0},
+    {"adapt-strength", K_NONNEG, O(adapt_strength), 0, 0, 0},
+    {"dend-decay", K_NONNEG, O(dend_decay), 0, 0, 0},
+    {"dend-kappa", K_NONNEG, O(dend_kappa), 0, 0, 0},
+    {"dend-threshold", K_POS, O(dend_threshold), 0, 0, 0},
+    {"dend-k", K_NONNEG, O(dend_k), 0, 0, 0},
     {"train-threshold", K_BOOL, O(train_threshold), 0, 0, 0},
     {"train-decay", K_BOOL, O(train_decay), 0, 0, 0},
     {"train-reset", K_BOOL, O(train_reset), 0, 0, 0},
@@ -67,13 +74,15 @@ static const struct key {
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
 const char *const eqp_snn_config_keys[] = {
-    "sizes",     "neuron", "out-neuron", "decay",    "threshold",    "reset-value",
-    "reset",     "detach-reset", "refractory", "train-threshold", "train-decay", "train-reset",
-    "surrogate", "surrogate-k", "smooth",  "steps",    "encoder",      "loss",
-    "on-target", "off-target", "reg-l1",   "reg-l2",   "reg-rate",     "rate-target",
-    "weight-decay", "optim", "lr",         "adam-b1",  "adam-b2",      "adam-eps",
-    "clip",      "tbptt",  "batch",      "epochs",   "threads",      "shuffle",
-    "seed",      NULL};
+    "sizes",       "neuron",          "out-neuron",   "decay",       "threshold",
+    "reset-value", "reset",           "detach-reset", "refractory",  "syn-decay",
+    "adapt-decay", "adapt-strength",  "dend-decay",   "dend-kappa",  "dend-threshold",
+    "dend-k",      "train-threshold", "train-decay",  "train-reset", "surrogate",
+    "surrogate-k", "smooth",          "steps",        "encoder",     "loss",
+    "on-target",   "off-target",      "reg-l1",       "reg-l2",      "reg-rate",
+    "rate-target", "weight-decay",    "optim",        "lr",          "adam-b1",
+    "adam-b2",     "adam-eps",        "clip",         "tbptt",       "batch",
+    "epochs",      "threads",         "shuffle",      "seed",        NULL};
 
 /* "784-1000-10", a trailing 'r' marks a recurrent layer: "40-100r-3" */
 static eqp_status parse_sizes(const char *v, eqp_snn_config *c) {
@@ -202,7 +211,7 @@ eqp_status eqp_snn_plan_make(const eqp_snn_config *c, eqp_snn_plan *p) {
 }
 
 eqp_status eqp_snn_config_check(const eqp_snn_config *c) {
-    static const char *const neurons[] = {"lif", "readout", NULL};
+    static const char *const neurons[] = {"lif", "cuba", "alif", "twocomp", "readout", NULL};
     static const char *const encoders[] = {"direct", "rate", "latency", "rows", NULL};
     static const char *const optims[] = {"adam", "sgd", NULL};
     eqp_snn_plan p;
@@ -222,9 +231,12 @@ eqp_status eqp_snn_config_check(const eqp_snn_config *c) {
         return eqp_fail(EQP_EINVAL, "sizes: the output layer has %zu units, at most 256",
                         c->sizes[c->n_layers - 1]);
     if (!one_of(c->neuron, neurons))
-        return eqp_fail(EQP_EINVAL, "--neuron: expected lif or readout, got '%s'", c->neuron);
+        return eqp_fail(EQP_EINVAL,
+                        "--neuron: expected lif, cuba, alif, twocomp or readout, got '%s'",
+                        c->neuron);
     if (!one_of(c->out_neuron, neurons))
-        return eqp_fail(EQP_EINVAL, "--out-neuron: expected lif or readout, got '%s'",
+        return eqp_fail(EQP_EINVAL,
+                        "--out-neuron: expected lif, cuba, alif, twocomp or readout, got '%s'",
                         c->out_neuron);
     if (!one_of(c->encoder, encoders))
         return eqp_fail(EQP_EINVAL, "--encoder: expected direct, rate, latency or rows, got '%s'",
@@ -233,6 +245,19 @@ eqp_status eqp_snn_config_check(const eqp_snn_config *c) {
         return eqp_fail(EQP_EINVAL, "--optim: expected adam or sgd, got '%s'", c->optim);
     if (!(c->decay >= 0 && c->decay <= 1))
         return eqp_fail(EQP_EINVAL, "decay: expected a number in [0, 1], got %g", (double)c->decay);
+    const struct {
+        const char *key;
+        float v;
+    } unit[] = {{"syn-decay", c->syn_decay},
+                {"adapt-decay", c->adapt_decay},
+                {"dend-decay", c->dend_decay}};
+    for (size_t i = 0; i < sizeof unit / sizeof unit[0]; i++)
+        if (!(unit[i].v >= 0 && unit[i].v <= 1))
+            return eqp_fail(EQP_EINVAL, "%s: expected a number in [0, 1], got %g", unit[i].key,
+                            (double)unit[i].v);
+    if (!(c->dend_threshold > 0) || !isfinite(c->dend_threshold))
+        return eqp_fail(EQP_EINVAL, "dend-threshold: expected a number > 0, got %g",
+                        (double)c->dend_threshold);
     if (!(c->threshold > 0) || !isfinite(c->threshold))
         return eqp_fail(EQP_EINVAL, "threshold: expected a number > 0, got %g",
                         (double)c->threshold);

@@ -25,6 +25,12 @@
 const F(neuron_ops) * F(neuron_find)(const char *name) {
     if (strcmp(name, "lif") == 0)
         return &F(neuron_lif);
+    if (strcmp(name, "cuba") == 0)
+        return &F(neuron_cuba);
+    if (strcmp(name, "alif") == 0)
+        return &F(neuron_alif);
+    if (strcmp(name, "twocomp") == 0)
+        return &F(neuron_twocomp);
     if (strcmp(name, "readout") == 0)
         return &F(neuron_readout);
     return NULL;
@@ -61,6 +67,9 @@ eqp_status F(snn_net_create)(const eqp_snn_config *c, eqp_rng *rng, F(snn_net) *
         L->ops = F(neuron_find)(l == n->L ? c->out_neuron : c->neuron);
         L->ns = L->ops->n_state(c);
         L->surr = n->plan.surr;
+        L->dsurr = n->plan.surr;
+        if (c->dend_k > 0)
+            L->dsurr.k = (double)c->dend_k;
         L->reset = n->plan.reset;
         L->detach_reset = c->detach_reset;
         L->refractory = c->refractory;
@@ -74,10 +83,13 @@ eqp_status F(snn_net_create)(const eqp_snn_config *c, eqp_rng *rng, F(snn_net) *
         }
         L->off_par = n->n_params;
         for (int p = 0; p < L->ops->n_par; p++) {
+            /* thresholds (theta, theta_d, alif's beta_a) are intrinsic excitability, decays
+             * (alpha, alpha_s, alpha_d, rho) time constants; the rest (v_r, kappa) go with
+             * train-reset */
             const char *pn = L->ops->par_names[p];
-            int tr = strcmp(pn, "theta") == 0   ? c->train_threshold
-                     : strcmp(pn, "alpha") == 0 ? c->train_decay
-                                                : c->train_reset;
+            int tr = strncmp(pn, "theta", 5) == 0 || strcmp(pn, "betaa") == 0 ? c->train_threshold
+                     : strncmp(pn, "alpha", 5) == 0 || strcmp(pn, "rho") == 0 ? c->train_decay
+                                                                              : c->train_reset;
             F(add_block)(n, pn, l, L->n, tr);
         }
     }

@@ -17,6 +17,12 @@ void eqp_snn_config_default(eqp_snn_config *c) {
     c->threshold = 1.0f;
     snprintf(c->reset, sizeof c->reset, "subtract");
     c->detach_reset = 1;
+    c->syn_decay = 0.9f;
+    c->adapt_decay = 0.97f;
+    c->adapt_strength = 1.8f;
+    c->dend_decay = 0.9f;
+    c->dend_kappa = 1.0f;
+    c->dend_threshold = 1.0f;
     snprintf(c->surrogate, sizeof c->surrogate, "atan");
     c->steps = 25;
     snprintf(c->encoder, sizeof c->encoder, "direct");

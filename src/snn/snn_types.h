@@ -3,6 +3,10 @@
 
 typedef struct F(snn_layer) F(snn_layer);
 
+#ifndef SNN_MAX_PAR
+#define SNN_MAX_PAR 8 /* per-unit parameter vectors of one neuron model */
+#endif
+
 /* One neuron model: its step forward and its step backward, side by side in one file.
  * Per step, all arrays are (B, n) row-major unless said otherwise; s0/s1 are (ns, B, n), the
  * state before and after the step.
@@ -14,8 +18,10 @@ typedef struct F(snn_layer) F(snn_layer);
 typedef struct F(neuron_ops) {
     const char *name;
     int spiking; /* 0 for a non-spiking readout: z_t = v_t */
-    int n_par;   /* per-unit parameter vectors (e.g. theta, alpha, v_r) */
-    const char *par_names[4]; /* their names: "theta", "alpha", "vr" ("alpha" = decay) */
+    int n_par;   /* per-unit parameter vectors (e.g. theta, alpha, v_r), at most SNN_MAX_PAR */
+    /* their names, which also pick the config flag that trains them (net.c): "theta*" and
+     * "betaa" train-threshold, "alpha*" (decays) and "rho" train-decay, others train-reset */
+    const char *par_names[SNN_MAX_PAR];
     int (*n_state)(const eqp_snn_config *c);
     void (*init)(const eqp_snn_config *c, R *par, size_t n);
     /* after an update: keep the parameters in their domain (alpha in [0, 1], ...) */
@@ -32,6 +38,7 @@ struct F(snn_layer) {
     int ns; /* state variables per unit */
     const F(neuron_ops) * ops;
     eqp_surr surr;
+    eqp_surr dsurr; /* twocomp's dendritic spike: surr's kind and smoothness, dend-k's k */
     eqp_reset_kind reset;
     int detach_reset, refractory;
     const R *W, *b, *V, *par;        /* into the parameter array (V: NULL if not recurrent) */
@@ -51,7 +58,7 @@ typedef struct F(snn_net) {
         char name[16];
         size_t off, size;
         int trainable;
-    } block[4 * EQP_SNN_MAX_LAYERS];
+    } block[(3 + SNN_MAX_PAR) * EQP_SNN_MAX_LAYERS]; /* W, b, V and the neuron's, per layer */
 } F(snn_net);
 
 /* Per-thread buffers for one batch of up to Bmax rows (nothing allocated while running). */
@@ -100,13 +107,20 @@ void F(snn_loss_finish)(const F(snn_net) * n, F(snn_ws) * w, const uint8_t *labe
 void F(snn_loss_grad)(const F(snn_net) * n, F(snn_ws) * w, int t0, int len,
                       const uint8_t *labels, const R *targets, size_t B, R inv_b);
 
+/* loss.c: the sum of n values (vectorised, exact to float rounding per lane). */
+double F(snn_sum)(const R *x, size_t n);
+
 /* surrogate.c, over arrays: z = H(v - theta) (or f in smooth mode) and g = sigma'(v - theta),
- * v and z (B, n), theta (n) per unit. */
+ * v and z (B, n), theta (n) per unit. Elementwise, so z (g) may be v itself (alif.c relies on
+ * this: it passes v - beta_a a in z's place and gets z in place). */
 void F(surr_spike)(const eqp_surr *s, const R *v, const R *theta, R *z, size_t B, size_t n);
 void F(surr_grad)(const eqp_surr *s, const R *v, const R *theta, R *g, size_t B, size_t n);
 
 /* The neuron tables. */
 extern const F(neuron_ops) F(neuron_lif);
 extern const F(neuron_ops) F(neuron_readout);
-/* By name ("lif", "readout"); NULL if unknown. */
+extern const F(neuron_ops) F(neuron_cuba);
+extern const F(neuron_ops) F(neuron_alif);
+extern const F(neuron_ops) F(neuron_twocomp);
+/* By name ("lif", "cuba", "alif", "twocomp", "readout"); NULL if unknown. */
 const F(neuron_ops) * F(neuron_find)(const char *name);
