@@ -45,5 +45,10 @@ void cli_error(const char *cmd, const char *what);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_gradcheck(int argc, char **argv);
+/* Spiking networks (cmd_train_snn.c): chosen by cmd_train / cmd_eval for snn-* presets and
+ * SNN model files. */
+int cmd_train_snn(int argc, char **argv);
+int cmd_eval_snn(const char *model, const char *data, const char *split, size_t limit,
+                 int threads, int json);
 
 #endif

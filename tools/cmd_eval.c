@@ -6,6 +6,7 @@
 #include "eqprop/checkpoint.h"
 #include "eqprop/data.h"
 #include "eqprop/ep.h"
+#include "eqprop/snn.h"
 
 static const cli_opt opts[] = {
     {"help", 0, "show this help"},
@@ -60,6 +61,8 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "eqprop eval: --model FILE is required\n");
         return EXIT_USAGE;
     }
+    if (eqp_snn_file_is_snn(model))
+        return cmd_eval_snn(model, data, split, limit, (int)threads, json);
     eqp_model *m = NULL;
     eqp_dataset *d = NULL;
     int rc = EXIT_RUNTIME;

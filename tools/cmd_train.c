@@ -10,10 +10,11 @@
 #include "eqprop/data.h"
 #include "eqprop/ep.h"
 #include "eqprop/model.h"
+#include "eqprop/snn.h"
 
 static const cli_opt opts[] = {
     {"help", 0, "show this help"},
-    {"preset", 1, "ep-1h | ep-2h | ep-3h (Scellier & Bengio 2017) [ep-1h]"},
+    {"preset", 1, "ep-1h | ep-2h | ep-3h (Scellier & Bengio 2017); snn-mlp: see --preset snn-mlp --help [ep-1h]"},
     {"data", 1, "mnist | fashion | DIR with the four IDX files [mnist]"},
     {"train-limit", 1, "use only the first N training examples [all]"},
     {"test-limit", 1, "use only the first N test examples [all]"},
@@ -67,7 +68,31 @@ static char *interrupt_path(const char *save) {
     return p;
 }
 
+/* An SNN run: --preset snn-..., or --resume of a spiking-network checkpoint. */
+static int wants_snn(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        if (strncmp(a, "--preset=", 9) == 0)
+            v = a + 9;
+        else if (strcmp(a, "--preset") == 0 && i + 1 < argc)
+            v = argv[i + 1];
+        if (v && eqp_snn_is_preset(v))
+            return 1;
+        if (strncmp(a, "--resume=", 9) == 0)
+            v = a + 9;
+        else if (strcmp(a, "--resume") == 0 && i + 1 < argc)
+            v = argv[i + 1];
+        else
+            v = NULL;
+        if (v && eqp_snn_file_is_snn(v))
+            return 1;
+    }
+    return 0;
+}
+
 int cmd_train(int argc, char **argv) {
+    if (wants_snn(argc, argv))
+        return cmd_train_snn(argc, argv);
     const char *preset = NULL, *data = "mnist", *save = NULL, *ckpt = NULL, *resume = NULL;
     const char *logpath = NULL;
     size_t train_limit = 0, test_limit = 0, every = 0;

@@ -8,7 +8,9 @@
 #include "eqprop/encode.h"
 #include "eqprop/ep.h"
 #include "eqprop/model.h"
+#include "eqprop/optim.h"
 #include "eqprop/rng.h"
+#include "eqprop/snn.h"
 #include "eqprop/stats.h"
 #include "eqprop/status.h"
 

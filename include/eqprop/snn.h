@@ -3,9 +3,9 @@
  * A network is a stack of layers stepped through T time steps. Layer l receives the
  * outputs z^{l-1}_t of the layer below (z^0_t = the encoded input x_t) through a synapse
  *
- *   I^l_t = z^{l-1}_t W_l + b_l  (+ z^l_{t-1} V_l if the layer is recurrent)
+ *   I^l_t = z^{l-1}_t W_l^T + b_l  (+ z^l_{t-1} V_l if the layer is recurrent)
  *
- * W_l: (n_{l-1}, n_l), V_l: (n_l, n_l), and integrates it in a neuron model chosen by name
+ * W_l: (n_l, n_{l-1}) as PyTorch's Linear, V_l: (n_l, n_l), and integrates it in a neuron model chosen by name
  * (src/snn/<neuron>.c). The LIF neuron (snnTorch's Leaky, with the reset taken from the
  * previous step's spike) is
  *
@@ -155,6 +155,10 @@ void eqp_snn_trainer_free(eqp_snn_trainer *t);
 /* One epoch of BPTT; stops early (EQP_EINTERRUPTED, consistent state) if *flag becomes set. */
 eqp_status eqp_snn_trainer_run_epoch(eqp_snn_trainer *t, eqp_snn_epoch_stats *st);
 void eqp_snn_trainer_set_stop_flag(eqp_snn_trainer *t, const volatile sig_atomic_t *flag);
+/* fn(ctx, examples done, total, running error) is called from a training thread now and then. */
+void eqp_snn_trainer_set_progress(eqp_snn_trainer *t,
+                                  void (*fn)(void *ctx, size_t done, size_t total, double err),
+                                  void *ctx);
 int eqp_snn_trainer_epoch(const eqp_snn_trainer *t);
 
 /* ---- files ------------------------------------------------------------------------- */

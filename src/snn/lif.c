@@ -48,28 +48,54 @@ static void F(lif_project)(R *par, size_t n) {
     }
 }
 
+#include "surr_elem.h"
+
+/* One row of the forward step, with the spike nonlinearity fused in; the flags and the
+ * surrogate kind are constants at every call, so each combination compiles to its own
+ * branch-free, vectorised loop. */
+static inline __attribute__((always_inline)) void
+F(lif_fw_row)(size_t n, const R *restrict in, const R *restrict vp, const R *restrict zb,
+              const R *restrict th, const R *restrict al, const R *restrict vr, R *restrict v,
+              R *restrict z, const R k, const int kind, const int smooth, const int subtract) {
+    for (size_t j = 0; j < n; j++) {
+        R x = subtract ? al[j] * vp[j] + in[j] - th[j] * zb[j]
+                       : al[j] * ((1 - zb[j]) * vp[j] + zb[j] * vr[j]) + in[j];
+        v[j] = x;
+        z[j] = F(surr_z1)(kind, smooth, k, x - th[j]);
+    }
+}
+
 static void F(lif_forward)(const F(snn_layer) * L, const R *cur, const R *s0, const R *zp, R *s1,
                            R *z, size_t B) {
     const size_t n = L->n, Bn = B * n;
     const R *th = L->par, *al = L->par + n, *vr = L->par + 2 * n;
-    const int refr = L->ns == 2;
+    const R k = (R)L->surr.k;
+    const int refr = L->ns == 2, sub = L->reset == EQP_RESET_SUBTRACT, sm = L->surr.smooth;
     for (size_t b = 0; b < B; b++) {
-        const R *vp = s0 + b * n, *zb = zp + b * n, *in = cur + b * n;
-        const R *cp = s0 + Bn + b * n;
-        R *v = s1 + b * n;
-        if (L->reset == EQP_RESET_SUBTRACT) {
-            for (size_t j = 0; j < n; j++) {
-                R x = refr && cp[j] > 0 ? RC(0) : in[j];
-                v[j] = al[j] * vp[j] + x - th[j] * zb[j];
-            }
-        } else {
-            for (size_t j = 0; j < n; j++) {
-                R x = refr && cp[j] > 0 ? RC(0) : in[j];
-                v[j] = al[j] * ((1 - zb[j]) * vp[j] + zb[j] * vr[j]) + x;
-            }
+        const size_t o = b * n;
+        const R *in = cur + o;
+        if (refr) {
+            /* the masked input goes through the new counter row (written below) */
+            const R *cp = s0 + Bn + o;
+            R *m = s1 + Bn + o;
+            for (size_t j = 0; j < n; j++)
+                m[j] = cp[j] > 0 ? RC(0) : in[j];
+            in = m;
         }
+#define ROW(K)                                                                                     \
+    {                                                                                              \
+        if (sub && sm)                                                                             \
+            F(lif_fw_row)(n, in, s0 + o, zp + o, th, al, vr, s1 + o, z + o, k, K, 1, 1);           \
+        else if (sub)                                                                              \
+            F(lif_fw_row)(n, in, s0 + o, zp + o, th, al, vr, s1 + o, z + o, k, K, 0, 1);           \
+        else if (sm)                                                                               \
+            F(lif_fw_row)(n, in, s0 + o, zp + o, th, al, vr, s1 + o, z + o, k, K, 1, 0);           \
+        else                                                                                       \
+            F(lif_fw_row)(n, in, s0 + o, zp + o, th, al, vr, s1 + o, z + o, k, K, 0, 0);           \
     }
-    F(surr_spike)(&L->surr, s1, th, z, B, n);
+        SURR_DISPATCH(L->surr.kind, ROW)
+#undef ROW
+    }
     if (refr)
         for (size_t b = 0; b < B; b++)
             for (size_t j = 0; j < n; j++) {
@@ -79,36 +105,67 @@ static void F(lif_forward)(const F(snn_layer) * L, const R *cur, const R *s0, co
             }
 }
 
+static inline __attribute__((always_inline)) void
+F(lif_bw_row)(size_t n, const R *restrict v, const R *restrict g, const R *restrict ge,
+              const R *restrict vp, const R *restrict zb, const R *restrict th,
+              const R *restrict al, const R *restrict vr, R *restrict gsb, R *restrict gzb,
+              R *restrict di, R *restrict dth, R *restrict dal, R *restrict dvr, const R k,
+              const int kind, const int subtract, const int keep, const int has_ge) {
+    for (size_t j = 0; j < n; j++) {
+        R gsj = g[j] * F(surr_g1)(kind, k, v[j] - th[j]);
+        R a = gsb[j] + gsj + (has_ge ? ge[j] : RC(0));
+        di[j] = a;
+        if (subtract) {
+            dth[j] -= gsj + a * zb[j];
+            dal[j] += a * vp[j];
+            gsb[j] = al[j] * a;
+            if (keep)
+                gzb[j] -= th[j] * a;
+        } else {
+            dth[j] -= gsj;
+            dal[j] += a * ((1 - zb[j]) * vp[j] + zb[j] * vr[j]);
+            dvr[j] += a * al[j] * zb[j];
+            gsb[j] = al[j] * (1 - zb[j]) * a;
+            if (keep)
+                gzb[j] += al[j] * (vr[j] - vp[j]) * a;
+        }
+    }
+}
+
 static void F(lif_backward)(const F(snn_layer) * L, const R *s0, const R *s1, const R *zp,
                             const R *gz, const R *gv, R *gs, R *gzp, R *dI, R *dpar, R *tmp,
                             size_t B) {
+    (void)tmp;
     const size_t n = L->n, Bn = B * n;
     const R *th = L->par, *al = L->par + n, *vr = L->par + 2 * n;
     R *dth = dpar, *dal = dpar + n, *dvr = dpar + 2 * n;
-    const int refr = L->ns == 2, keep = !L->detach_reset;
-    F(surr_grad)(&L->surr, s1, th, tmp, B, n);
+    const R k = (R)L->surr.k;
+    const int sub = L->reset == EQP_RESET_SUBTRACT, keep = !L->detach_reset;
+    const int mode = (sub ? 4 : 0) | (keep ? 2 : 0) | (gv ? 1 : 0);
     for (size_t b = 0; b < B; b++) {
         const size_t o = b * n;
-        const R *sg = tmp + o, *g = gz + o, *vp = s0 + o, *zb = zp + o, *cp = s0 + Bn + o;
-        const R *ge = gv ? gv + o : NULL;
+        const R *v = s1 + o, *g = gz + o, *vp = s0 + o, *zb = zp + o, *ge = gv ? gv + o : NULL;
         R *gsb = gs + o, *gzb = gzp + o, *di = dI + o;
-        for (size_t j = 0; j < n; j++) {
-            R a = gsb[j] + g[j] * sg[j] + (ge ? ge[j] : RC(0));
-            di[j] = refr && cp[j] > 0 ? RC(0) : a;
-            dth[j] -= g[j] * sg[j];
-            if (L->reset == EQP_RESET_SUBTRACT) {
-                gsb[j] = al[j] * a;
-                if (keep)
-                    gzb[j] -= th[j] * a;
-                dth[j] -= a * zb[j];
-                dal[j] += a * vp[j];
-            } else {
-                gsb[j] = al[j] * (1 - zb[j]) * a;
-                if (keep)
-                    gzb[j] += al[j] * (vr[j] - vp[j]) * a;
-                dal[j] += a * ((1 - zb[j]) * vp[j] + zb[j] * vr[j]);
-                dvr[j] += a * al[j] * zb[j];
-            }
+#define ROW(s_, k_, e_, K)                                                                         \
+    F(lif_bw_row)(n, v, g, ge, vp, zb, th, al, vr, gsb, gzb, di, dth, dal, dvr, k, K, s_, k_, e_)
+#define MODES(K)                                                                                   \
+    switch (mode) {                                                                                \
+    case 0: ROW(0, 0, 0, K); break;                                                                \
+    case 1: ROW(0, 0, 1, K); break;                                                                \
+    case 2: ROW(0, 1, 0, K); break;                                                                \
+    case 3: ROW(0, 1, 1, K); break;                                                                \
+    case 4: ROW(1, 0, 0, K); break;                                                                \
+    case 5: ROW(1, 0, 1, K); break;                                                                \
+    case 6: ROW(1, 1, 0, K); break;                                                                \
+    default: ROW(1, 1, 1, K); break;                                                               \
+    }
+        SURR_DISPATCH(L->surr.kind, MODES)
+#undef MODES
+#undef ROW
+        if (L->ns == 2) {
+            const R *cp = s0 + Bn + o;
+            for (size_t j = 0; j < n; j++)
+                di[j] = cp[j] > 0 ? RC(0) : di[j];
         }
     }
 }

@@ -49,6 +49,22 @@ int eqp_loss_is_sequence(eqp_loss_kind kind) {
 #include "template.h"
 #else
 
+/* sum of x in 16 independent lanes (so that it vectorises without reassociation), in double
+ * across lanes. */
+double F(snn_sum)(const R *x, size_t n) {
+    R acc[16] = {0};
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int q = 0; q < 16; q++)
+            acc[q] += x[i + q];
+    double s = 0.0;
+    for (int q = 0; q < 16; q++)
+        s += (double)acc[q];
+    for (; i < n; i++)
+        s += (double)x[i];
+    return s;
+}
+
 /* p <- softmax(a) over n entries; returns log sum exp(a). */
 static double F(softmax)(const R *a, R *p, size_t n) {
     double mx = (double)a[0];
@@ -93,14 +109,17 @@ void F(snn_loss_stats)(const F(snn_net) * n, F(snn_ws) * w, int l, int t0, int l
     const F(snn_layer) *L = &n->layer[l];
     const size_t nn = L->n, Bn = B * nn, ns = (size_t)L->ns;
     const int out = l == n->L - 1;
+    const int counts = c->reg_l2 > 0 || c->reg_rate > 0;
     double zs = 0.0;
     for (int k = 1; k <= len; k++) {
         const R *z = w->Z[l] + (size_t)k * Bn;
-        for (size_t i = 0; i < Bn; i++)
-            zs += (double)z[i];
+        zs += F(snn_sum)(z, Bn);
         if (!out) {
-            for (size_t i = 0; i < Bn; i++)
-                w->hcnt[l][i] += z[i];
+            if (counts) {
+                R *h = w->hcnt[l];
+                for (size_t i = 0; i < Bn; i++)
+                    h[i] += z[i];
+            }
             continue;
         }
         const R *v = w->S[l] + (size_t)k * ns * Bn;

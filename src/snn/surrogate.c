@@ -96,49 +96,24 @@ double eqp_surr_fn(const eqp_surr *s, double x) {
 #include "template.h"
 #else /* templated body */
 
+#include "surr_elem.h"
+
 /* The kind is switched on once per array, so every inner loop is a plain vectorisable loop. */
 void F(surr_spike)(const eqp_surr *s, const R *v, const R *theta, R *z, size_t B, size_t n) {
     const R k = (R)s->k;
-    if (!s->smooth) {
-        for (size_t b = 0; b < B; b++)
-            for (size_t j = 0; j < n; j++)
-                z[b * n + j] = v[b * n + j] - theta[j] > 0 ? RC(1) : RC(0);
-        return;
-    }
     for (size_t b = 0; b < B; b++) {
         const R *vb = v + b * n;
         R *zb = z + b * n;
-        switch (s->kind) {
-        case EQP_SURR_FAST_SIGMOID:
-            for (size_t j = 0; j < n; j++) {
-                R x = vb[j] - theta[j];
-                zb[j] = RC(1) / k + x / (RC(1) + k * RFABS(x));
-            }
-            break;
-        case EQP_SURR_ATAN:
-            for (size_t j = 0; j < n; j++) {
-                R x = vb[j] - theta[j];
-                zb[j] = RC(0.5) + RATAN(RC(0.5 * PI) * k * x) / RC(PI);
-            }
-            break;
-        case EQP_SURR_SIGMOID:
+        if (!s->smooth) {
             for (size_t j = 0; j < n; j++)
-                zb[j] = RC(1) / (RC(1) + REXP(-k * (vb[j] - theta[j])));
-            break;
-        case EQP_SURR_TRIANGLE:
-            for (size_t j = 0; j < n; j++) {
-                R x = vb[j] - theta[j];
-                zb[j] = x <= RC(-1)  ? RC(0)
-                        : x <= RC(0) ? RC(0.5) * k * (x + 1) * (x + 1)
-                        : x < RC(1)  ? k * (RC(1) - RC(0.5) * (1 - x) * (1 - x))
-                                     : k;
-            }
-            break;
-        case EQP_SURR_STE:
-            for (size_t j = 0; j < n; j++)
-                zb[j] = k * (vb[j] - theta[j] + RC(0.5));
-            break;
+                zb[j] = vb[j] - theta[j] > 0 ? RC(1) : RC(0);
+            continue;
         }
+#define ROW(K)                                                                                     \
+    for (size_t j = 0; j < n; j++)                                                                 \
+        zb[j] = F(surr_f1)(K, k, vb[j] - theta[j]);
+        SURR_DISPATCH(s->kind, ROW)
+#undef ROW
     }
 }
 
@@ -147,36 +122,11 @@ void F(surr_grad)(const eqp_surr *s, const R *v, const R *theta, R *g, size_t B,
     for (size_t b = 0; b < B; b++) {
         const R *vb = v + b * n;
         R *gb = g + b * n;
-        switch (s->kind) {
-        case EQP_SURR_FAST_SIGMOID:
-            for (size_t j = 0; j < n; j++) {
-                R d = RC(1) + k * RFABS(vb[j] - theta[j]);
-                gb[j] = RC(1) / (d * d);
-            }
-            break;
-        case EQP_SURR_ATAN:
-            for (size_t j = 0; j < n; j++) {
-                R a = RC(0.5 * PI) * k * (vb[j] - theta[j]);
-                gb[j] = RC(0.5) * k / (RC(1) + a * a);
-            }
-            break;
-        case EQP_SURR_SIGMOID:
-            for (size_t j = 0; j < n; j++) {
-                R q = RC(1) / (RC(1) + REXP(-k * (vb[j] - theta[j])));
-                gb[j] = k * q * (RC(1) - q);
-            }
-            break;
-        case EQP_SURR_TRIANGLE:
-            for (size_t j = 0; j < n; j++) {
-                R a = RC(1) - RFABS(vb[j] - theta[j]);
-                gb[j] = a > 0 ? k * a : RC(0);
-            }
-            break;
-        case EQP_SURR_STE:
-            for (size_t j = 0; j < n; j++)
-                gb[j] = k;
-            break;
-        }
+#define ROW(K)                                                                                     \
+    for (size_t j = 0; j < n; j++)                                                                 \
+        gb[j] = F(surr_g1)(K, k, vb[j] - theta[j]);
+        SURR_DISPATCH(s->kind, ROW)
+#undef ROW
     }
 }
 #endif

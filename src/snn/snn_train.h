@@ -1,0 +1,43 @@
+/* Private: the SNN trainer's state (read by the model-file code for checkpoints). */
+#ifndef EQP_SNN_TRAIN_H
+#define EQP_SNN_TRAIN_H
+
+#include "eqprop/optim.h"
+#include "parallel.h"
+#include "snn_internal.h"
+#include "snn_run.h"
+
+#define SNN_MAX_THREADS 64
+#define SNN_MAX_ROWS 4096
+
+struct eqp_snn_trainer {
+    eqp_snn *n;
+    const eqp_dataset *data;
+    int nthreads;
+    snn_ws_f32 *ws[SNN_MAX_THREADS];
+    snn_input in[SNN_MAX_THREADS];
+    eqp_optim *opt;
+    int n_ranges;
+    size_t range[4 * EQP_SNN_MAX_LAYERS][2]; /* trainable parameter ranges */
+    uint32_t *perm;
+    float *gsum;
+    size_t n_batches, batch_pos, batch_end;
+    eqp_rng rng_epoch; /* at the start of the current epoch */
+    int epoch;
+    /* counters of the current epoch (kept in checkpoints) */
+    size_t seen, errors;
+    double loss_sum, seconds, spikes[EQP_SNN_MAX_LAYERS];
+    /* per-thread results of a mini-batch */
+    size_t err_t[SNN_MAX_THREADS];
+    double loss_t[SNN_MAX_THREADS], norm2_t[SNN_MAX_THREADS];
+    double spk_t[SNN_MAX_THREADS][EQP_SNN_MAX_LAYERS];
+    int bad_t[SNN_MAX_THREADS];
+    eqp_barrier bar;
+    volatile int stop;
+    int bad_batch;
+    const volatile sig_atomic_t *stop_flag;
+    void (*progress)(void *ctx, size_t done, size_t total, double err);
+    void *progress_ctx;
+};
+
+#endif

@@ -1,0 +1,293 @@
+/* Training a spiking network by BPTT on a dataset, on several threads.
+ *
+ * Each mini-batch is split by rows between the threads; each runs the whole forward and
+ * backward pass of its rows (single-threaded BLAS) into its own gradient buffer. Then, split
+ * by parameter ranges: the gradients are summed in a fixed order (so a run is reproducible
+ * for a given thread count), checked for NaN/Inf, clipped by global norm if asked, and the
+ * optimiser updates the trainable blocks. Four barriers per mini-batch. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "eqprop/optim.h"
+#include "internal.h"
+#include "parallel.h"
+#include "snn_internal.h"
+#include "snn_run.h"
+#include "snn_train.h"
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+eqp_status eqp_snn_trainer_create(eqp_snn *n, const eqp_dataset *train, eqp_snn_trainer **out) {
+    *out = NULL;
+    const eqp_snn_config *c = &n->net->cfg;
+    eqp_status st = eqp_snn_check_data(c, train, "train");
+    if (st)
+        return st;
+    if (train->n == 0)
+        return eqp_fail(EQP_EINVAL, "train: the training set is empty");
+    if (train->n > UINT32_MAX)
+        return eqp_fail(EQP_EINVAL, "train: %zu examples, at most %u supported", train->n,
+                        UINT32_MAX);
+    eqp_snn_trainer *t = calloc(1, sizeof *t);
+    if (!t)
+        return eqp_fail(EQP_ENOMEM, "snn trainer: out of memory");
+    t->n = n;
+    t->data = train;
+    const size_t B = (size_t)c->batch;
+    t->nthreads = c->threads > c->batch ? c->batch : c->threads;
+    if (t->nthreads > SNN_MAX_THREADS)
+        t->nthreads = SNN_MAX_THREADS;
+    t->n_batches = (train->n + B - 1) / B;
+    eqp_rng_seed(&t->rng_epoch, c->seed ^ 0x5eed0fe9u);
+    st = EQP_ENOMEM;
+    t->perm = eqp_alloc(train->n, sizeof *t->perm);
+    t->gsum = eqp_alloc(n->net->n_params, sizeof(float));
+    if (!t->perm || !t->gsum)
+        goto fail;
+    for (int i = 0; i < t->nthreads; i++) {
+        size_t rows = B * (size_t)(i + 1) / (size_t)t->nthreads - B * (size_t)i / (size_t)t->nthreads;
+        if (rows == 0)
+            rows = 1;
+        if ((st = snn_ws_create_f32(n->net, rows, &t->ws[i])) ||
+            (st = eqp_snn_input_new(c, rows, &t->in[i])))
+            goto fail;
+    }
+    if ((st = eqp_optim_create(c->optim, n->net->n_params, c->lr, c->adam_b1, c->adam_b2,
+                               c->adam_eps, c->weight_decay, &t->opt)))
+        goto fail;
+    /* the trainable ranges, in order */
+    const snn_net_f32 *net = n->net;
+    for (int k = 0; k < net->n_blocks; k++)
+        if (net->block[k].trainable) {
+            size_t lo = net->block[k].off, hi = lo + net->block[k].size;
+            if (t->n_ranges > 0 && t->range[t->n_ranges - 1][1] == lo)
+                t->range[t->n_ranges - 1][1] = hi;
+            else {
+                t->range[t->n_ranges][0] = lo;
+                t->range[t->n_ranges][1] = hi;
+                t->n_ranges++;
+            }
+        }
+    eqp_blas_single_thread();
+    *out = t;
+    return EQP_OK;
+fail:
+    eqp_snn_trainer_free(t);
+    if (st == EQP_ENOMEM)
+        return eqp_fail(EQP_ENOMEM, "snn trainer: cannot allocate buffers for %zu examples",
+                        train->n);
+    return st;
+}
+
+void eqp_snn_trainer_free(eqp_snn_trainer *t) {
+    if (!t)
+        return;
+    for (int i = 0; i < SNN_MAX_THREADS; i++) {
+        snn_ws_free_f32(t->ws[i]);
+        eqp_snn_input_free(&t->in[i]);
+    }
+    eqp_optim_free(t->opt);
+    eqp_dealloc(t->perm);
+    eqp_dealloc(t->gsum);
+    free(t);
+}
+
+void eqp_snn_trainer_set_stop_flag(eqp_snn_trainer *t, const volatile sig_atomic_t *flag) {
+    t->stop_flag = flag;
+}
+
+void eqp_snn_trainer_set_progress(eqp_snn_trainer *t,
+                                  void (*fn)(void *ctx, size_t done, size_t total, double err),
+                                  void *ctx) {
+    t->progress = fn;
+    t->progress_ctx = ctx;
+}
+
+int eqp_snn_trainer_epoch(const eqp_snn_trainer *t) {
+    return t->epoch;
+}
+
+static void plan_epoch(eqp_snn_trainer *t) {
+    eqp_rng r = t->rng_epoch;
+    const size_t n = t->data->n;
+    if (t->n->net->cfg.shuffle)
+        eqp_rng_permutation(&r, t->perm, n);
+    else
+        for (size_t i = 0; i < n; i++)
+            t->perm[i] = (uint32_t)i;
+}
+
+/* The share [lo, hi) of the parameter index range that thread tid updates. */
+static void share(size_t n, int tid, int nt, size_t *lo, size_t *hi) {
+    *lo = n * (size_t)tid / (size_t)nt;
+    *hi = n * (size_t)(tid + 1) / (size_t)nt;
+}
+
+static void epoch_thread(void *arg, int tid, int nt) {
+    eqp_snn_trainer *t = arg;
+    snn_net_f32 *net = t->n->net;
+    const eqp_snn_config *c = &net->cfg;
+    const eqp_dataset *d = t->data;
+    const size_t n = d->n, Bfull = (size_t)c->batch, np = net->n_params;
+    snn_ws_f32 *w = t->ws[tid];
+    snn_input *in = &t->in[tid];
+    uint8_t labels[SNN_MAX_ROWS];
+    size_t plo, phi;
+    share(np, tid, nt, &plo, &phi);
+    for (size_t bi = t->batch_pos; bi < t->batch_end; bi++) {
+        const size_t first = bi * Bfull;
+        const size_t B = n - first < Bfull ? n - first : Bfull;
+        const size_t r0 = B * (size_t)tid / (size_t)nt, r1 = B * (size_t)(tid + 1) / (size_t)nt;
+        const size_t Bt = r1 - r0;
+        memset(w->grad, 0, np * sizeof(float));
+        t->err_t[tid] = 0;
+        t->loss_t[tid] = 0.0;
+        for (int l = 0; l < net->L; l++)
+            t->spk_t[tid][l] = 0.0;
+        if (Bt > 0) {
+            const uint32_t *idx = t->perm + first + r0;
+            for (size_t r = 0; r < Bt; r++)
+                labels[r] = d->y[idx[r]];
+            eqp_snn_input_fill(in, d, idx, Bt, c->seed, (uint64_t)t->epoch + 1);
+            snn_run_f32(net, w, in->x, in->kind == SNN_IN_DIRECT, labels, NULL, Bt,
+                        1.0f / (float)B, 1);
+            for (size_t r = 0; r < Bt; r++)
+                t->err_t[tid] += w->pred[r] != labels[r];
+            t->loss_t[tid] = w->loss;
+            for (int l = 0; l < net->L; l++)
+                t->spk_t[tid][l] = w->spikes[l];
+        }
+        eqp_barrier_wait(&t->bar);
+        /* sum the threads' gradients over this thread's share, in thread order */
+        double ss = 0.0;
+        int bad = 0;
+        for (size_t c0 = plo; c0 < phi; c0 += 4096) {
+            const size_t c1 = phi - c0 < 4096 ? phi : c0 + 4096;
+            float *gs = t->gsum;
+            memcpy(gs + c0, t->ws[0]->grad + c0, (c1 - c0) * sizeof(float));
+            for (int k = 1; k < nt; k++) {
+                const float *gk = t->ws[k]->grad;
+                for (size_t i = c0; i < c1; i++)
+                    gs[i] += gk[i];
+            }
+            float acc[16] = {0};
+            size_t i = c0;
+            for (; i + 16 <= c1; i += 16)
+                for (int q = 0; q < 16; q++)
+                    acc[q] += gs[i + q] * gs[i + q];
+            for (; i < c1; i++)
+                ss += (double)gs[i] * (double)gs[i];
+            for (int q = 0; q < 16; q++)
+                ss += (double)acc[q];
+        }
+        bad = !isfinite(ss);
+        t->norm2_t[tid] = ss;
+        t->bad_t[tid] = bad;
+        if (tid == 0)
+            eqp_optim_begin_step(t->opt);
+        eqp_barrier_wait(&t->bar);
+        double norm2 = 0.0;
+        bad = 0;
+        for (int k = 0; k < nt; k++) {
+            norm2 += t->norm2_t[k];
+            bad |= t->bad_t[k];
+        }
+        if (!bad) {
+            const double norm = sqrt(norm2);
+            if (c->clip > 0 && norm > (double)c->clip) {
+                const float s = (float)((double)c->clip / norm);
+                for (size_t i = plo; i < phi; i++)
+                    t->gsum[i] *= s;
+            }
+            for (int k = 0; k < t->n_ranges; k++) {
+                size_t lo = t->range[k][0] > plo ? t->range[k][0] : plo;
+                size_t hi = t->range[k][1] < phi ? t->range[k][1] : phi;
+                if (lo < hi)
+                    eqp_optim_update(t->opt, net->params, t->gsum, lo, hi);
+            }
+        }
+        eqp_barrier_wait(&t->bar);
+        if (tid == 0) {
+            if (!bad)
+                snn_net_project_f32(net);
+            for (int k = 0; k < nt; k++) {
+                t->errors += t->err_t[k];
+                t->loss_sum += t->loss_t[k] * (double)B;
+                for (int l = 0; l < net->L; l++)
+                    t->spikes[l] += t->spk_t[k][l];
+            }
+            t->seen += B;
+            if (bad) {
+                t->bad_batch = (int)bi + 1;
+                t->stop = 1;
+            } else {
+                t->batch_pos = bi + 1;
+                if (t->stop_flag && *t->stop_flag && bi + 1 < t->batch_end)
+                    t->stop = 1;
+            }
+            if (t->progress && (bi % 20 == 0 || bi + 1 == t->n_batches))
+                t->progress(t->progress_ctx, t->seen, n,
+                            (double)t->errors / (double)(t->seen ? t->seen : 1));
+        }
+        eqp_barrier_wait(&t->bar);
+        if (t->stop)
+            break;
+    }
+}
+
+eqp_status eqp_snn_trainer_run_epoch(eqp_snn_trainer *t, eqp_snn_epoch_stats *st) {
+    const snn_net_f32 *net = t->n->net;
+    if ((size_t)net->cfg.batch > SNN_MAX_ROWS * (size_t)t->nthreads)
+        return eqp_fail(EQP_EINVAL, "batch: at most %d rows per thread", SNN_MAX_ROWS);
+    if (t->batch_pos == 0) {
+        t->seen = t->errors = 0;
+        t->loss_sum = t->seconds = 0.0;
+        memset(t->spikes, 0, sizeof t->spikes);
+    }
+    plan_epoch(t);
+    t->batch_end = t->n_batches;
+    eqp_blas_single_thread();
+    eqp_barrier_init(&t->bar, (unsigned)t->nthreads);
+    t->stop = 0;
+    t->bad_batch = 0;
+    double t0 = now_seconds();
+    eqp_status s = eqp_parallel_run(t->nthreads, epoch_thread, t);
+    t->seconds += now_seconds() - t0;
+    if (s)
+        return s;
+    if (t->bad_batch)
+        return eqp_fail(EQP_ENONFINITE,
+                        "epoch %d, mini-batch %d: the gradient has NaN or Inf entries; that "
+                        "update was not applied (try a smaller learning rate or --clip)",
+                        t->epoch + 1, t->bad_batch);
+    if (t->batch_pos < t->n_batches)
+        return eqp_fail(EQP_EINTERRUPTED, "epoch %d stopped after mini-batch %zu of %zu",
+                        t->epoch + 1, t->batch_pos, t->n_batches);
+    if (st) {
+        memset(st, 0, sizeof *st);
+        st->epoch = t->epoch + 1;
+        st->n = t->seen;
+        st->train_error = (double)t->errors / (double)t->seen;
+        st->train_loss = t->loss_sum / (double)t->seen;
+        st->seconds = t->seconds;
+        st->samples_per_second = t->seconds > 0 ? (double)t->seen / t->seconds : 0.0;
+        st->n_rates = net->L;
+        for (int l = 0; l < net->L; l++)
+            st->rate[l] = t->spikes[l] / ((double)t->seen * (double)net->layer[l].n *
+                                          (double)net->cfg.steps);
+    }
+    eqp_rng r = t->rng_epoch;
+    if (net->cfg.shuffle)
+        eqp_rng_permutation(&r, t->perm, t->data->n);
+    t->rng_epoch = r;
+    t->epoch++;
+    t->batch_pos = 0;
+    return EQP_OK;
+}
