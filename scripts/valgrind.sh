@@ -32,6 +32,12 @@ vg resume 0 train --data $data --train-limit 100 --test-limit 50 --resume "$tmp/
     --epochs 2
 vg eval 0 eval --model "$tmp/m.eqp" --data $data --limit 50
 vg gradcheck 0 gradcheck --sizes 10-6-3 --seeds 3 --max-steps 2000 --json "$tmp/g.json"
+vg snn-train 0 train --preset snn-mlp --data $data --train-limit 100 --test-limit 50 \
+    --sizes 784-16r-10 --steps 5 --batch 25 --epochs 1 --save "$tmp/s.model" \
+    --checkpoint "$tmp/s.ckpt" --log "$tmp/s.jsonl"
+vg snn-resume 0 train --resume "$tmp/s.ckpt" --data $data --train-limit 100 --test-limit 50 \
+    --epochs 2
+vg snn-eval 0 eval --model "$tmp/s.model" --data $data --limit 50
 vg bad-file 1 eval --model "$data/t10k-labels-idx1-ubyte.gz" --data $data
 rm -rf "$tmp"
 echo "$passed passed, $failed failed"

@@ -424,6 +424,47 @@ static void test_interrupt(void) {
     expect(rc, 0, 1, "--resume of a finished run", "test error: ", NULL);
 }
 
+/* Spiking networks through the same command: a tiny run whose saved file `eval` reads back
+ * with the same error, the firing rates in the log, resume, and bad SNN flags. */
+static void test_snn(void) {
+    char m[4096], l[4096], c[4096];
+    tp(m, "snn.model");
+    tp(l, "snn.log");
+    tp(c, "snn.ckpt");
+    int rc = run("train", "--preset", "snn-mlp", "--data", SAMPLE, "--train-limit", "300",
+                 "--test-limit", "100", "--sizes", "784-30-10", "--steps", "8", "--batch", "50",
+                 "--epochs", "1", "--save", m, "--checkpoint", c, "--log", l, NULL);
+    expect(rc, 0, 1, "snn tiny run", "epoch   1/1", "test error: ", "rates", NULL);
+    double train_err = test_error_in(out);
+    char logtext[4096];
+    slurp(l, logtext, sizeof logtext);
+    for (int k = 0; LOG_KEYS[k]; k++)
+        CHECK(strstr(logtext, LOG_KEYS[k]) != NULL, "snn log has %s: %s", LOG_KEYS[k], logtext);
+    CHECK(strstr(logtext, "\"firing_rate\": [") != NULL, "snn log has firing rates: %s", logtext);
+    rc = run("eval", "--model", m, "--data", SAMPLE, "--limit", "100", NULL);
+    expect(rc, 0, 1, "snn eval", "test error: ", NULL);
+    double eval_err = -1;
+    const char *p = strstr(out, "test error: ");
+    if (p)
+        sscanf(p, "test error: %lf%%", &eval_err);
+    CHECK(eval_err >= 0 && eval_err == train_err, "snn eval %g%% = train's %g%%", eval_err,
+          train_err);
+    rc = run("train", "--resume", c, "--data", SAMPLE, "--train-limit", "300", "--test-limit",
+             "100", "--epochs", "2", NULL);
+    expect(rc, 0, 1, "snn resume", "epoch   2/2", NULL);
+    CHECK(strstr(err, "resuming") != NULL, "snn resume says so: %s", err);
+    rc = run("train", "--preset", "snn-mlp", "--surrogate", "bogus", NULL);
+    expect(rc, 2, 0, "snn bad surrogate", "--surrogate", "bogus", NULL);
+    rc = run("train", "--preset", "snn-mlp", "--decay", "-0.5", NULL);
+    expect(rc, 2, 0, "snn negative decay", "--decay", "-0.5", NULL);
+    rc = run("train", "--preset", "snn-nothing", NULL);
+    expect(rc, 2, 0, "unknown snn preset", "snn-nothing", NULL);
+    rc = run("train", "--preset", "snn-mlp", "--data", SAMPLE, "--sizes", "100-10", NULL);
+    expect(rc, 1, 0, "snn input mismatch", "784", NULL);
+    rc = run("train", "--resume", c, "--lr", "0.1", NULL);
+    expect(rc, 2, 0, "snn resume with overrides", "--resume", NULL);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     const char *env = getenv("EQPROP_BIN");
@@ -454,6 +495,7 @@ int main(int argc, char **argv) {
     test_runtime_errors();
     test_tiny_run();
     test_interrupt();
+    test_snn();
     rm_tmp();
     TEST_END();
 }

@@ -10,60 +10,61 @@
 #include "eqprop/data.h"
 #include "eqprop/snn.h"
 
-static const cli_opt opts[] = {
+/* The options: files and data, then one per config key (from the library's key table, so the
+ * two never drift apart), each with the snn-mlp default in brackets. */
+static const cli_opt fixed[] = {
     {"help", 0, "show this help"},
     {"preset", 1, "snn-mlp [snn-mlp]"},
     {"data", 1, "mnist | fashion | DIR with the four IDX files [mnist]"},
     {"train-limit", 1, "use only the first N training examples [all]"},
     {"test-limit", 1, "use only the first N test examples [all]"},
-    {"epochs", 1, "epochs to train (total, also when resuming) [preset]"},
-    {"seed", 1, "random seed [1]"},
-    {"threads", 1, "threads sharing each mini-batch [2]"},
-    {"sizes", 1, "layer sizes, 'r' after a hidden size = recurrent, e.g. 784-1000-10 [preset]"},
-    {"neuron", 1, "hidden neuron: lif | readout [lif]"},
-    {"out-neuron", 1, "output neuron: lif | readout [lif]"},
-    {"decay", 1, "membrane decay alpha per step [0.95]"},
-    {"threshold", 1, "firing threshold theta [1]"},
-    {"reset", 1, "subtract | zero [subtract]"},
-    {"reset-value", 1, "v_r of reset zero [0]"},
-    {"detach-reset", 1, "yes|no: the reset carries no gradient [yes]"},
-    {"refractory", 1, "refractory steps after a spike [0]"},
-    {"train-threshold", 1, "yes|no: learn theta per unit [no]"},
-    {"train-decay", 1, "yes|no: learn alpha per unit [no]"},
-    {"train-reset", 1, "yes|no: learn v_r per unit [no]"},
-    {"surrogate", 1, "fast-sigmoid | atan | sigmoid | triangle | straight-through [atan]"},
-    {"surrogate-k", 1, "surrogate steepness / height (0: its default) [0]"},
-    {"smooth", 1, "yes|no: forward with the surrogate's smooth function [no]"},
-    {"steps", 1, "time steps T [25]"},
-    {"encoder", 1, "direct | rate | latency | rows (one image row per step) [direct]"},
-    {"loss", 1, "ce-membrane | ce-max-membrane | ce-count | mse-count | mse-membrane [ce-membrane]"},
-    {"on-target", 1, "target rate / membrane of the correct class [1]"},
-    {"off-target", 1, "target rate / membrane of the other classes [0]"},
-    {"reg-l1", 1, "lambda of the L1 penalty on hidden spikes [0]"},
-    {"reg-l2", 1, "lambda of the L2 penalty on hidden spike counts [0]"},
-    {"reg-rate", 1, "lambda of the firing-rate target penalty [0]"},
-    {"rate-target", 1, "target spikes per step of hidden units [0]"},
-    {"weight-decay", 1, "L2 weight decay [0]"},
-    {"optim", 1, "adam | sgd [adam]"},
-    {"lr", 1, "learning rate [5e-4]"},
-    {"adam-b1", 1, "Adam beta1 [0.9]"},
-    {"adam-b2", 1, "Adam beta2 [0.999]"},
-    {"adam-eps", 1, "Adam epsilon [1e-8]"},
-    {"clip", 1, "clip the gradient to this global norm (0: off) [0]"},
-    {"tbptt", 1, "truncate BPTT to chunks of K steps (0: full) [0]"},
-    {"batch", 1, "mini-batch size [128]"},
-    {"shuffle", 1, "yes|no: new example order each epoch [yes]"},
     {"save", 1, "write the network here after every epoch (atomically)"},
     {"checkpoint", 1, "write a resumable checkpoint here after every epoch and on Ctrl-C"},
     {"resume", 1, "continue the run saved in this checkpoint"},
     {"log", 1, "JSON-lines log, one object per epoch"},
     {"quiet", 0, "no per-epoch lines on stdout"},
-    {NULL, 0, NULL},
 };
+#define N_FIXED (sizeof fixed / sizeof fixed[0])
+#define MAX_OPTS 96
+static cli_opt opts[MAX_OPTS];
+static char help_text[MAX_OPTS][160];
+
+static void build_opts(void) {
+    static int built;
+    if (built)
+        return;
+    built = 1;
+    eqp_snn_config d;
+    eqp_snn_config_default(&d);
+    static char text[8192];
+    eqp_snn_config_to_text(&d, text, sizeof text);
+    size_t n = 0;
+    for (; n < N_FIXED; n++)
+        opts[n] = fixed[n];
+    const char *help;
+    for (size_t i = 0; n + 1 < MAX_OPTS; i++, n++) {
+        const char *key = eqp_snn_config_key(i, &help);
+        if (!key)
+            break;
+        /* the default: the value of "key=" in the default config's text */
+        char pat[64], def[64] = "?";
+        snprintf(pat, sizeof pat, "\n%s=", key);
+        const char *p = strncmp(text, pat + 1, strlen(pat + 1)) == 0 ? text - 1 : strstr(text, pat);
+        if (p) {
+            p += strlen(pat);
+            snprintf(def, sizeof def, "%.*s", (int)strcspn(p, "\n"), p);
+        }
+        if (strncmp(help, "yes|no", 6) == 0)
+            snprintf(def, sizeof def, "%s", def[0] == '1' ? "yes" : "no");
+        snprintf(help_text[n], sizeof help_text[n], "%s [%s]", help, def);
+        opts[n] = (cli_opt){key, 1, help_text[n]};
+    }
+    opts[n] = (cli_opt){NULL, 0, NULL};
+}
 
 static int is_config_key(const char *name) {
-    for (int k = 0; eqp_snn_config_keys[k]; k++)
-        if (strcmp(eqp_snn_config_keys[k], name) == 0)
+    for (size_t k = 0; eqp_snn_config_key(k, NULL); k++)
+        if (strcmp(eqp_snn_config_key(k, NULL), name) == 0)
             return 1;
     return 0;
 }
@@ -73,6 +74,7 @@ int cmd_train_snn(int argc, char **argv) {
     const char *logpath = NULL, *val;
     size_t train_limit = 0, test_limit = 0;
     int quiet = 0;
+    build_opts();
     for (int i = 1; i < argc;) {
         int k = cli_next(opts, argc, argv, &i, &val, "train");
         if (k < 0)

@@ -116,8 +116,9 @@ eqp_status eqp_snn_config_check(const eqp_snn_config *c);
 size_t eqp_snn_config_to_text(const eqp_snn_config *c, char *buf, size_t n);
 eqp_status eqp_snn_config_from_text(eqp_snn_config *c, const char *text);
 
-/* Keys eqp_snn_config_set accepts, NULL-terminated. */
-extern const char *const eqp_snn_config_keys[];
+/* The i-th key eqp_snn_config_set accepts (i = 0, 1, ...; NULL past the last) and, if help is
+ * not NULL, a one-line description of it. */
+const char *eqp_snn_config_key(size_t i, const char **help);
 
 /* ---- networks ---------------------------------------------------------------------- */
 

@@ -21,68 +21,66 @@ static const struct key {
     size_t off;
     long lo, hi;      /* K_INT range */
     size_t len;       /* K_STR buffer size */
+    const char *help;
 } keys[] = {
 #define O(f) offsetof(eqp_snn_config, f)
 #define S(f) O(f), 0, 0, sizeof(((eqp_snn_config *)0)->f)
-    {"sizes", K_SIZES, 0, 0, 0, 0},
-    {"neuron", K_STR, S(neuron)},
-    {"out-neuron", K_STR, S(out_neuron)},
-    {"decay", K_NONNEG, O(decay), 0, 0, 0},
-    {"threshold", K_POS, O(threshold), 0, 0, 0},
-    {"reset-value", K_NONNEG, O(reset_value), 0, 0, 0},
-    {"reset", K_STR, S(reset)},
-    {"detach-reset", K_BOOL, O(detach_reset), 0, 0, 0},
-    {"refractory", K_INT, O(refractory), 0, 100000, 0},
-    {"syn-decay", K_NONNEG, O(syn_decay), 0, 0, 0},
-    {"adapt-decay", K_NONNEG, O(adapt_decay), 0, 0, 0},
-    {"adapt-strength", K_NONNEG, O(adapt_strength), 0, 0, 0},
-    {"dend-decay", K_NONNEG, O(dend_decay), 0, 0, 0},
-    {"dend-kappa", K_NONNEG, O(dend_kappa), 0, 0, 0},
-    {"dend-threshold", K_POS, O(dend_threshold), 0, 0, 0},
-    {"dend-k", K_NONNEG, O(dend_k), 0, 0, 0},
-    {"train-threshold", K_BOOL, O(train_threshold), 0, 0, 0},
-    {"train-decay", K_BOOL, O(train_decay), 0, 0, 0},
-    {"train-reset", K_BOOL, O(train_reset), 0, 0, 0},
-    {"surrogate", K_STR, S(surrogate)},
-    {"surrogate-k", K_NONNEG, O(surrogate_k), 0, 0, 0},
-    {"smooth", K_BOOL, O(smooth), 0, 0, 0},
-    {"steps", K_INT, O(steps), 1, 100000, 0},
-    {"encoder", K_STR, S(encoder)},
-    {"loss", K_STR, S(loss)},
-    {"on-target", K_NONNEG, O(on_target), 0, 0, 0},
-    {"off-target", K_NONNEG, O(off_target), 0, 0, 0},
-    {"reg-l1", K_NONNEG, O(reg_l1), 0, 0, 0},
-    {"reg-l2", K_NONNEG, O(reg_l2), 0, 0, 0},
-    {"reg-rate", K_NONNEG, O(reg_rate), 0, 0, 0},
-    {"rate-target", K_NONNEG, O(rate_target), 0, 0, 0},
-    {"weight-decay", K_NONNEG, O(weight_decay), 0, 0, 0},
-    {"optim", K_STR, S(optim)},
-    {"lr", K_NONNEG, O(lr), 0, 0, 0},
-    {"adam-b1", K_NONNEG, O(adam_b1), 0, 0, 0},
-    {"adam-b2", K_NONNEG, O(adam_b2), 0, 0, 0},
-    {"adam-eps", K_POS, O(adam_eps), 0, 0, 0},
-    {"clip", K_NONNEG, O(clip), 0, 0, 0},
-    {"tbptt", K_INT, O(tbptt), 0, 100000, 0},
-    {"batch", K_INT, O(batch), 1, 100000, 0},
-    {"epochs", K_INT, O(epochs), 0, 1000000, 0},
-    {"threads", K_INT, O(threads), 1, 256, 0},
-    {"shuffle", K_BOOL, O(shuffle), 0, 0, 0},
-    {"seed", K_SEED, O(seed), 0, 0, 0},
+    {"sizes", K_SIZES, 0, 0, 0, 0, "layer sizes, 'r' after a hidden size = recurrent, e.g. 784-1000-10"},
+    {"neuron", K_STR, S(neuron), "hidden neuron: lif | cuba | alif | twocomp | readout"},
+    {"out-neuron", K_STR, S(out_neuron), "output neuron: lif | cuba | alif | twocomp | readout"},
+    {"decay", K_NONNEG, O(decay), 0, 0, 0, "membrane decay alpha per step, in [0, 1]"},
+    {"threshold", K_POS, O(threshold), 0, 0, 0, "firing threshold theta"},
+    {"reset-value", K_NONNEG, O(reset_value), 0, 0, 0, "v_r, the value of reset zero"},
+    {"reset", K_STR, S(reset), "subtract | zero"},
+    {"detach-reset", K_BOOL, O(detach_reset), 0, 0, 0, "yes|no: the reset carries no gradient"},
+    {"refractory", K_INT, O(refractory), 0, 100000, 0, "steps after a spike during which the input is ignored"},
+    {"syn-decay", K_NONNEG, O(syn_decay), 0, 0, 0, "cuba: synaptic current decay alpha_s"},
+    {"adapt-decay", K_NONNEG, O(adapt_decay), 0, 0, 0, "alif: adaptation decay rho"},
+    {"adapt-strength", K_NONNEG, O(adapt_strength), 0, 0, 0, "alif: threshold increase beta_a per unit of adaptation"},
+    {"dend-decay", K_NONNEG, O(dend_decay), 0, 0, 0, "twocomp: dendrite decay alpha_d"},
+    {"dend-kappa", K_NONNEG, O(dend_kappa), 0, 0, 0, "twocomp: soma drive kappa of a dendritic spike"},
+    {"dend-threshold", K_POS, O(dend_threshold), 0, 0, 0, "twocomp: dendritic spike threshold theta_d"},
+    {"dend-k", K_NONNEG, O(dend_k), 0, 0, 0, "twocomp: the dendritic surrogate's steepness (0: surrogate-k)"},
+    {"train-threshold", K_BOOL, O(train_threshold), 0, 0, 0, "yes|no: learn thresholds (theta, theta_d, beta_a) per unit"},
+    {"train-decay", K_BOOL, O(train_decay), 0, 0, 0, "yes|no: learn decays (alpha, alpha_s, alpha_d, rho) per unit"},
+    {"train-reset", K_BOOL, O(train_reset), 0, 0, 0, "yes|no: learn v_r and kappa per unit"},
+    {"surrogate", K_STR, S(surrogate), "fast-sigmoid | atan | sigmoid | triangle | straight-through"},
+    {"surrogate-k", K_NONNEG, O(surrogate_k), 0, 0, 0, "surrogate steepness / height (0: its default)"},
+    {"smooth", K_BOOL, O(smooth), 0, 0, 0, "yes|no: forward with the surrogate's smooth function (exact gradients)"},
+    {"steps", K_INT, O(steps), 1, 100000, 0, "time steps T"},
+    {"encoder", K_STR, S(encoder), "direct | rate | latency | rows (one image row per step)"},
+    {"loss", K_STR, S(loss), "ce-membrane | ce-max-membrane | ce-count | mse-count | mse-membrane"},
+    {"on-target", K_NONNEG, O(on_target), 0, 0, 0, "target rate / membrane of the correct class"},
+    {"off-target", K_NONNEG, O(off_target), 0, 0, 0, "target rate / membrane of the other classes"},
+    {"reg-l1", K_NONNEG, O(reg_l1), 0, 0, 0, "lambda of the L1 penalty on hidden spikes"},
+    {"reg-l2", K_NONNEG, O(reg_l2), 0, 0, 0, "lambda of the L2 penalty on hidden spike counts"},
+    {"reg-rate", K_NONNEG, O(reg_rate), 0, 0, 0, "lambda of the firing-rate target penalty"},
+    {"rate-target", K_NONNEG, O(rate_target), 0, 0, 0, "target spikes per step of hidden units"},
+    {"weight-decay", K_NONNEG, O(weight_decay), 0, 0, 0, "L2 weight decay"},
+    {"optim", K_STR, S(optim), "adam | sgd"},
+    {"lr", K_NONNEG, O(lr), 0, 0, 0, "learning rate"},
+    {"adam-b1", K_NONNEG, O(adam_b1), 0, 0, 0, "Adam beta1"},
+    {"adam-b2", K_NONNEG, O(adam_b2), 0, 0, 0, "Adam beta2"},
+    {"adam-eps", K_POS, O(adam_eps), 0, 0, 0, "Adam epsilon"},
+    {"clip", K_NONNEG, O(clip), 0, 0, 0, "clip the gradient to this global norm (0: off)"},
+    {"tbptt", K_INT, O(tbptt), 0, 100000, 0, "truncate BPTT to chunks of K steps (0: full)"},
+    {"batch", K_INT, O(batch), 1, 100000, 0, "mini-batch size"},
+    {"epochs", K_INT, O(epochs), 0, 1000000, 0, "epochs to train (total, also when resuming)"},
+    {"threads", K_INT, O(threads), 1, 256, 0, "threads sharing each mini-batch"},
+    {"shuffle", K_BOOL, O(shuffle), 0, 0, 0, "yes|no: new example order each epoch"},
+    {"seed", K_SEED, O(seed), 0, 0, 0, "random seed"},
 #undef O
 #undef S
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
-const char *const eqp_snn_config_keys[] = {
-    "sizes",       "neuron",          "out-neuron",   "decay",       "threshold",
-    "reset-value", "reset",           "detach-reset", "refractory",  "syn-decay",
-    "adapt-decay", "adapt-strength",  "dend-decay",   "dend-kappa",  "dend-threshold",
-    "dend-k",      "train-threshold", "train-decay",  "train-reset", "surrogate",
-    "surrogate-k", "smooth",          "steps",        "encoder",     "loss",
-    "on-target",   "off-target",      "reg-l1",       "reg-l2",      "reg-rate",
-    "rate-target", "weight-decay",    "optim",        "lr",          "adam-b1",
-    "adam-b2",     "adam-eps",        "clip",         "tbptt",       "batch",
-    "epochs",      "threads",         "shuffle",      "seed",        NULL};
+const char *eqp_snn_config_key(size_t i, const char **help) {
+    if (i >= N_KEYS)
+        return NULL;
+    if (help)
+        *help = keys[i].help;
+    return keys[i].name;
+}
 
 /* "784-1000-10", a trailing 'r' marks a recurrent layer: "40-100r-3" */
 static eqp_status parse_sizes(const char *v, eqp_snn_config *c) {
@@ -302,9 +300,18 @@ size_t eqp_snn_config_to_text(const eqp_snn_config *c, char *buf, size_t n) {
             PUT("%s=%d\n", k->name, *(const int *)(const void *)f);
             break;
         case K_POS:
-        case K_NONNEG:
-            PUT("%s=%.9g\n", k->name, (double)*(const float *)(const void *)f);
+        case K_NONNEG: {
+            /* the shortest text that reads back as the same float (0.95, not 0.949999988) */
+            const float x = *(const float *)(const void *)f;
+            char num[32];
+            for (int prec = 6; prec <= 9; prec++) {
+                snprintf(num, sizeof num, "%.*g", prec, (double)x);
+                if (strtof(num, NULL) == x)
+                    break;
+            }
+            PUT("%s=%s\n", k->name, num);
             break;
+        }
         case K_STR:
             PUT("%s=%s\n", k->name, f);
             break;
