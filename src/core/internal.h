@@ -11,6 +11,15 @@
 #define EQP_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define EQP_PRINTF(a, b)
+/* Hot elementwise kernels are compiled for several x86-64 levels and the best one is picked at
+ * load time (GCC function multiversioning): the default build stays portable, yet the loops
+ * that dominate an epoch run with AVX2 / AVX-512 where the CPU has them. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(EQP_NO_CLONES)
+#define EQP_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define EQP_HOT
+#endif
+
 /* Strict parsers for "--key value" text (config.c); messages name the key and the value. */
 eqp_status eqp_parse_long(const char *key, const char *v, long lo, long hi, long *out);
 eqp_status eqp_parse_positive(const char *key, const char *v, float *out); /* finite, > 0 */
@@ -37,6 +46,15 @@ void eqp_dealloc(void *p);
 
 /* 1 if every element is finite. */
 int eqp_all_finite(const float *x, size_t n);
+
+/* Hot elementwise kernels are compiled for several x86-64 levels and the best one is picked at
+ * load time (GCC function multiversioning): the default build stays portable, yet the loops
+ * that dominate an epoch run with AVX2 / AVX-512 where the CPU has them. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(EQP_NO_CLONES)
+#define EQP_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define EQP_HOT
+#endif
 
 /* Strict parsers for "--key value" text (config.c); messages name the key and the value. */
 eqp_status eqp_parse_long(const char *key, const char *v, long lo, long hi, long *out);

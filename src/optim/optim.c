@@ -65,7 +65,7 @@ void eqp_optim_begin_step(eqp_optim *o) {
     }
 }
 
-void eqp_optim_update(eqp_optim *o, float *p, const float *g, size_t lo, size_t hi) {
+EQP_HOT void eqp_optim_update(eqp_optim *o, float *p, const float *g, size_t lo, size_t hi) {
     const float wd = o->wd;
     if (!o->adam) {
         for (size_t i = lo; i < hi; i++)

@@ -30,6 +30,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "internal.h"
 #include "snn_internal.h"
 
 #define SNN_SELF "alif.c"
@@ -63,7 +64,7 @@ static void F(alif_project)(R *par, size_t n) {
     }
 }
 
-static void F(alif_forward)(const F(snn_layer) * L, const R *cur, const R *s0, const R *zp, R *s1,
+EQP_HOT static void F(alif_forward)(const F(snn_layer) * L, const R *cur, const R *s0, const R *zp, R *s1,
                             R *z, size_t B) {
     const size_t n = L->n, Bn = B * n;
     const R *th = L->par, *al = L->par + n, *vr = L->par + 2 * n;
@@ -100,7 +101,7 @@ static void F(alif_forward)(const F(snn_layer) * L, const R *cur, const R *s0, c
     F(surr_spike)(&L->surr, z, th, z, B, n);
 }
 
-static void F(alif_backward)(const F(snn_layer) * L, const R *s0, const R *s1, const R *zp,
+EQP_HOT static void F(alif_backward)(const F(snn_layer) * L, const R *s0, const R *s1, const R *zp,
                              const R *gz, const R *gv, R *gs, R *gzp, R *dI, R *dpar, R *tmp,
                              size_t B) {
     const size_t n = L->n, Bn = B * n;

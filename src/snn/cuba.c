@@ -26,6 +26,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "internal.h"
 #include "snn_internal.h"
 
 #define SNN_SELF "cuba.c"
@@ -56,7 +57,7 @@ static void F(cuba_project)(R *par, size_t n) {
     }
 }
 
-static void F(cuba_forward)(const F(snn_layer) * L, const R *cur, const R *s0, const R *zp, R *s1,
+EQP_HOT static void F(cuba_forward)(const F(snn_layer) * L, const R *cur, const R *s0, const R *zp, R *s1,
                             R *z, size_t B) {
     const size_t n = L->n, Bn = B * n;
     const R *th = L->par, *al = L->par + n, *vr = L->par + 2 * n, *as = L->par + 3 * n;
@@ -90,7 +91,7 @@ static void F(cuba_forward)(const F(snn_layer) * L, const R *cur, const R *s0, c
             }
 }
 
-static void F(cuba_backward)(const F(snn_layer) * L, const R *s0, const R *s1, const R *zp,
+EQP_HOT static void F(cuba_backward)(const F(snn_layer) * L, const R *s0, const R *s1, const R *zp,
                              const R *gz, const R *gv, R *gs, R *gzp, R *dI, R *dpar, R *tmp,
                              size_t B) {
     const size_t n = L->n, Bn = B * n;

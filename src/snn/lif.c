@@ -20,6 +20,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "internal.h"
 #include "snn_internal.h"
 
 #define SNN_SELF "lif.c"
@@ -65,7 +66,7 @@ F(lif_fw_row)(size_t n, const R *restrict in, const R *restrict vp, const R *res
     }
 }
 
-static void F(lif_forward)(const F(snn_layer) * L, const R *cur, const R *s0, const R *zp, R *s1,
+EQP_HOT static void F(lif_forward)(const F(snn_layer) * L, const R *cur, const R *s0, const R *zp, R *s1,
                            R *z, size_t B) {
     const size_t n = L->n, Bn = B * n;
     const R *th = L->par, *al = L->par + n, *vr = L->par + 2 * n;
@@ -132,7 +133,7 @@ F(lif_bw_row)(size_t n, const R *restrict v, const R *restrict g, const R *restr
     }
 }
 
-static void F(lif_backward)(const F(snn_layer) * L, const R *s0, const R *s1, const R *zp,
+EQP_HOT static void F(lif_backward)(const F(snn_layer) * L, const R *s0, const R *s1, const R *zp,
                             const R *gz, const R *gv, R *gs, R *gzp, R *dI, R *dpar, R *tmp,
                             size_t B) {
     (void)tmp;

@@ -51,7 +51,7 @@ int eqp_loss_is_sequence(eqp_loss_kind kind) {
 
 /* sum of x in 16 independent lanes (so that it vectorises without reassociation), in double
  * across lanes. */
-double F(snn_sum)(const R *x, size_t n) {
+EQP_HOT double F(snn_sum)(const R *x, size_t n) {
     R acc[16] = {0};
     size_t i = 0;
     for (; i + 16 <= n; i += 16)

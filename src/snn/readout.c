@@ -7,6 +7,7 @@
 #ifndef R
 #include <string.h>
 
+#include "internal.h"
 #include "snn_internal.h"
 
 #define SNN_SELF "readout.c"
@@ -28,7 +29,7 @@ static void F(readout_project)(R *par, size_t n) {
         par[j] = par[j] < 0 ? RC(0) : (par[j] > 1 ? RC(1) : par[j]);
 }
 
-static void F(readout_forward)(const F(snn_layer) * L, const R *cur, const R *s0, const R *zp,
+EQP_HOT static void F(readout_forward)(const F(snn_layer) * L, const R *cur, const R *s0, const R *zp,
                                R *s1, R *z, size_t B) {
     (void)zp;
     const size_t n = L->n;
@@ -41,7 +42,7 @@ static void F(readout_forward)(const F(snn_layer) * L, const R *cur, const R *s0
         }
 }
 
-static void F(readout_backward)(const F(snn_layer) * L, const R *s0, const R *s1, const R *zp,
+EQP_HOT static void F(readout_backward)(const F(snn_layer) * L, const R *s0, const R *s1, const R *zp,
                                 const R *gz, const R *gv, R *gs, R *gzp, R *dI, R *dpar, R *tmp,
                                 size_t B) {
     (void)s1, (void)zp, (void)gzp, (void)tmp;

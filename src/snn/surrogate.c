@@ -99,7 +99,7 @@ double eqp_surr_fn(const eqp_surr *s, double x) {
 #include "surr_elem.h"
 
 /* The kind is switched on once per array, so every inner loop is a plain vectorisable loop. */
-void F(surr_spike)(const eqp_surr *s, const R *v, const R *theta, R *z, size_t B, size_t n) {
+EQP_HOT void F(surr_spike)(const eqp_surr *s, const R *v, const R *theta, R *z, size_t B, size_t n) {
     const R k = (R)s->k;
     for (size_t b = 0; b < B; b++) {
         const R *vb = v + b * n;
@@ -117,7 +117,7 @@ void F(surr_spike)(const eqp_surr *s, const R *v, const R *theta, R *z, size_t B
     }
 }
 
-void F(surr_grad)(const eqp_surr *s, const R *v, const R *theta, R *g, size_t B, size_t n) {
+EQP_HOT void F(surr_grad)(const eqp_surr *s, const R *v, const R *theta, R *g, size_t B, size_t n) {
     const R k = (R)s->k;
     for (size_t b = 0; b < B; b++) {
         const R *vb = v + b * n;

@@ -26,6 +26,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "internal.h"
 #include "snn_internal.h"
 
 #define SNN_SELF "twocomp.c"
@@ -62,7 +63,7 @@ static void F(twocomp_project)(R *par, size_t n) {
     }
 }
 
-static void F(twocomp_forward)(const F(snn_layer) * L, const R *cur, const R *s0, const R *zp,
+EQP_HOT static void F(twocomp_forward)(const F(snn_layer) * L, const R *cur, const R *s0, const R *zp,
                                R *s1, R *z, size_t B) {
     const size_t n = L->n, Bn = B * n;
     const R *th = L->par, *al = L->par + n, *vr = L->par + 2 * n;
@@ -105,7 +106,7 @@ static void F(twocomp_forward)(const F(snn_layer) * L, const R *cur, const R *s0
 
 /* Three passes: the soma (tmp <- a_t), then dI <- g_t for kappa, then dI <- sigma_d' for the
  * dendrite (dI is free scratch until it receives b_t). */
-static void F(twocomp_backward)(const F(snn_layer) * L, const R *s0, const R *s1, const R *zp,
+EQP_HOT static void F(twocomp_backward)(const F(snn_layer) * L, const R *s0, const R *s1, const R *zp,
                                 const R *gz, const R *gv, R *gs, R *gzp, R *dI, R *dpar, R *tmp,
                                 size_t B) {
     const size_t n = L->n, Bn = B * n;
