@@ -43,7 +43,7 @@ void eqp_config_default(eqp_config *c) {
     memset(c, 0, sizeof *c);
     snprintf(c->model, sizeof c->model, "layered");
     static const size_t sizes[] = {784, 500, 10};
-    static const float lr[] = {0.2f, 0.1f};
+    static const float lr[] = {0.4f, 0.2f}; /* twice the published code's: measured, RESULTS.md */
     set_layers(c, 3, sizes, lr);
     c->free_steps = 20;
     c->nudge_steps = 4;
@@ -54,7 +54,7 @@ void eqp_config_default(eqp_config *c) {
     c->batch = 20;
     c->shuffle = 1;
     c->eval_steps = 100;
-    c->epochs = 25;
+    c->epochs = 30;
     c->threads = 2;
     c->seed = 1;
 }
