@@ -7,6 +7,7 @@
 #include <zlib.h>
 
 #include "eqprop/checkpoint.h"
+#include "eqprop/snn.h"
 #include "eqprop/ep.h"
 
 static void put_be32(unsigned char *p, unsigned v) {
@@ -72,6 +73,26 @@ int main(void) {
     bad |= write_file("fuzz/corpus/config/ep-small", text, n, 0);
     eqp_trainer_free(t);
     eqp_model_free(m);
+
+    /* a spiking network: model and checkpoint (threads 1, batch 2, 4 examples) */
+    eqp_snn_config sc;
+    eqp_snn_config_default(&sc);
+    eqp_snn_config_set(&sc, "sizes", "4-3r-2");
+    eqp_snn_config_set(&sc, "steps", "3");
+    eqp_snn_config_set(&sc, "batch", "2");
+    eqp_snn_config_set(&sc, "threads", "1");
+    eqp_snn *sn = NULL;
+    eqp_snn_trainer *st = NULL;
+    eqp_rng_seed(&rng, 2);
+    if (eqp_snn_create(&sc, &rng, &sn) || eqp_snn_trainer_create(sn, &d, &st) ||
+        eqp_snn_trainer_run_epoch(st, NULL) ||
+        eqp_snn_save("fuzz/corpus/snnfile/model", sn, NULL) ||
+        eqp_snn_save("fuzz/corpus/snnfile/state", sn, st)) {
+        fprintf(stderr, "make_corpus: %s\n", eqp_last_error());
+        bad = 1;
+    }
+    eqp_snn_trainer_free(st);
+    eqp_snn_free(sn);
     if (bad)
         fprintf(stderr, "make_corpus: cannot write a seed file\n");
     return bad;

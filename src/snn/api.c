@@ -59,8 +59,10 @@ eqp_status eqp_snn_input_new(const eqp_snn_config *c, size_t Bmax, snn_input *in
         return eqp_fail(EQP_ENOMEM, "snn: cannot allocate the input of %zu rows", Bmax);
     }
     eqp_encode_opts_default(&in->opts);
+    /* latency: the linear law over the T steps (brightest first); pixels below 0.01 (the
+     * background) never spike */
     in->opts.linear = 1;
-    in->opts.threshold = 0.0f;
+    in->opts.threshold = 0.01f;
     return EQP_OK;
 }
 
