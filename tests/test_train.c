@@ -105,6 +105,60 @@ int main(void) {
     eqp_trainer_free(t);
     eqp_model_free(m);
 
+    /* convergence control: with tol the phases stop once settled (fewer steps than the
+     * budget, training still learns), and a budget too small to settle is reported as
+     * EQP_ENOCONVERGE with the phase named and the update not applied */
+    {
+        /* settled phases carry the nudge deeper than K = 4 steps do, so the same update
+         * is larger: lr 0.1/0.05 (measured: the preset's 0.4/0.2 stalls at 80%) */
+        eqp_config_default(&c);
+        eqp_config_set(&c, "tol", "1e-3");
+        eqp_config_set(&c, "free-steps", "300");
+        eqp_config_set(&c, "nudge-steps", "100");
+        eqp_config_set(&c, "nudge", "symmetric");
+        eqp_config_set(&c, "lr", "0.1,0.05");
+        eqp_rng_seed(&rng, 1);
+        CHECK(eqp_model_create(&c, &rng, &m) == EQP_OK, "create");
+        CHECK(eqp_trainer_create(m, NULL, tr, &t) == EQP_OK, "trainer");
+        eqp_epoch_stats es = {0};
+        st = EQP_OK;
+        for (int e = 0; e < 3 && st == EQP_OK; e++)
+            st = eqp_trainer_run_epoch(t, &es);
+        CHECK(st == EQP_OK, "tol 1e-3 settles: %s", eqp_last_error());
+        double tol_err = 1;
+        eqp_evaluate(m, te, 100, 2, &tol_err, NULL);
+        printf("tol 1e-3: %.1f free steps (budget 300), %.1f nudged (budget 100), test error "
+               "%.1f%% after 3 epochs\n",
+               es.free_steps_mean, es.nudge_steps_mean, 100 * tol_err);
+        CHECK(es.free_steps_mean > 1 && es.free_steps_mean < 300 && es.nudge_steps_mean > 1 &&
+                  es.nudge_steps_mean < 100,
+              "phases end before their budgets: %g, %g", es.free_steps_mean,
+              es.nudge_steps_mean);
+        CHECK(tol_err < 0.25, "and it learns: test error %g < 25%%", tol_err);
+        eqp_trainer_free(t);
+        eqp_model_free(m);
+
+        eqp_config_default(&c);
+        eqp_config_set(&c, "tol", "1e-6");
+        eqp_rng_seed(&rng, 1);
+        CHECK(eqp_model_create(&c, &rng, &m) == EQP_OK, "create");
+        CHECK(eqp_trainer_create(m, NULL, tr, &t) == EQP_OK, "trainer");
+        before = malloc(eqp_model_n_params(m) * sizeof(float));
+        memcpy(before, eqp_model_params(m), eqp_model_n_params(m) * sizeof(float));
+        st = eqp_trainer_run_epoch(t, NULL);
+        CHECK(st == EQP_ENOCONVERGE && strstr(eqp_last_error(), "free phase did not settle") &&
+                  strstr(eqp_last_error(), "mini-batch 1:") && strstr(eqp_last_error(), "20 steps"),
+              "a phase that does not settle is reported: %s (%s)", eqp_status_name(st),
+              eqp_last_error());
+        CHECK(memcmp(before, eqp_model_params(m), eqp_model_n_params(m) * sizeof(float)) == 0,
+              "and its update is not applied");
+        free(before);
+        eqp_trainer_free(t);
+        eqp_model_free(m);
+        CHECK(eqp_config_set(&c, "tol", "-1") == EQP_EINVAL && strstr(eqp_last_error(), "--tol"),
+              "negative tol refused: %s", eqp_last_error());
+    }
+
     /* shape mismatch between data and model */
     eqp_config_default(&c);
     eqp_config_set(&c, "sizes", "100-10-10");

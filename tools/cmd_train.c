@@ -35,6 +35,9 @@ static const cli_opt opts[] = {
     {"batch", 1, "mini-batch size [20]"},
     {"shuffle", 1, "yes|no: new example order each epoch [yes]"},
     {"eval-steps", 1, "free steps from zero when measuring test error [preset]"},
+    {"tol", 1,
+     "end a phase once max|ds| < tol; fail if its step budget runs out first (0: fixed "
+     "steps) [0]"},
     {"save", 1, "write the model here after every epoch (atomically)"},
     {"checkpoint", 1, "write a resumable checkpoint here after every epoch and on Ctrl-C"},
     {"checkpoint-every", 1, "also write the checkpoint every N mini-batches [0: each epoch]"},
@@ -289,9 +292,11 @@ int cmd_train(int argc, char **argv) {
             fprintf(log,
                     "{\"epoch\": %d, \"train_error\": %.6f, \"test_error\": %.6f, "
                     "\"train_cost\": %.6f, \"test_cost\": %.6f, \"epoch_seconds\": %.4f, "
-                    "\"samples_per_second\": %.1f, \"eval_seconds\": %.4f, \"threads\": %d}\n",
+                    "\"samples_per_second\": %.1f, \"eval_seconds\": %.4f, \"threads\": %d, "
+                    "\"free_steps_mean\": %.2f, \"nudge_steps_mean\": %.2f}\n",
                     es.epoch, es.train_error, test_err, es.train_cost, test_cost, es.seconds,
-                    es.samples_per_second, ts0, cfg.threads);
+                    es.samples_per_second, ts0, cfg.threads, es.free_steps_mean,
+                    es.nudge_steps_mean);
             fflush(log);
         }
         if ((save && eqp_checkpoint_save(save, m, NULL)) ||

@@ -81,6 +81,8 @@ typedef struct eqp_epoch_stats {
     double train_cost;         /* mean C at the free fixed point */
     double seconds;            /* wall time of the epoch (summed across resumes) */
     double samples_per_second; /* n / seconds */
+    double free_steps_mean;    /* relaxation steps a free / nudged phase used (per thread's rows; */
+    double nudge_steps_mean;   /* < the budgets with --tol), since the epoch (re)started */
 } eqp_epoch_stats;
 
 /* progress(ctx, done, total, running_error) is called from the training thread now and then. */
@@ -100,7 +102,10 @@ void eqp_trainer_set_stop_flag(eqp_trainer *t, const volatile sig_atomic_t *flag
 int eqp_trainer_epoch(const eqp_trainer *t);
 
 /* Run (or finish, after a resume) one epoch. EQP_ENONFINITE if a state turned NaN/Inf
- * (the message gives epoch and mini-batch; that batch's update is not applied). */
+ * (the message gives epoch and mini-batch; that batch's update is not applied).
+ * EQP_ENOCONVERGE if tol > 0 and a phase used its whole step budget without its residual
+ * max|s_t+1 - s_t| falling below tol (the message names the phase, the batch and the
+ * residual; that batch's update is not applied). */
 eqp_status eqp_trainer_run_epoch(eqp_trainer *t, eqp_epoch_stats *st);
 
 /* Run at most max_batches mini-batches of the current epoch (0: all that remain), so that a

@@ -13,7 +13,7 @@
 const char *const eqp_config_keys[] = {
     "model",      "sizes",  "lr",          "free-steps", "nudge-steps", "eps",
     "beta",       "nudge",  "random-sign", "persistent", "batch",       "shuffle",
-    "eval-steps", "epochs", "threads",     "seed",       NULL};
+    "eval-steps", "tol",    "epochs",      "threads",    "seed",        NULL};
 
 static const struct {
     const char *name;
@@ -237,6 +237,16 @@ eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value) {
     }
     if (strcmp(key, "eps") == 0)
         return eqp_parse_positive(key, value, &c->eps);
+    if (strcmp(key, "tol") == 0) {
+        char *end;
+        errno = 0;
+        double tv = strtod(value, &end);
+        if (end == value || *end != '\0' || errno == ERANGE || !isfinite(tv) || tv < 0 ||
+            tv > 1e30)
+            return eqp_fail(EQP_EINVAL, "--tol: expected a number >= 0, got '%s'", value);
+        c->tol = (float)tv;
+        return EQP_OK;
+    }
     if (strcmp(key, "beta") == 0)
         return eqp_parse_positive(key, value, &c->beta);
     if (strcmp(key, "random-sign") == 0) {
@@ -320,6 +330,8 @@ eqp_status eqp_config_check(const eqp_config *c) {
         return eqp_fail(EQP_EINVAL, "free-steps, nudge-steps and eval-steps must be >= 1");
     if (c->batch < 1)
         return eqp_fail(EQP_EINVAL, "batch: expected >= 1, got %d", c->batch);
+    if (!(c->tol >= 0) || !isfinite(c->tol))
+        return eqp_fail(EQP_EINVAL, "tol: expected a number >= 0, got %g", (double)c->tol);
     if (c->nudge != EQP_NUDGE_POSITIVE && c->nudge != EQP_NUDGE_NEGATIVE &&
         c->nudge != EQP_NUDGE_RANDOM && c->nudge != EQP_NUDGE_SYMMETRIC)
         return eqp_fail(EQP_EINVAL, "nudge: unknown mode %d", (int)c->nudge);
@@ -343,10 +355,10 @@ size_t eqp_config_to_text(const eqp_config *c, char *buf, size_t n) {
     int len = snprintf(buf, n,
                        "model=%s\nsizes=%s\nlr=%s\nfree-steps=%d\nnudge-steps=%d\neps=%.9g\n"
                        "beta=%.9g\nnudge=%s\npersistent=%d\nbatch=%d\nshuffle=%d\n"
-                       "eval-steps=%d\nepochs=%d\nthreads=%d\nseed=%" PRIu64 "\n",
+                       "eval-steps=%d\ntol=%.9g\nepochs=%d\nthreads=%d\nseed=%" PRIu64 "\n",
                        c->model, sizes, lr, c->free_steps, c->nudge_steps, (double)c->eps,
                        (double)c->beta, eqp_nudge_name(c->nudge), c->persistent, c->batch,
-                       c->shuffle, c->eval_steps, c->epochs, c->threads, c->seed);
+                       c->shuffle, c->eval_steps, (double)c->tol, c->epochs, c->threads, c->seed);
     return len < 0 ? 0 : (size_t)len;
 }
 

@@ -47,6 +47,13 @@ struct eqp_trainer {
     size_t *err_t;
     double *cost_t;
     int *bad_t;
+    /* phases that ran to their budget without reaching tol (0 free, 1 nudged), worst residual */
+    int *nc_t;
+    double *res_t;
+    long *steps_t; /* (2 per thread) steps used by the free and the nudged phases */
+    long steps_sum[2], phases;  /* since the epoch (re)started: for the means in the stats */
+    int nc_batch, nc_phase;
+    double nc_res;
 };
 
 /* One-hot targets from labels (NULL: keep the current targets). */

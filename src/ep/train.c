@@ -59,6 +59,9 @@ eqp_status eqp_trainer_create(eqp_model *m, const eqp_config *c, const eqp_datas
     t->err_t = calloc((size_t)t->nthreads, sizeof *t->err_t);
     t->cost_t = calloc((size_t)t->nthreads, sizeof *t->cost_t);
     t->bad_t = calloc((size_t)t->nthreads, sizeof *t->bad_t);
+    t->nc_t = calloc((size_t)t->nthreads, sizeof *t->nc_t);
+    t->res_t = calloc((size_t)t->nthreads, sizeof *t->res_t);
+    t->steps_t = calloc(2 * (size_t)t->nthreads, sizeof *t->steps_t);
     t->perm = eqp_alloc(train->n, sizeof *t->perm);
     t->signs = eqp_alloc(t->n_batches, sizeof *t->signs);
     t->xb = eqp_alloc(B, m->n_in * sizeof(float));
@@ -66,7 +69,8 @@ eqp_status eqp_trainer_create(eqp_model *m, const eqp_config *c, const eqp_datas
     t->sn = eqp_alloc(B, N * sizeof(float));
     t->sm = eqp_alloc(B, N * sizeof(float));
     t->good = eqp_alloc(m->n_params, sizeof(float));
-    if (!t->good || !t->sm || !t->ws || !t->err_t || !t->cost_t || !t->bad_t || !t->perm ||
+    if (!t->good || !t->sm || !t->ws || !t->err_t || !t->cost_t || !t->bad_t || !t->nc_t ||
+        !t->res_t || !t->steps_t || !t->perm ||
         !t->signs || !t->xb || !t->sf || !t->sn)
         goto fail;
     if (c->persistent) {
@@ -101,6 +105,9 @@ void eqp_trainer_free(eqp_trainer *t) {
     free(t->err_t);
     free(t->cost_t);
     free(t->bad_t);
+    free(t->nc_t);
+    free(t->res_t);
+    free(t->steps_t);
     eqp_dealloc(t->perm);
     eqp_dealloc(t->signs);
     eqp_dealloc(t->xb);
@@ -158,6 +165,9 @@ static void epoch_thread(void *arg, int tid, int nt) {
         t->err_t[tid] = 0;
         t->cost_t[tid] = 0.0;
         t->bad_t[tid] = 0;
+        t->nc_t[tid] = 0;
+        t->res_t[tid] = 0.0;
+        t->steps_t[2 * tid] = t->steps_t[2 * tid + 1] = 0;
         if (Bt > 0) {
             float *xr = t->xb + r0 * nin;
             for (size_t r = 0; r < Bt; r++) {
@@ -170,30 +180,46 @@ static void epoch_thread(void *arg, int tid, int nt) {
                     memset(w->s + r * N, 0, N * sizeof(float));
             }
             eqp_clamp(m, w, xr, labels, Bt);
-            eqp_relax(m, w, Bt, 0.0f, c->free_steps, c->eps, 0.0f, NULL, NULL);
+            int used;
+            double res;
+            /* with tol > 0 a phase ends once settled, and one that runs out of steps first is
+             * reported (nc_t: 1 free, 2 nudged) */
+#define PHASE(beta_, steps_, k_)                                                                   \
+    do {                                                                                           \
+        eqp_relax(m, w, Bt, beta_, steps_, c->eps, c->tol, &used, c->tol > 0 ? &res : NULL);       \
+        t->steps_t[2 * tid + (k_)] += used;                                                        \
+        if (c->tol > 0 && !(res < (double)c->tol) && !t->nc_t[tid]) {                              \
+            t->nc_t[tid] = (k_) + 1;                                                               \
+            t->res_t[tid] = res;                                                                   \
+        }                                                                                          \
+    } while (0)
+            PHASE(0.0f, c->free_steps, 0);
             float *sf = t->sf + r0 * N, *sn = t->sn + r0 * N;
             memcpy(sf, w->s, Bt * N * sizeof(float));
             t->err_t[tid] = eqp_count_errors(m, w, sf, labels, Bt, &t->cost_t[tid]);
-            eqp_relax(m, w, Bt, beta, c->nudge_steps, c->eps, 0.0f, NULL, NULL);
+            PHASE(beta, c->nudge_steps, 1);
             memcpy(sn, w->s, Bt * N * sizeof(float));
             t->bad_t[tid] = !eqp_all_finite(sf, Bt * N) || !eqp_all_finite(sn, Bt * N);
             if (c->nudge == EQP_NUDGE_SYMMETRIC) {
                 float *sm = t->sm + r0 * N;
                 memcpy(w->s, sf, Bt * N * sizeof(float));
-                eqp_relax(m, w, Bt, -beta, c->nudge_steps, c->eps, 0.0f, NULL, NULL);
+                PHASE(-beta, c->nudge_steps, 1);
                 memcpy(sm, w->s, Bt * N * sizeof(float));
                 t->bad_t[tid] |= !eqp_all_finite(sm, Bt * N);
             }
+#undef PHASE
             if (t->particles && !t->bad_t[tid])
                 for (size_t r = 0; r < Bt; r++)
                     memcpy(t->particles + (size_t)t->perm[first + r0 + r] * N, sf + r * N,
                            N * sizeof(float));
         }
         eqp_barrier_wait(&t->bar);
-        int bad = 0;
-        for (int k = 0; k < nt; k++)
+        int bad = 0, nc = 0;
+        for (int k = 0; k < nt; k++) {
             bad |= t->bad_t[k];
-        if (!bad) {
+            nc |= t->nc_t[k];
+        }
+        if (!bad && !nc) {
             /* -(lr / beta) (dE/dtheta(s^a) - dE/dtheta(s^b)): (s^+b, s^0) for a one-sided
              * nudge of either sign (beta carries it), (s^+b, s^-b) over 2 beta if symmetric */
             const int sym = c->nudge == EQP_NUDGE_SYMMETRIC;
@@ -209,8 +235,23 @@ static void epoch_thread(void *arg, int tid, int nt) {
                 t->cost_sum += t->cost_t[k];
             }
             t->seen += B;
+            for (int k = 0; k < nt; k++) {
+                t->steps_sum[0] += t->steps_t[2 * k];
+                t->steps_sum[1] += t->steps_t[2 * k + 1];
+            }
+            t->phases += nt;
             if (bad) {
                 t->bad_batch = (int)bi + 1;
+                t->stop = 1;
+            } else if (nc) {
+                t->nc_batch = (int)bi + 1;
+                t->nc_phase = 0;
+                t->nc_res = 0.0;
+                for (int k = 0; k < nt; k++)
+                    if (t->nc_t[k] && t->res_t[k] >= t->nc_res) {
+                        t->nc_res = t->res_t[k];
+                        t->nc_phase = t->nc_t[k];
+                    }
                 t->stop = 1;
             } else {
                 t->batch_pos = bi + 1;
@@ -278,6 +319,10 @@ eqp_status eqp_trainer_run(eqp_trainer *t, size_t max_batches, eqp_epoch_stats *
         t->seen = t->errors = 0;
         t->cost_sum = t->seconds = 0.0;
     }
+    if (t->batch_pos == 0 || t->phases == 0) {
+        t->steps_sum[0] = t->steps_sum[1] = 0;
+        t->phases = 0;
+    }
     plan_epoch(t);
     t->batch_end = max_batches && max_batches < t->n_batches - t->batch_pos
                        ? t->batch_pos + max_batches
@@ -286,6 +331,7 @@ eqp_status eqp_trainer_run(eqp_trainer *t, size_t max_batches, eqp_epoch_stats *
     eqp_barrier_init(&t->bar, (unsigned)t->nthreads);
     t->stop = 0;
     t->bad_batch = 0;
+    t->nc_batch = 0;
     /* States are checked every mini-batch; the parameters once per epoch (a full scan per
      * mini-batch would cost ~10% of an epoch): if they went NaN/Inf, the epoch's start is
      * restored. */
@@ -304,6 +350,14 @@ eqp_status eqp_trainer_run(eqp_trainer *t, size_t max_batches, eqp_epoch_stats *
                         "was not applied (try a smaller eps or learning rate)",
                         t->epoch + 1, t->bad_batch, what);
     }
+    if (t->nc_batch)
+        return eqp_fail(EQP_ENOCONVERGE,
+                        "epoch %d, mini-batch %d: the %s phase did not settle: max|s_t+1 - s_t| = "
+                        "%g after %d steps, tol %g; that update was not applied (raise "
+                        "--%s, or --tol, or lower --eps)",
+                        t->epoch + 1, t->nc_batch, t->nc_phase == 1 ? "free" : "nudged",
+                        t->nc_res, t->nc_phase == 1 ? t->cfg.free_steps : t->cfg.nudge_steps,
+                        (double)t->cfg.tol, t->nc_phase == 1 ? "free-steps" : "nudge-steps");
     if (!eqp_all_finite(t->m->params, t->m->n_params)) {
         describe_bad_params(t->m, what, sizeof what);
         memcpy(t->m->params, t->good, t->m->n_params * sizeof(float));
@@ -326,6 +380,10 @@ eqp_status eqp_trainer_run(eqp_trainer *t, size_t max_batches, eqp_epoch_stats *
         st->train_cost = t->cost_sum / (double)t->seen;
         st->seconds = t->seconds;
         st->samples_per_second = t->seconds > 0 ? (double)t->seen / t->seconds : 0.0;
+        const double ph = t->phases > 0 ? (double)t->phases : 1.0;
+        const double per = t->cfg.nudge == EQP_NUDGE_SYMMETRIC ? 2.0 : 1.0;
+        st->free_steps_mean = (double)t->steps_sum[0] / ph;
+        st->nudge_steps_mean = (double)t->steps_sum[1] / (ph * per);
     }
     /* next epoch: its draws continue the stream after this epoch's plan */
     eqp_rng r = t->rng_epoch;
