@@ -35,6 +35,9 @@ static const cli_opt opts[] = {
     {"batch", 1, "mini-batch size [20]"},
     {"shuffle", 1, "yes|no: new example order each epoch [yes]"},
     {"eval-steps", 1, "free steps from zero when measuring test error [preset]"},
+    {"readout", 1,
+     "mse: the last layer is the output, in the energy | ce: a softmax readout of the layer "
+     "below, outside the energy (Laborieux et al. 2021) [mse]"},
     {"tol", 1,
      "end a phase once max|ds| < tol; fail if its step budget runs out first (0: fixed "
      "steps) [0]"},

@@ -57,6 +57,10 @@ typedef struct eqp_config {
     int batch;                    /* mini-batch size */
     int shuffle;                  /* 1: a fresh random example order each epoch [1] */
     int eval_steps;               /* free steps from a zero state when evaluating */
+    int readout;                  /* 0 "mse": the last layer is the output, C = 1/2||y - d||^2
+                                     inside F; 1 "ce": the last layer is a softmax readout of
+                                     the layer below, with its own weights, outside the energy,
+                                     C = cross-entropy (Laborieux et al. 2021) */
     float tol;                    /* > 0: end a training phase once max|s_t+1 - s_t| < tol, and
                                      fail with EQP_ENOCONVERGE if its step budget runs out
                                      first; 0: fixed step counts [0] */
@@ -74,7 +78,7 @@ eqp_status eqp_config_preset(eqp_config *c, const char *name);
 /* Set one key from its text, parsed strictly. Keys: model, sizes, lr, free-steps (T),
  * nudge-steps (K), eps, beta, nudge (positive|negative|random|symmetric; aliases one-sided,
  * random-sign, centered), random-sign (yes = random, no = positive), persistent, batch,
- * shuffle, eval-steps, tol, epochs,
+ * shuffle, eval-steps, tol, readout (mse|ce), epochs,
  * threads, seed. The message names the key, the value and what was expected. Changing
  * sizes resizes lr only if their count no longer fits (then eqp_config_check complains). */
 eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value);

@@ -13,7 +13,7 @@
 const char *const eqp_config_keys[] = {
     "model",      "sizes",  "lr",          "free-steps", "nudge-steps", "eps",
     "beta",       "nudge",  "random-sign", "persistent", "batch",       "shuffle",
-    "eval-steps", "tol",    "epochs",      "threads",    "seed",        NULL};
+    "eval-steps", "tol",    "readout",     "epochs",     "threads",     "seed",       NULL};
 
 static const struct {
     const char *name;
@@ -237,6 +237,13 @@ eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value) {
     }
     if (strcmp(key, "eps") == 0)
         return eqp_parse_positive(key, value, &c->eps);
+    if (strcmp(key, "readout") == 0) {
+        if (strcmp(value, "mse") == 0 || strcmp(value, "ce") == 0) {
+            c->readout = value[0] == 'c';
+            return EQP_OK;
+        }
+        return eqp_fail(EQP_EINVAL, "--readout: expected mse or ce, got '%s'", value);
+    }
     if (strcmp(key, "tol") == 0) {
         char *end;
         errno = 0;
@@ -330,6 +337,14 @@ eqp_status eqp_config_check(const eqp_config *c) {
         return eqp_fail(EQP_EINVAL, "free-steps, nudge-steps and eval-steps must be >= 1");
     if (c->batch < 1)
         return eqp_fail(EQP_EINVAL, "batch: expected >= 1, got %d", c->batch);
+    if (c->readout && c->sizes[c->n_layers - 1] > 256)
+        return eqp_fail(EQP_EINVAL, "readout ce: at most 256 classes, got %zu",
+                        c->sizes[c->n_layers - 1]);
+    if (c->readout && c->n_layers < 3)
+        return eqp_fail(EQP_EINVAL,
+                        "readout ce: needs a hidden layer to read out (sizes with >= 3 layers), "
+                        "got %d layers",
+                        c->n_layers);
     if (!(c->tol >= 0) || !isfinite(c->tol))
         return eqp_fail(EQP_EINVAL, "tol: expected a number >= 0, got %g", (double)c->tol);
     if (c->nudge != EQP_NUDGE_POSITIVE && c->nudge != EQP_NUDGE_NEGATIVE &&
@@ -355,10 +370,12 @@ size_t eqp_config_to_text(const eqp_config *c, char *buf, size_t n) {
     int len = snprintf(buf, n,
                        "model=%s\nsizes=%s\nlr=%s\nfree-steps=%d\nnudge-steps=%d\neps=%.9g\n"
                        "beta=%.9g\nnudge=%s\npersistent=%d\nbatch=%d\nshuffle=%d\n"
-                       "eval-steps=%d\ntol=%.9g\nepochs=%d\nthreads=%d\nseed=%" PRIu64 "\n",
+                       "eval-steps=%d\ntol=%.9g\nreadout=%s\nepochs=%d\nthreads=%d\n"
+                       "seed=%" PRIu64 "\n",
                        c->model, sizes, lr, c->free_steps, c->nudge_steps, (double)c->eps,
                        (double)c->beta, eqp_nudge_name(c->nudge), c->persistent, c->batch,
-                       c->shuffle, c->eval_steps, (double)c->tol, c->epochs, c->threads, c->seed);
+                       c->shuffle, c->eval_steps, (double)c->tol, c->readout ? "ce" : "mse",
+                       c->epochs, c->threads, c->seed);
     return len < 0 ? 0 : (size_t)len;
 }
 

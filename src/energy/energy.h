@@ -62,6 +62,10 @@ struct eqp_model {
     const eqp_energy_ops *ops;
     eqp_config cfg;
     size_t n_in, n_state, n_ctx, work_per_row, out_offset, n_out;
+    int n_stack; /* state layers 1..n_stack (n_layers - 1, or n_layers - 2 with a ce readout) */
+    /* readout ce: logits = rho(s[feat_off .. + n_feat]) Wr + br, Wr (n_feat, n_out) at
+     * params + ro_W, br at params + ro_b; the state holds no output units */
+    size_t feat_off, n_feat, ro_W, ro_b;
     size_t layer_off[EQP_MAX_LAYERS]; /* offset of state layer l (1..L) in a row */
     size_t n_params;
     float *params;
@@ -77,7 +81,8 @@ extern const eqp_energy_ops *const eqp_energy_models[];
 
 /* For a model whose state is a stack of layers 1..L over a clamped input (layered, pc):
  * state offsets, n_ctx = n_1, work of 2 n_state per row, blocks W1 b1 ... WL bL (W_l of
- * shape (n_{l-1}, n_l), group l-1), Glorot-uniform weights from rng, zero biases. */
+ * shape (n_{l-1}, n_l), group l-1), Glorot-uniform weights from rng, zero biases. With a ce
+ * readout the stack stops one layer short and the readout blocks Wr, br (group L) follow. */
 eqp_status eqp_model_init_stack(eqp_model *m, eqp_rng *rng);
 /* The clamp of such a model: ctx[:, share] = x W_1[:, share] + b_1[share]. */
 void eqp_model_clamp_stack(const eqp_model *m, const float *x, float *ctx, size_t B, int part,

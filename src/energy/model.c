@@ -30,7 +30,9 @@ eqp_status eqp_model_add_block(eqp_model *m, const char *name, size_t size, int 
 }
 
 eqp_status eqp_model_init_stack(eqp_model *m, eqp_rng *rng) {
-    const int L = m->cfg.n_layers - 1;
+    const int ro = m->cfg.readout;
+    const int L = m->cfg.n_layers - 1 - ro;
+    m->n_stack = L;
     const size_t *n = m->cfg.sizes;
     if (L < 1)
         return eqp_fail(EQP_EINVAL, "sizes: the %s model needs at least 2 layers", m->ops->name);
@@ -43,7 +45,9 @@ eqp_status eqp_model_init_stack(eqp_model *m, eqp_rng *rng) {
     m->n_ctx = n[1];
     m->work_per_row = 2 * m->n_state;
     m->out_offset = m->layer_off[L];
-    m->n_out = n[L];
+    m->n_out = n[L + ro];
+    m->feat_off = m->layer_off[L];
+    m->n_feat = n[L];
     for (int l = 1; l <= L; l++) {
         char name[16];
         size_t nw;
@@ -57,10 +61,22 @@ eqp_status eqp_model_init_stack(eqp_model *m, eqp_rng *rng) {
         if ((st = eqp_model_add_block(m, name, n[l], l - 1)))
             return st;
     }
+    if (ro) {
+        size_t nw;
+        if (eqp_mul_size(n[L], n[L + 1], &nw))
+            return eqp_fail(EQP_ENOMEM, "sizes: readout weights overflow");
+        m->ro_W = m->n_params;
+        eqp_status st = eqp_model_add_block(m, "Wr", nw, L);
+        if (st)
+            return st;
+        m->ro_b = m->n_params;
+        if ((st = eqp_model_add_block(m, "br", n[L + 1], L)))
+            return st;
+    }
     m->params = eqp_calloc(m->n_params, sizeof(float));
     if (!m->params)
         return eqp_fail(EQP_ENOMEM, "model: cannot allocate %zu parameters", m->n_params);
-    for (int l = 1; l <= L; l++) {
+    for (int l = 1; l <= L + ro; l++) {
         const double a = sqrt(6.0 / (double)(n[l - 1] + n[l]));
         float *W = m->params + m->blocks[2 * (l - 1)].offset;
         for (size_t i = 0; i < n[l - 1] * n[l]; i++)

@@ -48,7 +48,7 @@
 #include "energy.h"
 #include "internal.h"
 
-#define NL(m)      ((m)->cfg.n_layers - 1) /* state layers: 1..L */
+#define NL(m)      ((m)->n_stack) /* state layers: 1..L */
 #define SZ(m, l)   ((m)->cfg.sizes[l])
 #define WPTR(m, l) ((m)->params + (m)->blocks[2 * ((l)-1)].offset)
 #define BPTR(m, l) ((m)->params + (m)->blocks[2 * ((l)-1) + 1].offset)

@@ -16,6 +16,7 @@ struct eqp_workspace {
     float *s_free;  /* (Bmax, N) free fixed point (ep_estimate) */
     float *s_aux;   /* (Bmax, N) the +beta phase of the symmetric estimate */
     float *target;  /* (Bmax, n_out) one-hot */
+    float *prob;    /* (Bmax, n_out) readout ce: softmax of the logits */
     int has_target;
 };
 
@@ -52,6 +53,8 @@ struct eqp_trainer {
     double *res_t;
     long *steps_t; /* (2 per thread) steps used by the free and the nudged phases */
     long steps_sum[2], phases;  /* since the epoch (re)started: for the means in the stats */
+    float *ro_grad;             /* (n_params) scratch of the ce readout's gradient, or NULL */
+    uint8_t *labels_b;          /* (batch) labels of the current mini-batch */
     int nc_batch, nc_phase;
     double nc_res;
 };
@@ -59,7 +62,19 @@ struct eqp_trainer {
 /* One-hot targets from labels (NULL: keep the current targets). */
 eqp_status eqp_ws_set_labels(eqp_workspace *w, const uint8_t *labels, size_t B);
 
-/* Argmax of each output row vs labels; returns misclassified count and adds C to *cost. */
+/* The cost C(s, d) of either readout (mse: 1/2 ||y - d||^2 on the output units; ce:
+ * cross-entropy of softmax(rho(s_feat) Wr + br) against d), per row:
+ *   eqp_cost_grad_state:  g += scale dC/ds                       (the nudging force / beta)
+ *   eqp_readout_grad:     acc[Wr, br] += scale dC/d(Wr, br), summed over the rows (ce only:
+ *                         the readout is outside the energy, its gradient is direct)
+ * eqp_cost (relax.c) is the sum over the rows. w->target holds d. */
+void eqp_cost_grad_state(const eqp_model *m, eqp_workspace *w, const float *s, float *g, size_t B,
+                         float scale);
+void eqp_readout_grad(const eqp_model *m, eqp_workspace *w, const float *s, float *acc,
+                      float scale, size_t B);
+
+/* Argmax of each output row (ce: of the logits) vs labels; returns the misclassified count
+ * and adds C to *cost. */
 size_t eqp_count_errors(const eqp_model *m, const eqp_workspace *w, const float *s,
                         const uint8_t *labels, size_t B, double *cost);
 

@@ -1,5 +1,6 @@
 /* Relaxation and the EP estimate on one batch: the generic side of the energy-model table.
  * Nothing here knows which model it runs. */
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,9 @@ eqp_status eqp_workspace_create(const eqp_model *m, size_t Bmax, eqp_workspace *
     w->s_free = eqp_alloc(Bmax, m->n_state * sizeof(float));
     w->s_aux = eqp_alloc(Bmax, m->n_state * sizeof(float));
     w->target = eqp_calloc(Bmax, m->n_out * sizeof(float));
-    if (!w->ctx || !w->s || !w->g || !w->work || !w->s_free || !w->s_aux || !w->target) {
+    w->prob = eqp_calloc(Bmax, m->n_out * sizeof(float));
+    if (!w->ctx || !w->s || !w->g || !w->work || !w->s_free || !w->s_aux || !w->target ||
+        !w->prob) {
         eqp_workspace_free(w);
         return eqp_fail(EQP_ENOMEM, "workspace: cannot allocate buffers for %zu rows", Bmax);
     }
@@ -42,6 +45,7 @@ void eqp_workspace_free(eqp_workspace *w) {
     eqp_dealloc(w->s_free);
     eqp_dealloc(w->s_aux);
     eqp_dealloc(w->target);
+    eqp_dealloc(w->prob);
     free(w);
 }
 
@@ -82,19 +86,117 @@ eqp_status eqp_set_target(const eqp_model *m, eqp_workspace *w, const float *tar
     return EQP_OK;
 }
 
-/* C = 1/2 ||y - d||^2; dC/dy = y - d. */
-static void add_cost_grad(const eqp_model *m, const eqp_workspace *w, const float *s, float *g,
-                          size_t B, float beta) {
-    const size_t N = w->N, no = w->n_out, oo = m->out_offset;
+static inline float clip01(float u) {
+    return u < 0.0f ? 0.0f : (u > 1.0f ? 1.0f : u);
+}
+
+/* readout ce, one row: p <- softmax(rho(f) Wr + br) (the logits first, in p); returns
+ * -sum_k d_k log p_k (d NULL: no cost). */
+static double readout_row(const eqp_model *m, const float *f, const float *d, float *p) {
+    const size_t no = m->n_out, nf = m->n_feat;
+    const float *Wr = m->params + m->ro_W, *br = m->params + m->ro_b;
+    for (size_t k = 0; k < no; k++)
+        p[k] = br[k];
+    for (size_t i = 0; i < nf; i++) {
+        const float r = clip01(f[i]);
+        if (r != 0.0f)
+            for (size_t k = 0; k < no; k++)
+                p[k] += r * Wr[i * no + k];
+    }
+    double mx = (double)p[0], z = 0.0;
+    for (size_t k = 1; k < no; k++)
+        mx = (double)p[k] > mx ? (double)p[k] : mx;
+    for (size_t k = 0; k < no; k++)
+        z += exp((double)p[k] - mx);
+    const double lse = mx + log(z);
+    double ce = 0.0;
+    for (size_t k = 0; k < no; k++) {
+        if (d)
+            ce -= (double)d[k] * ((double)p[k] - lse);
+        p[k] = (float)exp((double)p[k] - lse);
+    }
+    return ce;
+}
+
+/* readout ce: w->prob <- softmax of every row's logits; returns the summed cross-entropy */
+static double readout_forward(const eqp_model *m, eqp_workspace *w, const float *s, size_t B) {
+    double ce = 0.0;
+    for (size_t b = 0; b < B; b++)
+        ce += readout_row(m, s + b * w->N + m->feat_off, w->target + b * w->n_out,
+                          w->prob + b * w->n_out);
+    return ce;
+}
+
+void eqp_cost_grad_state(const eqp_model *m, eqp_workspace *w, const float *s, float *g, size_t B,
+                         float scale) {
+    const size_t N = w->N, no = w->n_out;
+    if (!m->cfg.readout) { /* C = 1/2 ||y - d||^2; dC/dy = y - d */
+        const size_t oo = m->out_offset;
+        for (size_t b = 0; b < B; b++) {
+            const float *y = s + b * N + oo, *d = w->target + b * no;
+            float *gy = g + b * N + oo;
+            for (size_t k = 0; k < no; k++)
+                gy[k] += scale * (y[k] - d[k]);
+        }
+        return;
+    }
+    /* dC/ds_feat = rho'(s_feat) ((p - d) Wr^T), rho' = 1 on [0, 1] as in the energy */
+    readout_forward(m, w, s, B);
+    const size_t nf = m->n_feat, fo = m->feat_off;
+    const float *Wr = m->params + m->ro_W;
     for (size_t b = 0; b < B; b++) {
-        const float *y = s + b * N + oo, *d = w->target + b * no;
-        float *gy = g + b * N + oo;
+        const float *pb = w->prob + b * no, *d = w->target + b * no, *f = s + b * N + fo;
+        float e[256];
         for (size_t k = 0; k < no; k++)
-            gy[k] += beta * (y[k] - d[k]);
+            e[k] = pb[k] - d[k];
+        float *gf = g + b * N + fo;
+        for (size_t i = 0; i < nf; i++) {
+            if (!(f[i] >= 0.0f && f[i] <= 1.0f))
+                continue;
+            float acc = 0.0f;
+            for (size_t k = 0; k < no; k++)
+                acc += Wr[i * no + k] * e[k];
+            gf[i] += scale * acc;
+        }
     }
 }
 
+void eqp_readout_grad(const eqp_model *m, eqp_workspace *w, const float *s, float *acc,
+                      float scale, size_t B) {
+    if (!m->cfg.readout)
+        return;
+    readout_forward(m, w, s, B);
+    const size_t N = w->N, no = w->n_out, nf = m->n_feat, fo = m->feat_off;
+    float *aW = acc + m->ro_W, *ab = acc + m->ro_b;
+    for (size_t b = 0; b < B; b++) {
+        const float *pb = w->prob + b * no, *d = w->target + b * no, *f = s + b * N + fo;
+        float e[256];
+        for (size_t k = 0; k < no; k++) {
+            e[k] = scale * (pb[k] - d[k]);
+            ab[k] += e[k];
+        }
+        for (size_t i = 0; i < nf; i++) {
+            const float r = clip01(f[i]);
+            if (r != 0.0f)
+                for (size_t k = 0; k < no; k++)
+                    aW[i * no + k] += r * e[k];
+        }
+    }
+}
+
+static void add_cost_grad(const eqp_model *m, eqp_workspace *w, const float *s, float *g,
+                          size_t B, float beta) {
+    eqp_cost_grad_state(m, w, s, g, B, beta);
+}
+
 double eqp_cost(const eqp_model *m, const eqp_workspace *w, const float *s, size_t B) {
+    if (m->cfg.readout) {
+        double ce = 0.0;
+        float p[256];
+        for (size_t b = 0; b < B; b++)
+            ce += readout_row(m, s + b * w->N + m->feat_off, w->target + b * w->n_out, p);
+        return ce;
+    }
     const size_t N = w->N, no = w->n_out, oo = m->out_offset;
     double c = 0.0;
     for (size_t b = 0; b < B; b++)
@@ -157,18 +259,25 @@ size_t eqp_count_errors(const eqp_model *m, const eqp_workspace *w, const float 
                         const uint8_t *labels, size_t B, double *cost) {
     const size_t N = w->N, no = w->n_out, oo = m->out_offset;
     size_t err = 0;
+    float p[256];
     for (size_t b = 0; b < B; b++) {
         const float *y = s + b * N + oo;
+        if (m->cfg.readout) {
+            readout_row(m, s + b * N + m->feat_off, NULL, p);
+            y = p;
+            if (cost)
+                *cost -= log(fmax((double)p[labels[b]], 1e-300));
+        } else if (cost) {
+            for (size_t k = 0; k < no; k++) {
+                double e = (double)y[k] - (k == labels[b] ? 1.0 : 0.0);
+                *cost += 0.5 * e * e;
+            }
+        }
         size_t best = 0;
         for (size_t k = 1; k < no; k++)
             if (y[k] > y[best])
                 best = k;
         err += best != labels[b];
-        if (cost)
-            for (size_t k = 0; k < no; k++) {
-                double e = (double)y[k] - (k == labels[b] ? 1.0 : 0.0);
-                *cost += 0.5 * e * e;
-            }
     }
     return err;
 }
@@ -211,6 +320,8 @@ eqp_status eqp_ep_estimate(const eqp_model *m, eqp_workspace *w, const float *x,
         m->ops->accum_grad_params(m, x, w->s, w->s_free, scale, grad, w->work, B, 0, 1);
     }
     memcpy(w->s, w->s_free, n * sizeof(float));
+    /* a ce readout sits outside the energy: its gradient at the free fixed point is direct */
+    eqp_readout_grad(m, w, w->s_free, grad, 1.0f / (float)B, B);
     if (!eqp_all_finite(grad, m->n_params))
         return eqp_fail(EQP_ENONFINITE, "ep: the estimate has NaN or Inf entries");
     return EQP_OK;

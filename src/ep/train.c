@@ -69,7 +69,10 @@ eqp_status eqp_trainer_create(eqp_model *m, const eqp_config *c, const eqp_datas
     t->sn = eqp_alloc(B, N * sizeof(float));
     t->sm = eqp_alloc(B, N * sizeof(float));
     t->good = eqp_alloc(m->n_params, sizeof(float));
-    if (!t->good || !t->sm || !t->ws || !t->err_t || !t->cost_t || !t->bad_t || !t->nc_t ||
+    t->labels_b = eqp_alloc(B, 1);
+    if (c->readout && !(t->ro_grad = eqp_alloc(m->n_params, sizeof(float))))
+        goto fail;
+    if (!t->good || !t->labels_b || !t->sm || !t->ws || !t->err_t || !t->cost_t || !t->bad_t || !t->nc_t ||
         !t->res_t || !t->steps_t || !t->perm ||
         !t->signs || !t->xb || !t->sf || !t->sn)
         goto fail;
@@ -115,6 +118,8 @@ void eqp_trainer_free(eqp_trainer *t) {
     eqp_dealloc(t->sn);
     eqp_dealloc(t->sm);
     eqp_dealloc(t->good);
+    eqp_dealloc(t->ro_grad);
+    eqp_dealloc(t->labels_b);
     eqp_dealloc(t->particles);
     free(t);
 }
@@ -228,6 +233,19 @@ static void epoch_thread(void *arg, int tid, int nt) {
                 scale[k] = -c->lr[k] / ((sym ? 2.0f : 1.0f) * beta * (float)B);
             m->ops->accum_grad_params(m, t->xb, t->sn, sym ? t->sm : t->sf, scale, m->params,
                                       w->work, B, tid, nt);
+            if (t->ro_grad && tid == 0) {
+                /* the ce readout is outside the energy: -lr dC/d(Wr, br) at the free fixed
+                 * points, gathered first (the rows read Wr) and then applied */
+                for (size_t r = 0; r < B; r++)
+                    t->labels_b[r] = d->y[t->perm[first + r]];
+                eqp_ws_set_labels(w, t->labels_b, B);
+                const size_t lo = m->ro_W, hi = m->ro_b + m->n_out;
+                memset(t->ro_grad + lo, 0, (hi - lo) * sizeof(float));
+                eqp_readout_grad(m, w, t->sf, t->ro_grad, 1.0f, B);
+                const float k = -c->lr[c->n_lr - 1] / (float)B;
+                for (size_t i = lo; i < hi; i++)
+                    m->params[i] += k * t->ro_grad[i];
+            }
         }
         if (tid == 0) {
             for (int k = 0; k < nt; k++) {

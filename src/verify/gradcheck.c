@@ -84,14 +84,12 @@ eqp_status eqp_fd_gradient(eqp_model *m, eqp_workspace *w, const float *x, const
     return st;
 }
 
-/* a <- dL/ds at s (sum over the batch): the cost's gradient on the output units. */
-static void cost_adjoint(const eqp_model *m, const eqp_workspace *w, const float *s, float *a,
+/* a <- dL/ds at s (sum over the batch): the cost's gradient (output units, or the readout's
+ * feature layer). */
+static void cost_adjoint(const eqp_model *m, eqp_workspace *w, const float *s, float *a,
                          size_t B) {
-    const size_t N = w->N, no = w->n_out, oo = m->out_offset;
-    memset(a, 0, B * N * sizeof(float));
-    for (size_t b = 0; b < B; b++)
-        for (size_t k = 0; k < no; k++)
-            a[b * N + oo + k] = s[b * N + oo + k] - w->target[b * no + k];
+    memset(a, 0, B * w->N * sizeof(float));
+    eqp_cost_grad_state(m, w, s, a, B, 1.0f);
 }
 
 /* One backward step through s_{t+1} = P(z_t), z_t = s_t - eps g(s_t):
@@ -153,6 +151,7 @@ eqp_status eqp_bptt_gradient(const eqp_model *m, eqp_workspace *w, const float *
     cost_adjoint(m, w, traj + (size_t)steps * n, a, B);
     for (int t = steps - 1; t >= 0; t--)
         backward_step(m, w, x, traj + (size_t)t * n, a, az, grad, eps, B);
+    eqp_readout_grad(m, w, traj + (size_t)steps * n, grad, 1.0f, B);
     scale_grad(grad, m->n_params, B);
     eqp_dealloc(traj);
     eqp_dealloc(a);
@@ -193,6 +192,7 @@ eqp_status eqp_rbp_gradient(const eqp_model *m, eqp_workspace *w, const float *x
         if (d < tol) /* what is left of the adjoint no longer adds to the gradient */
             break;
     }
+    eqp_readout_grad(m, w, fp, grad, 1.0f, B);
     scale_grad(grad, m->n_params, B);
     eqp_dealloc(fp);
     eqp_dealloc(a);
