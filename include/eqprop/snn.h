@@ -5,9 +5,30 @@
  *
  *   I^l_t = z^{l-1}_t W_l^T + b_l  (+ z^l_{t-1} V_l if the layer is recurrent)
  *
- * W_l: (n_l, n_{l-1}) as PyTorch's Linear, V_l: (n_l, n_l), and integrates it in a neuron model chosen by name
- * (src/snn/<neuron>.c). The LIF neuron (snnTorch's Leaky, with the reset taken from the
- * previous step's spike) is
+ * W_l: (n_l, n_{l-1}) as PyTorch's Linear, V_l: (n_l, n_l), or a convolution (below), and
+ * integrates it in a neuron model chosen by name (src/snn/<neuron>.c).
+ *
+ * Convolutional layers (src/snn/conv.c): the synapse is a 2-d convolution of the layer below's
+ * C_in x H x W output, optionally followed by pooling of the current (snnTorch's Conv2d ->
+ * MaxPool2d -> Leaky),
+ *
+ *   a[o, y, x]     = sum_{c, i, j} W_l[o, c, i, j] z^{l-1}_t[c, S y + i - Z, S x + j - Z]
+ *   I^l_t[o, y, x] = pool_{P x P}(a)[o, y, x] + b_l[o]
+ *
+ * (z zero outside the input; S stride, Z padding), W_l: (C_out, C_in K K) as PyTorch's Conv2d,
+ * b_l: (C_out), a neuron per output unit. The units of every layer are laid out C x H x W
+ * row-major, so a dense layer after a convolution sees the flattened map (PyTorch's Flatten).
+ * The sizes spec names the geometry, e.g. "1x28x28-c12k5-m2-c64k5-m2-10" (snnTorch's MNIST
+ * conv net):
+ *   CxHxW       the input as C channels of H x W (first token only; a plain N is a flat input)
+ *   c<C>k<K>    a conv layer of C channels, K x K kernels; then optionally s<S> (stride, 1) and
+ *               z<Z> (zero padding on each side, 0), in that order: c16k3s2z1
+ *   m<P>, a<P>  max / average pooling of the preceding conv layer's current, P x P windows with
+ *               stride P (P must divide the conv output's height and width)
+ *   N, Nr       a dense layer of N units ('r': recurrent; recurrence is dense-only)
+ * Conv layers must come before any dense layer and need a CxHxW input.
+ *
+ * The LIF neuron (snnTorch's Leaky, with the reset taken from the previous step's spike) is
  *
  *   v_t = alpha v_{t-1} + I_t - theta z_{t-1}                       reset "subtract"
  *   v_t = alpha ((1 - z_{t-1}) v_{t-1} + z_{t-1} v_r) + I_t          reset "zero" (to v_r)
@@ -50,11 +71,25 @@ extern "C" {
 
 #define EQP_SNN_MAX_LAYERS 8
 
+/* The geometry of one layer, set by the sizes spec (all zero: a dense layer or a flat input,
+ * which is what a config filled by hand gets). For a conv layer c, h, w are the units after
+ * pooling; sizes[l] = c h w. */
+typedef struct eqp_snn_shape {
+    int c, h, w;     /* units as C x H x W, row-major (h = w = 0: flat, sizes[l] units) */
+    int kernel;      /* conv2d synapse with K x K kernels (0: dense synapse) */
+    int stride, pad; /* conv2d: stride >= 1, zero padding >= 0 on each side */
+    int pool;        /* pooling of the current, P x P windows with stride P (0: none) */
+    int pool_avg;    /* 1: average pooling, 0: max pooling */
+} eqp_snn_shape;
+
 typedef struct eqp_snn_config {
-    /* network: "sizes=784-1000-10"; a trailing 'r' makes a layer recurrent: 784-200r-10 */
+    /* network: "sizes=784-1000-10"; a trailing 'r' makes a layer recurrent: 784-200r-10;
+     * convolutional: "1x28x28-c12k5-m2-c64k5-m2-10" (syntax above) */
     int n_layers;                     /* including the input */
     size_t sizes[EQP_SNN_MAX_LAYERS]; /* units per layer */
     int recurrent[EQP_SNN_MAX_LAYERS];
+    /* conv geometry (layer 0: the input's) */
+    eqp_snn_shape shape[EQP_SNN_MAX_LAYERS];
     char neuron[16];     /* hidden layers: lif | cuba | alif | twocomp | readout */
     char out_neuron[16]; /* output layer: lif | cuba | alif | twocomp | readout */
     float decay;         /* alpha, membrane decay per step [0.95] */
@@ -125,7 +160,8 @@ const char *eqp_snn_config_key(size_t i, const char **help);
 typedef struct eqp_snn eqp_snn; /* opaque: config, parameters (float32) */
 
 /* Create a network for c with freshly initialised parameters (U(-1/sqrt(fan_in), +) for W, b
- * and V, as PyTorch's Linear; neuron parameters from the config). */
+ * and V, as PyTorch's Linear and Conv2d, fan_in = C_in K K for a conv layer; neuron parameters
+ * from the config). */
 eqp_status eqp_snn_create(const eqp_snn_config *c, eqp_rng *rng, eqp_snn **out);
 void eqp_snn_free(eqp_snn *n);
 const eqp_snn_config *eqp_snn_get_config(const eqp_snn *n);

@@ -25,7 +25,7 @@ static const struct key {
 } keys[] = {
 #define O(f) offsetof(eqp_snn_config, f)
 #define S(f) O(f), 0, 0, sizeof(((eqp_snn_config *)0)->f)
-    {"sizes", K_SIZES, 0, 0, 0, 0, "layer sizes, 'r' after a hidden size = recurrent, e.g. 784-1000-10"},
+    {"sizes", K_SIZES, 0, 0, 0, 0, "layer sizes, 'r' after a hidden size = recurrent, e.g. 784-1000-10; conv: 1x28x28-c12k5-m2-c64k5-m2-10 (c<C>k<K>[s<S>][z<Z>], m<P>/a<P> pooling)"},
     {"neuron", K_STR, S(neuron), "hidden neuron: lif | cuba | alif | twocomp | readout"},
     {"out-neuron", K_STR, S(out_neuron), "output neuron: lif | cuba | alif | twocomp | readout"},
     {"decay", K_NONNEG, O(decay), 0, 0, 0, "membrane decay alpha per step, in [0, 1]"},
@@ -82,47 +82,210 @@ const char *eqp_snn_config_key(size_t i, const char **help) {
     return keys[i].name;
 }
 
-/* "784-1000-10", a trailing 'r' marks a recurrent layer: "40-100r-3" */
+/* ---- the sizes spec: "784-1000-10", "40-100r-3", "1x28x28-c12k5-m2-c64k5-m2-10" ---- */
+
+#define MAX_UNITS  1000000 /* per layer (and per conv layer before pooling: 16 x that) */
+#define MAX_DIM    100000  /* channels, height, width */
+#define MAX_KERNEL 255     /* kernel, stride, padding */
+#define MAX_POOL   16      /* the argmax within a window is stored in a byte */
+
+/* Derive each conv layer's units from the input's shape and the layers' kernel, stride,
+ * padding and pooling: writes c, h, w and sizes[l] of conv layers into g (a copy of c). The
+ * message says which layer and why, as "layer L (token): ..." after `pre`. */
+static eqp_status derive_geometry(const char *pre, eqp_snn_config *g) {
+    for (int l = 1; l < g->n_layers; l++) {
+        eqp_snn_shape *s = &g->shape[l];
+        const eqp_snn_shape *in = &g->shape[l - 1];
+        if (s->kernel == 0) {
+            if (s->pool)
+                return eqp_fail(EQP_EINVAL, "%s: layer %d: pooling needs a conv layer", pre, l);
+            if (s->c || s->h || s->w || s->stride || s->pad || s->pool_avg)
+                return eqp_fail(EQP_EINVAL, "%s: layer %d is dense and has no C x H x W shape", pre,
+                                l);
+            continue;
+        }
+        char tok[64];
+        snprintf(tok, sizeof tok, "c%dk%ds%dz%d", s->c, s->kernel, s->stride, s->pad);
+        if (in->h == 0)
+            return eqp_fail(EQP_EINVAL,
+                            "%s: layer %d (%s): a conv layer needs a C x H x W input (e.g. "
+                            "1x28x28-c8k5-10), not the flat %zu units of %s",
+                            pre, l, tok, g->sizes[l - 1], l == 1 ? "the input" : "a dense layer");
+        if (g->recurrent[l])
+            return eqp_fail(EQP_EINVAL, "%s: layer %d (%s): conv layers cannot be recurrent", pre,
+                            l, tok);
+        if (s->c < 1 || s->c > MAX_DIM || s->kernel < 1 || s->kernel > MAX_KERNEL ||
+            s->stride < 1 || s->stride > MAX_KERNEL || s->pad < 0 || s->pad >= s->kernel)
+            return eqp_fail(EQP_EINVAL,
+                            "%s: layer %d (%s): expected channels 1..%d, kernel 1..%d, stride "
+                            "1..%d, padding 0..kernel-1",
+                            pre, l, tok, MAX_DIM, MAX_KERNEL, MAX_KERNEL);
+        const long hp = (long)in->h + 2L * s->pad, wp = (long)in->w + 2L * s->pad;
+        if (s->kernel > hp || s->kernel > wp)
+            return eqp_fail(EQP_EINVAL,
+                            "%s: layer %d (%s): kernel %d is larger than the padded input %ldx%ld "
+                            "(%dx%d + 2 x %d)",
+                            pre, l, tok, s->kernel, hp, wp, in->h, in->w, s->pad);
+        const long ho = (hp - s->kernel) / s->stride + 1, wo = (wp - s->kernel) / s->stride + 1;
+        long h = ho, w = wo;
+        if (s->pool) {
+            if (s->pool < 2 || s->pool > MAX_POOL || s->pool_avg < 0 || s->pool_avg > 1)
+                return eqp_fail(EQP_EINVAL, "%s: layer %d (%s): pooling window %d, expected 2..%d",
+                                pre, l, tok, s->pool, MAX_POOL);
+            if (ho % s->pool || wo % s->pool)
+                return eqp_fail(EQP_EINVAL,
+                                "%s: layer %d (%s): %s pooling %d does not divide the conv "
+                                "output %ldx%ld",
+                                pre, l, tok, s->pool_avg ? "average" : "max", s->pool, ho, wo);
+            h /= s->pool;
+            w /= s->pool;
+        } else if (s->pool_avg)
+            return eqp_fail(EQP_EINVAL, "%s: layer %d (%s): pool-avg without a pooling window", pre,
+                            l, tok);
+        /* each factor is <= MAX_DIM, so the products below fit in 64 bits */
+        const unsigned long long units = (unsigned long long)s->c * (unsigned long long)(h * w),
+                                 pre_units =
+                                     (unsigned long long)s->c * (unsigned long long)(ho * wo),
+                                 fan_in = (unsigned long long)in->c *
+                                          (unsigned long long)s->kernel *
+                                          (unsigned long long)s->kernel;
+        if (units > MAX_UNITS || pre_units > 16ULL * MAX_UNITS)
+            return eqp_fail(EQP_EINVAL,
+                            "%s: layer %d (%s): %llu units (%d x %ld x %ld), %llu before pooling; "
+                            "at most %d (%d before pooling)",
+                            pre, l, tok, units, s->c, h, w, pre_units, MAX_UNITS, 16 * MAX_UNITS);
+        if (fan_in > MAX_UNITS)
+            return eqp_fail(EQP_EINVAL,
+                            "%s: layer %d (%s): fan-in %llu (%d channels x %d x %d), at most %d",
+                            pre, l, tok, fan_in, in->c, s->kernel, s->kernel, MAX_UNITS);
+        s->h = (int)h;
+        s->w = (int)w;
+        g->sizes[l] = (size_t)units;
+    }
+    return EQP_OK;
+}
+
+/* A decimal number in [lo, hi] at *p (digits only); advances *p. 0 on success. */
+static int spec_num(const char **p, long lo, long hi, long *out) {
+    if (!isdigit((unsigned char)**p))
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(*p, &end, 10);
+    if (errno == ERANGE || x < (unsigned long long)lo || x > (unsigned long long)hi)
+        return -1;
+    *p = end;
+    *out = (long)x;
+    return 0;
+}
+
 static eqp_status parse_sizes(const char *v, eqp_snn_config *c) {
-    size_t sizes[EQP_SNN_MAX_LAYERS];
-    int rec[EQP_SNN_MAX_LAYERS] = {0};
+    eqp_snn_config g = *c;
+    memset(g.sizes, 0, sizeof g.sizes);
+    memset(g.recurrent, 0, sizeof g.recurrent);
+    memset(g.shape, 0, sizeof g.shape);
     int n = 0;
     const char *p = v;
+    char pre[96];
+    snprintf(pre, sizeof pre, "--sizes '%.64s%s'", v, strlen(v) > 64 ? "..." : "");
     while (1) {
-        char *end;
-        if (!isdigit((unsigned char)*p))
-            goto bad;
-        errno = 0;
-        unsigned long long x = strtoull(p, &end, 10);
-        if (errno == ERANGE || x == 0 || x > 1000000 || n == EQP_SNN_MAX_LAYERS)
-            goto bad;
-        if (*end == 'r') {
-            if (n == 0)
+        long x, y, z;
+        const char *tok = p;
+        if (n == 0) { /* the input: N or CxHxW */
+            if (spec_num(&p, 1, MAX_UNITS, &x))
                 goto bad;
-            rec[n] = 1;
-            end++;
+            if (*p == 'x') {
+                p++;
+                if (x > MAX_DIM || spec_num(&p, 1, MAX_DIM, &y) || *p++ != 'x' ||
+                    spec_num(&p, 1, MAX_DIM, &z))
+                    goto bad;
+                if ((unsigned long long)x * (unsigned long long)y * (unsigned long long)z >
+                    MAX_UNITS)
+                    return eqp_fail(EQP_EINVAL, "%s: the input %ldx%ldx%ld has more than %d units",
+                                    pre, x, y, z, MAX_UNITS);
+                g.shape[0] = (eqp_snn_shape){.c = (int)x, .h = (int)y, .w = (int)z};
+                x = x * y * z;
+            }
+            g.sizes[n++] = (size_t)x;
+        } else if (*p == 'c') { /* conv: c<C>k<K>[s<S>][z<Z>] */
+            if (n == EQP_SNN_MAX_LAYERS)
+                goto too_many;
+            eqp_snn_shape *s = &g.shape[n];
+            p++;
+            if (spec_num(&p, 1, MAX_DIM, &x) || *p++ != 'k' || spec_num(&p, 1, MAX_KERNEL, &y))
+                goto bad;
+            s->c = (int)x;
+            s->kernel = (int)y;
+            s->stride = 1;
+            if (*p == 's') {
+                p++;
+                if (spec_num(&p, 1, MAX_KERNEL, &x))
+                    goto bad;
+                s->stride = (int)x;
+            }
+            if (*p == 'z') {
+                p++;
+                if (spec_num(&p, 0, MAX_KERNEL, &x))
+                    goto bad;
+                s->pad = (int)x;
+            }
+            if (*p == 'r')
+                return eqp_fail(EQP_EINVAL, "%s: layer %d: conv layers cannot be recurrent", pre,
+                                n);
+            n++;
+        } else if (*p == 'm' || *p == 'a') { /* pooling of the conv layer before */
+            const int avg = *p == 'a';
+            p++;
+            if (spec_num(&p, 1, 1000000, &x))
+                goto bad;
+            if (n < 2 || g.shape[n - 1].kernel == 0 || g.shape[n - 1].pool)
+                return eqp_fail(EQP_EINVAL,
+                                "%s: '%.*s' must follow a conv layer (one pooling per layer)", pre,
+                                (int)(p - tok), tok);
+            if (x < 2 || x > MAX_POOL)
+                return eqp_fail(EQP_EINVAL, "%s: pooling window %ld, expected 2..%d", pre, x,
+                                MAX_POOL);
+            g.shape[n - 1].pool = (int)x;
+            g.shape[n - 1].pool_avg = avg;
+        } else { /* dense: N or Nr */
+            if (n == EQP_SNN_MAX_LAYERS)
+                goto too_many;
+            if (spec_num(&p, 1, MAX_UNITS, &x))
+                goto bad;
+            if (*p == 'r') {
+                g.recurrent[n] = 1;
+                p++;
+            }
+            g.sizes[n++] = (size_t)x;
         }
-        sizes[n++] = (size_t)x;
-        if (*end == '\0')
+        if (*p == '\0')
             break;
-        if (*end != '-')
+        if (*p != '-')
             goto bad;
-        p = end + 1;
+        p++;
     }
     if (n < 2)
         goto bad;
+    g.n_layers = n;
+    eqp_status st = derive_geometry(pre, &g);
+    if (st)
+        return st;
     c->n_layers = n;
-    for (int i = 0; i < EQP_SNN_MAX_LAYERS; i++) {
-        c->sizes[i] = i < n ? sizes[i] : 0;
-        c->recurrent[i] = i < n ? rec[i] : 0;
-    }
+    memcpy(c->sizes, g.sizes, sizeof c->sizes);
+    memcpy(c->recurrent, g.recurrent, sizeof c->recurrent);
+    memcpy(c->shape, g.shape, sizeof c->shape);
     return EQP_OK;
+too_many:
+    return eqp_fail(EQP_EINVAL, "%s: more than %d layers (the input included)", pre,
+                    EQP_SNN_MAX_LAYERS);
 bad:
     return eqp_fail(EQP_EINVAL,
-                    "--sizes: expected 2 to %d layer sizes in [1, 1000000] joined by '-', an 'r' "
-                    "after a hidden size for a recurrent layer (e.g. 784-1000-10, 40-100r-3), "
-                    "got '%s'",
-                    EQP_SNN_MAX_LAYERS, v);
+                    "--sizes: expected 2 to %d layers joined by '-': the input as N or CxHxW, "
+                    "dense layers N in [1, %d] ('r' after a hidden one: recurrent), conv "
+                    "layers c<C>k<K>[s<S>][z<Z>] each optionally followed by m<P> or a<P> "
+                    "pooling (e.g. 784-1000-10, 40-100r-3, 1x28x28-c12k5-m2-c64k5-m2-10); "
+                    "got '%s' (at '%.16s')",
+                    EQP_SNN_MAX_LAYERS, MAX_UNITS, v, p);
 }
 
 static eqp_status parse_nonneg(const char *key, const char *v, float *out) {
@@ -225,6 +388,35 @@ eqp_status eqp_snn_config_check(const eqp_snn_config *c) {
                             c->sizes[i]);
     if (c->recurrent[0] || c->recurrent[c->n_layers - 1])
         return eqp_fail(EQP_EINVAL, "sizes: only hidden layers can be recurrent");
+    {
+        /* the stored geometry must be what its conv layers give (a config set by hand) */
+        const eqp_snn_shape *in = &c->shape[0];
+        int bad_in = in->kernel || in->pool || in->pool_avg || in->stride || in->pad;
+        if (in->h == 0)
+            bad_in |= in->c != 0 || in->w != 0;
+        else
+            bad_in |= in->c < 1 || in->c > MAX_DIM || in->h < 1 || in->h > MAX_DIM || in->w < 1 ||
+                      in->w > MAX_DIM ||
+                      (size_t)in->c * (size_t)in->h * (size_t)in->w != c->sizes[0];
+        if (bad_in)
+            return eqp_fail(EQP_EINVAL,
+                            "sizes: the input shape %dx%dx%d does not match its %zu units", in->c,
+                            in->h, in->w, c->sizes[0]);
+        eqp_snn_config g = *c;
+        if ((st = derive_geometry("sizes", &g)))
+            return st;
+        for (int l = 1; l < c->n_layers; l++)
+            if (g.sizes[l] != c->sizes[l] || g.shape[l].h != c->shape[l].h ||
+                g.shape[l].w != c->shape[l].w)
+                return eqp_fail(EQP_EINVAL,
+                                "sizes: layer %d has %zu units (%dx%dx%d), its conv geometry gives "
+                                "%zu (%dx%dx%d)",
+                                l, c->sizes[l], c->shape[l].c, c->shape[l].h, c->shape[l].w,
+                                g.sizes[l], g.shape[l].c, g.shape[l].h, g.shape[l].w);
+        for (int l = c->n_layers; l < EQP_SNN_MAX_LAYERS; l++)
+            if (c->shape[l].kernel || c->shape[l].pool)
+                return eqp_fail(EQP_EINVAL, "sizes: conv geometry past the last layer (%d)", l);
+    }
     if (c->sizes[c->n_layers - 1] > 256)
         return eqp_fail(EQP_EINVAL, "sizes: the output layer has %zu units, at most 256",
                         c->sizes[c->n_layers - 1]);
@@ -320,8 +512,23 @@ size_t eqp_snn_config_to_text(const eqp_snn_config *c, char *buf, size_t n) {
             break;
         case K_SIZES:
             PUT("sizes=");
-            for (int l = 0; l < c->n_layers; l++)
-                PUT("%s%zu%s", l ? "-" : "", c->sizes[l], c->recurrent[l] ? "r" : "");
+            for (int l = 0; l < c->n_layers; l++) {
+                const eqp_snn_shape *s = &c->shape[l];
+                if (l)
+                    PUT("-");
+                if (l == 0 && s->h)
+                    PUT("%dx%dx%d", s->c, s->h, s->w);
+                else if (s->kernel) {
+                    PUT("c%dk%d", s->c, s->kernel);
+                    if (s->stride != 1)
+                        PUT("s%d", s->stride);
+                    if (s->pad)
+                        PUT("z%d", s->pad);
+                    if (s->pool)
+                        PUT("-%c%d", s->pool_avg ? 'a' : 'm', s->pool);
+                } else
+                    PUT("%zu%s", c->sizes[l], c->recurrent[l] ? "r" : "");
+            }
             PUT("\n");
             break;
         }

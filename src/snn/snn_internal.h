@@ -8,7 +8,8 @@
  *   I: (Tc, B, n)        input currents, reused for dL/dI in the backward pass
  * Slot k of S and Z is what the step from slot k-1 needs, so the tape is the state itself;
  * at a chunk boundary slot Tc is copied to slot 0 and the carried gradient starts at zero
- * (truncation). */
+ * (truncation). A conv layer's n units are its C x H x W map after pooling, row-major, so a
+ * row of Z is an image; its I is the pooled current (conv.c). */
 #ifndef EQP_SNN_INTERNAL_H
 #define EQP_SNN_INTERNAL_H
 

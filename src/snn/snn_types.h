@@ -32,9 +32,20 @@ typedef struct F(neuron_ops) {
                      const R *gv, R *gs, R *gzp, R *dI, R *dpar, R *tmp, size_t B);
 } F(neuron_ops);
 
+/* A conv2d synapse (conv.c): input ci x hi x wi, co kernels of k x k (W: (co, ckk), ckk =
+ * ci k k), stride, zero padding pad, output co x ho x wo (p = ho wo positions per channel)
+ * before pooling, pool x pool windows with stride pool (0: none; pool_avg: average, else max),
+ * co x hp x wp = n units after. `group` images go through one im2col and one GEMM. */
+typedef struct F(snn_conv) {
+    size_t ci, hi, wi, co, k, stride, pad, ho, wo, p, pool, hp, wp, ckk, group;
+    int pool_avg;
+} F(snn_conv);
+
 struct F(snn_layer) {
     size_t n_in, n;
     int recurrent;
+    int conv; /* 1: the synapse is cv (a convolution), else dense W (n, n_in) */
+    F(snn_conv) cv;
     int ns; /* state variables per unit */
     const F(neuron_ops) * ops;
     eqp_surr surr;
@@ -76,6 +87,11 @@ typedef struct F(snn_ws) {
     double spikes[EQP_SNN_MAX_LAYERS]; /* sum of z over the batch and the steps, per layer */
     R *grad;                        /* (n_params) accumulated gradient */
     uint8_t *pred;                  /* (B) predicted class */
+    /* conv layers: im2col columns (ckk, group p) (reused for their gradient in the backward),
+     * the current before pooling (co, group p) (its gradient in the backward), and per
+     * max-pooled layer the argmax within each window, (Tc, B, n) like cur */
+    R *col, *pre;
+    uint8_t *arg[EQP_SNN_MAX_LAYERS];
 } F(snn_ws);
 
 eqp_status F(snn_net_create)(const eqp_snn_config *c, eqp_rng *rng, F(snn_net) * *out);
@@ -95,6 +111,17 @@ void F(snn_ws_free)(F(snn_ws) * w);
 eqp_status F(snn_run)(const F(snn_net) * n, F(snn_ws) * w, const R *x, int const_input,
                       const uint8_t *labels, const R *targets, size_t B, R inv_b,
                       int want_grad);
+
+/* conv.c, over `imgs` images (rows) of the layer's input `in` (imgs, n_in):
+ *   forward:  cur (imgs, n) = pool(conv(in)) + b; arg (imgs, n) <- the argmax of each max-pooling
+ *             window (max pooling only; else unused)
+ *   backward: given dI (imgs, n) = dL/dI and the forward's arg, gW += dL/dW, gb += dL/db and,
+ *             if din is not NULL, din (imgs, n_in) += dL/din (col2im adds: din must hold zeros
+ *             or other contributions). The columns are recomputed from in, not stored. */
+void F(conv_forward)(const F(snn_layer) * L, F(snn_ws) * w, const R *in, size_t imgs, R *cur,
+                     uint8_t *arg);
+void F(conv_backward)(const F(snn_layer) * L, F(snn_ws) * w, const R *in, const R *dI,
+                      const uint8_t *arg, size_t imgs, R *gW, R *gb, R *din);
 
 /* loss.c: the statistics of one layer over a chunk (forward), the loss value when the
  * sequence is complete, and dL/dz, dL/dv of the chunk (backward). */
