@@ -379,7 +379,9 @@ size_t eqp_config_to_text(const eqp_config *c, char *buf, size_t n) {
     return len < 0 ? 0 : (size_t)len;
 }
 
-eqp_status eqp_config_from_text(eqp_config *c, const char *text) {
+eqp_status eqp_parse_kv_text(const char *text,
+                             eqp_status (*set)(void *obj, const char *key, const char *value),
+                             void *obj) {
     const char *p = text;
     int line = 0;
     while (*p) {
@@ -398,11 +400,18 @@ eqp_status eqp_config_from_text(eqp_config *c, const char *text) {
                 return eqp_fail(EQP_EFORMAT, "config line %d: expected key=value, got '%s'", line,
                                 buf);
             *eq = '\0';
-            eqp_status st = eqp_config_set(c, buf, eq + 1);
-            if (st)
+            if (set(obj, buf, eq + 1))
                 return eqp_fail_prefix(EQP_EFORMAT, "config");
         }
         p += len + (nl ? 1 : 0);
     }
     return EQP_OK;
+}
+
+static eqp_status set_ep(void *obj, const char *key, const char *value) {
+    return eqp_config_set(obj, key, value);
+}
+
+eqp_status eqp_config_from_text(eqp_config *c, const char *text) {
+    return eqp_parse_kv_text(text, set_ep, c);
 }

@@ -11,20 +11,6 @@
 #define EQP_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define EQP_PRINTF(a, b)
-/* Hot elementwise kernels are compiled for several x86-64 levels and the best one is picked at
- * load time (GCC function multiversioning): the default build stays portable, yet the loops
- * that dominate an epoch run with AVX2 / AVX-512 where the CPU has them. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(EQP_NO_CLONES)
-#define EQP_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define EQP_HOT
-#endif
-
-/* Strict parsers for "--key value" text (config.c); messages name the key and the value. */
-eqp_status eqp_parse_long(const char *key, const char *v, long lo, long hi, long *out);
-eqp_status eqp_parse_positive(const char *key, const char *v, float *out); /* finite, > 0 */
-eqp_status eqp_parse_bool(const char *key, const char *v, int *out);       /* yes/no, 1/0 */
-
 #endif
 
 /* Record a message for this thread and return st, so that callers can write
@@ -60,5 +46,10 @@ int eqp_all_finite(const float *x, size_t n);
 eqp_status eqp_parse_long(const char *key, const char *v, long lo, long hi, long *out);
 eqp_status eqp_parse_positive(const char *key, const char *v, float *out); /* finite, > 0 */
 eqp_status eqp_parse_bool(const char *key, const char *v, int *out);       /* yes/no, 1/0 */
+/* "key=value" lines (as config files store them), each handed to set(obj, key, value);
+ * EQP_EFORMAT naming the line on a malformed one or a refused value. */
+eqp_status eqp_parse_kv_text(const char *text,
+                             eqp_status (*set)(void *obj, const char *key, const char *value),
+                             void *obj);
 
 #endif
