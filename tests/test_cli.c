@@ -465,6 +465,158 @@ static void test_snn(void) {
     expect(rc, 2, 0, "snn resume with overrides", "--resume", NULL);
 }
 
+/* ---- snn-regress: the sequence-regression task through train, --plot-json and eval ---- */
+
+/* A JSON syntax check (RFC 8259 values; enough to tell a plot file is well formed). */
+static const char *json_value(const char *p, int depth);
+static const char *json_ws(const char *p) {
+    while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')
+        p++;
+    return p;
+}
+static const char *json_string(const char *p) {
+    if (*p++ != '"')
+        return NULL;
+    for (; *p && *p != '"'; p++)
+        if (*p == '\\' && !*++p)
+            return NULL;
+    return *p == '"' ? p + 1 : NULL;
+}
+static const char *json_value(const char *p, int depth) {
+    p = json_ws(p);
+    if (depth > 32)
+        return NULL;
+    if (*p == '{' || *p == '[') {
+        const char close = *p == '{' ? '}' : ']';
+        const int obj = *p == '{';
+        p = json_ws(p + 1);
+        if (*p == close)
+            return p + 1;
+        for (;;) {
+            if (obj) {
+                if (!(p = json_string(json_ws(p))))
+                    return NULL;
+                p = json_ws(p);
+                if (*p++ != ':')
+                    return NULL;
+            }
+            if (!(p = json_value(p, depth + 1)))
+                return NULL;
+            p = json_ws(p);
+            if (*p == close)
+                return p + 1;
+            if (*p++ != ',')
+                return NULL;
+        }
+    }
+    if (*p == '"')
+        return json_string(p);
+    if (strncmp(p, "true", 4) == 0 || strncmp(p, "null", 4) == 0)
+        return p + 4;
+    if (strncmp(p, "false", 5) == 0)
+        return p + 5;
+    char *end;
+    strtod(p, &end);
+    return end == p ? NULL : end;
+}
+
+/* the number after `key` in text, or -1 */
+static double number_after(const char *text, const char *key) {
+    const char *p = strstr(text, key);
+    double v = -1.0;
+    if (p)
+        sscanf(p + strlen(key), "%lf", &v);
+    return v;
+}
+
+static void test_snn_regress(void) {
+    char m[4096], l[4096], pj[4096], bad[4096];
+    tp(m, "regress.model");
+    tp(l, "regress.log");
+    tp(pj, "regress.json");
+    int rc = run("train", "--preset", "snn-regress", "--sizes", "20-30r-2", "--steps", "40",
+                 "--task-train", "3", "--task-test", "2", "--batch", "3", "--epochs", "4",
+                 "--eval-every", "2", "--save", m, "--log", l, "--plot-json", pj, NULL);
+    expect(rc, 0, 1, "snn-regress tiny run", "regression task", "epoch   2/4", "epoch   4/4",
+           "train mse: ", "test mse: ", "predicting 0", NULL);
+    const double test_mse = number_after(out, "test mse: ");
+    CHECK(test_mse >= 0, "snn-regress final held-out mse: %s", out);
+    CHECK(file_exists(m) && file_exists(pj), "snn-regress model and plot written");
+    CHECK(count_temps("regress.") == 0, "temporary files left by snn-regress");
+
+    static char plot[1 << 18];
+    slurp(pj, plot, sizeof plot);
+    const char *end = json_value(plot, 0);
+    CHECK(end && *json_ws(end) == '\0', "--plot-json is valid JSON (%zu bytes)", strlen(plot));
+    int targets = 0, outputs = 0;
+    for (const char *q = plot; (q = strstr(q, "\"target\": [[")) != NULL; q++)
+        targets++;
+    for (const char *q = plot; (q = strstr(q, "\"output\": [[")) != NULL; q++)
+        outputs++;
+    CHECK(targets == 5 && outputs == 5 && strstr(plot, "\"set\": \"held-out\"") &&
+              strstr(plot, "\"steps\": 40") && strstr(plot, "\"test_baseline_mse\":"),
+          "plot: 3 training + 2 held-out examples with targets and outputs (%d, %d)", targets,
+          outputs);
+    /* one trajectory: 40 numbers */
+    const char *tr = strstr(plot, "\"target\": [[");
+    int commas = 0;
+    for (tr = tr ? tr + 12 : NULL; tr && *tr && *tr != ']'; tr++)
+        commas += *tr == ',';
+    CHECK(commas == 39, "a trajectory has 40 steps (%d commas)", commas);
+    CHECK_CLOSE(number_after(plot, "\"test_mse\": "), test_mse, 1e-6, 1e-5,
+                "plot's test_mse = train's");
+
+    char log[1 << 14];
+    slurp(l, log, sizeof log);
+    int lines = 0;
+    for (const char *q = log; (q = strchr(q, '\n')) != NULL; q++)
+        lines++;
+    CHECK(lines == 2, "snn-regress log: one line per evaluation, %d", lines);
+    for (int k = 0; LOG_KEYS[k]; k++)
+        CHECK(strstr(log, LOG_KEYS[k]) != NULL, "snn-regress log has %s: %s", LOG_KEYS[k], log);
+    CHECK(strstr(log, "\"train_mse\":") && strstr(log, "\"test_mse\":") &&
+              strstr(log, "\"firing_rate\": ["),
+          "snn-regress log has the mse keys: %s", log);
+
+    rc = run("eval", "--model", m, NULL);
+    expect(rc, 0, 1, "eval of an snn-regress model", "test mse: ", "2 held-out examples",
+           "predicting 0", NULL);
+    CHECK(number_after(out, "test mse: ") == test_mse, "eval's held-out mse %g = train's %g",
+          number_after(out, "test mse: "), test_mse);
+    rc = run("eval", "--model", m, "--split", "train", "--json", NULL);
+    expect(rc, 0, 1, "eval --split train --json of an snn-regress model",
+           "\"mse\":", "\"baseline_mse\":", "\"n\": 3", NULL);
+
+    /* bad flags: exit 2, the flag named */
+    expect(run("train", "--preset", "snn-regress", "--data", SAMPLE, NULL), 2, 0,
+           "snn-regress --data", "--data", "task generator", NULL);
+    expect(run("train", "--preset", "snn-regress", "--train-limit", "5", NULL), 2, 0,
+           "snn-regress --train-limit", "--train-limit", NULL);
+    expect(run("train", "--preset", "snn-regress", "--task-rate", "1.5", NULL), 2, 0,
+           "--task-rate 1.5", "--task-rate", "1.5", NULL);
+    expect(run("train", "--preset", "snn-regress", "--task-train", "0", NULL), 2, 0,
+           "--task-train 0", "--task-train", "'0'", NULL);
+    expect(run("train", "--preset", "snn-regress", "--eval-every", "x", NULL), 2, 0,
+           "--eval-every x", "--eval-every", "'x'", NULL);
+    expect(run("train", "--preset", "snn-mlp", "--plot-json", pj, NULL), 2, 0,
+           "--plot-json without snn-regress", "--plot-json", "snn-regress", NULL);
+    expect(run("train", "--preset", "snn-mlp", "--task-test", "4", NULL), 2, 0,
+           "--task-test without snn-regress", "--task-test", NULL);
+    expect(run("train", "--preset", "snn-regress", "--loss", "ce-membrane", NULL), 2, 0,
+           "snn-regress with a classification loss", "loss", "mse-membrane", NULL);
+    expect(
+        run("train", "--preset", "snn-regress", "--loss", "ce-first-spike", "--tbptt", "10", NULL),
+        2, 0, "ce-first-spike with tbptt < steps", "tbptt", "ce-first-spike", NULL);
+    expect(run("train", "--preset", "snn-regress", "--loss", "hinge", NULL), 2, 0, "--loss hinge",
+           "--loss", "ce-first-spike", NULL);
+    /* a plot that cannot be written: exit 1, the path named, nothing half-written */
+    tp(bad, "no-such-dir/plot.json");
+    rc = run("train", "--preset", "snn-regress", "--sizes", "20-30r-2", "--steps", "40",
+             "--task-train", "3", "--task-test", "2", "--batch", "3", "--epochs", "1", "--quiet",
+             "--plot-json", bad, NULL);
+    expect(rc, 1, 0, "--plot-json into a missing directory", "no-such-dir/plot.json", NULL);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     const char *env = getenv("EQPROP_BIN");
@@ -496,6 +648,7 @@ int main(int argc, char **argv) {
     test_tiny_run();
     test_interrupt();
     test_snn();
+    test_snn_regress();
     rm_tmp();
     TEST_END();
 }

@@ -600,6 +600,17 @@ int main(void) {
         {"alif hidden (second recurrent), twocomp output",
          {"sizes", "4-5-6r-3", "neuron", "alif", "out-neuron", "twocomp", NULL}},
         {"twocomp hidden, cuba output", {"neuron", "twocomp", "out-neuron", "cuba", NULL}},
+        /* first-spike times: the correct unit should fire first */
+        {"ce-first-spike", {"loss", "ce-first-spike", NULL}},
+        {"ce-first-spike, recurrent, reset zero",
+         {"loss", "ce-first-spike", "sizes", "5-6r-4", "reset", "zero", NULL}},
+        {"ce-first-spike, surrogate atan, tbptt K = T",
+         {"loss", "ce-first-spike", "surrogate", "atan", "surrogate-k", "2", "tbptt", "7", NULL}},
+        {"ce-first-spike, alif hidden and output, rate regulariser",
+         {"loss", "ce-first-spike", "neuron", "alif", "out-neuron", "alif", "reg-rate", "0.5",
+          NULL}},
+        {"ce-first-spike, three layers, cuba output",
+         {"loss", "ce-first-spike", "sizes", "5-6-5-4", "out-neuron", "cuba", NULL}},
     };
     double worst = 0.0, worst_blk = 0.0;
     for (size_t v = 0; v < sizeof vs / sizeof vs[0]; v++)

@@ -11,8 +11,10 @@
 static const cli_opt opts[] = {
     {"help", 0, "show this help"},
     {"model", 1, "model or checkpoint file (required)"},
-    {"data", 1, "mnist | fashion | DIR with the four IDX files [mnist]"},
-    {"split", 1, "test | train [test]"},
+    {"data", 1,
+     "mnist | fashion | DIR with the four IDX files [mnist] (an snn-regress model redraws its "
+     "task from the file instead)"},
+    {"split", 1, "test | train [test] (snn-regress: the held-out or the training examples)"},
     {"limit", 1, "use only the first N examples [all]"},
     {"eval-steps", 1, "free steps from zero [the model's]"},
     {"threads", 1, "threads [the model's]"},

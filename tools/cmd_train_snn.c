@@ -1,41 +1,54 @@
 /* eqprop train --preset snn-...: spiking networks trained by BPTT, with the same files, logs
- * and exit codes as EP training. Every key of eqp_snn_config is an option (--key value). */
+ * and exit codes as EP training. Every key of eqp_snn_config is an option (--key value).
+ * snn-regress trains on the synthetic sequence-regression task (eqp_regress_task) instead of a
+ * dataset: its examples come from the task generator (--task-train, --task-test, --task-rate),
+ * the errors are mean squared errors, and --plot-json writes trajectories to plot. */
+#include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "eqprop/data.h"
 #include "eqprop/snn.h"
 
 /* The options: files and data, then one per config key (from the library's key table, so the
- * two never drift apart), each with the snn-mlp default in brackets. */
+ * two never drift apart), each with the preset's default in brackets. */
 static const cli_opt fixed[] = {
-    {"help", 0, "show this help"},
-    {"preset", 1, "snn-mlp [snn-mlp]"},
-    {"data", 1, "mnist | fashion | DIR with the four IDX files [mnist]"},
-    {"train-limit", 1, "use only the first N training examples [all]"},
-    {"test-limit", 1, "use only the first N test examples [all]"},
-    {"save", 1, "write the network here after every epoch (atomically)"},
-    {"checkpoint", 1, "write a resumable checkpoint here after every epoch and on Ctrl-C"},
+    {"help", 0, "show this help (with --preset snn-regress: that preset's defaults)"},
+    {"preset", 1, "snn-mlp | snn-regress [snn-mlp]"},
+    {"data", 1, "mnist | fashion | DIR with the four IDX files [mnist] (not snn-regress)"},
+    {"train-limit", 1, "use only the first N training examples [all] (not snn-regress)"},
+    {"test-limit", 1, "use only the first N test examples [all] (not snn-regress)"},
+    {"task-train", 1, "snn-regress: training examples drawn from the task generator [16]"},
+    {"task-test", 1, "snn-regress: held-out examples, drawn with another seed [16]"},
+    {"task-rate", 1, "snn-regress: input spikes per step and channel [0.05]"},
+    {"eval-every", 1, "evaluate (and log) every N epochs, and after the last [1; snn-regress: 10]"},
+    {"plot-json", 1,
+     "snn-regress: after training, write target and output trajectories of a few training and "
+     "held-out examples here (JSON, atomically)"},
+    {"save", 1, "write the network here after every evaluation (atomically)"},
+    {"checkpoint", 1, "write a resumable checkpoint here after every evaluation and on Ctrl-C"},
     {"resume", 1, "continue the run saved in this checkpoint"},
-    {"log", 1, "JSON-lines log, one object per epoch"},
+    {"log", 1,
+     "JSON-lines log, one object per evaluated epoch; snn-regress: train_error and test_error "
+     "are mean squared errors per step and output (over the epoch as it ran / held out)"},
     {"quiet", 0, "no per-epoch lines on stdout"},
 };
-#define N_FIXED (sizeof fixed / sizeof fixed[0])
+#define N_FIXED  (sizeof fixed / sizeof fixed[0])
 #define MAX_OPTS 96
 static cli_opt opts[MAX_OPTS];
 static char help_text[MAX_OPTS][160];
 
-static void build_opts(void) {
-    static int built;
-    if (built)
-        return;
-    built = 1;
+/* The option table with the defaults of `preset` in the help texts. */
+static void build_opts(const char *preset) {
     eqp_snn_config d;
-    eqp_snn_config_default(&d);
+    if (eqp_snn_config_preset(&d, preset))
+        eqp_snn_config_default(&d);
     static char text[8192];
     eqp_snn_config_to_text(&d, text, sizeof text);
     size_t n = 0;
@@ -69,26 +82,186 @@ static int is_config_key(const char *name) {
     return 0;
 }
 
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The held-out and training data of either kind of run, and their evaluation. */
+typedef struct run_data {
+    int regress;
+    eqp_dataset *train, *test;        /* classification */
+    eqp_regress_task *rtrain, *rtest; /* regression */
+    double base_train, base_test;     /* regression: mean y^2 (predicting 0) */
+} run_data;
+
+/* mean y^2 over a task's targets: the MSE of predicting 0 */
+static double mean_square(const eqp_regress_task *task) {
+    const size_t ny = task->n * (size_t)task->T * task->n_out;
+    double s = 0.0;
+    for (size_t i = 0; i < ny; i++)
+        s += (double)task->y[i] * (double)task->y[i];
+    return s / (double)ny;
+}
+
+static void run_data_free(run_data *d) {
+    eqp_dataset_free(d->train);
+    eqp_dataset_free(d->test);
+    eqp_regress_task_free(d->rtrain);
+    eqp_regress_task_free(d->rtest);
+}
+
+/* One evaluation: classification error and loss on the test set, or the held-out MSE (err)
+ * and the training examples' MSE (fit). */
+typedef struct eval_result {
+    double err, loss, fit, seconds;
+} eval_result;
+
+static eqp_status evaluate(const eqp_snn *n, const run_data *d, int threads, eval_result *r) {
+    double t0 = now_seconds();
+    eqp_status st;
+    if (d->regress) {
+        st = eqp_snn_evaluate_regress(n, d->rtest, threads, &r->err, NULL);
+        if (!st)
+            st = eqp_snn_evaluate_regress(n, d->rtrain, threads, &r->fit, NULL);
+        /* mse-membrane's data term per example: 1/2 sum over steps and outputs */
+        const eqp_snn_config *c = eqp_snn_get_config(n);
+        r->loss = 0.5 * (double)c->steps * (double)c->sizes[c->n_layers - 1] * r->err;
+    } else {
+        st = eqp_snn_evaluate(n, d->test, threads, &r->err, &r->loss);
+        r->fit = 0.0;
+    }
+    r->seconds = now_seconds() - t0;
+    return st;
+}
+
+/* ---- --plot-json ---------------------------------------------------------------------- */
+
+/* "[v_0, ..., v_{T-1}]" of unit j of example k of a (n, T, no) array */
+static void put_series(FILE *f, const float *a, size_t k, size_t T, size_t no, size_t j) {
+    fputc('[', f);
+    for (size_t t = 0; t < T; t++)
+        fprintf(f, "%s%.7g", t ? ", " : "", (double)a[(k * T + t) * no + j]);
+    fputc(']', f);
+}
+
+static int put_examples(FILE *f, const eqp_snn *n, const eqp_regress_task *task, const char *set,
+                        size_t count, int *first) {
+    const size_t T = (size_t)task->T, no = task->n_out;
+    float *out = malloc(count * T * no * sizeof *out);
+    if (!out || eqp_snn_predict_regress(n, task, 0, count, out)) {
+        free(out);
+        return -1;
+    }
+    for (size_t k = 0; k < count; k++) {
+        double sq = 0.0;
+        for (size_t i = 0; i < T * no; i++) {
+            double e = (double)out[k * T * no + i] - (double)task->y[k * T * no + i];
+            sq += e * e;
+        }
+        fprintf(f, "%s\n    {\"set\": \"%s\", \"index\": %zu, \"mse\": %.7g,\n     \"target\": [",
+                *first ? "" : ",", set, k, sq / (double)(T * no));
+        *first = 0;
+        for (size_t j = 0; j < no; j++) {
+            fputs(j ? ",\n       " : "", f);
+            put_series(f, task->y, k, T, no, j);
+        }
+        fputs("],\n     \"output\": [", f);
+        for (size_t j = 0; j < no; j++) {
+            fputs(j ? ",\n       " : "", f);
+            put_series(f, out, k, T, no, j);
+        }
+        fputs("]}", f);
+    }
+    free(out);
+    return 0;
+}
+
+/* Target and output trajectories of the first (up to) 3 training and held-out examples, one
+ * array of T numbers per output unit, written to path.tmp.<pid> and renamed. */
+static int write_plot_json(const char *path, const eqp_snn *n, const run_data *d,
+                           const eval_result *ev, int epochs) {
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
+        fprintf(stderr, "eqprop train: --plot-json: path too long\n");
+        return -1;
+    }
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        fprintf(stderr, "eqprop train: --plot-json: cannot open '%s' for writing: %s\n", tmp,
+                strerror(errno));
+        return -1;
+    }
+    const eqp_snn_config *c = eqp_snn_get_config(n);
+    fprintf(f,
+            "{\"preset\": \"snn-regress\", \"steps\": %d, \"n_out\": %zu, \"epochs\": %d,\n"
+            " \"train_mse\": %.7g, \"test_mse\": %.7g, \"train_baseline_mse\": %.7g, "
+            "\"test_baseline_mse\": %.7g,\n \"examples\": [",
+            c->steps, d->rtrain->n_out, epochs, ev->fit, ev->err, d->base_train, d->base_test);
+    int first = 1, bad = 0;
+    const size_t ktr = d->rtrain->n < 3 ? d->rtrain->n : 3, kte = d->rtest->n < 3 ? d->rtest->n : 3;
+    bad |= put_examples(f, n, d->rtrain, "train", ktr, &first);
+    bad |= put_examples(f, n, d->rtest, "held-out", kte, &first);
+    fputs("\n]}\n", f);
+    bad |= fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        fprintf(stderr, "eqprop train: --plot-json: error writing '%s'%s%s\n", path,
+                bad ? "" : ": ", bad ? "" : strerror(errno));
+        remove(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static void print_help(const char *preset) {
+    build_opts(preset);
+    printf("usage: eqprop train --preset snn-NAME [options]\n\n"
+           "Trains a spiking network by backprop through time with surrogate gradients and\n"
+           "reports the test error after every epoch. Every preset value can be overridden.\n"
+           "snn-regress fits the synthetic sequence-regression task (frozen Poisson input spike\n"
+           "trains, smooth target trajectories, include/eqprop/encode.h) instead of a dataset\n"
+           "and reports mean squared errors per step and output unit, with the MSE of\n"
+           "predicting 0 (mean y^2) beside them; its held-out examples have targets unrelated\n"
+           "to their inputs, so their MSE is a control, not a generalisation score.\n\n");
+    cli_print_opts(stdout, opts);
+}
+
+/* strict: a number in [0, 1] */
+static int parse_rate(const char *flag, const char *v, float *out) {
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (end == v || *end != '\0' || errno == ERANGE || !(x >= 0.0 && x <= 1.0)) {
+        fprintf(stderr, "eqprop train: %s: expected spikes per step in [0, 1], got '%s'\n", flag,
+                v);
+        return -1;
+    }
+    *out = (float)x;
+    return 0;
+}
+
 int cmd_train_snn(int argc, char **argv) {
     const char *preset = "snn-mlp", *data = "mnist", *save = NULL, *ckpt = NULL, *resume = NULL;
-    const char *logpath = NULL, *val;
+    const char *logpath = NULL, *plot = NULL, *val, *data_flag = NULL, *task_flag = NULL;
     size_t train_limit = 0, test_limit = 0;
-    int quiet = 0;
-    build_opts();
+    long task_train = 0, task_test = 0, eval_every = 0;
+    float task_rate = -1.0f;
+    int quiet = 0, help = 0;
+    build_opts("snn-mlp");
     for (int i = 1; i < argc;) {
         int k = cli_next(opts, argc, argv, &i, &val, "train");
         if (k < 0)
             return EXIT_USAGE;
-        if (strcmp(opts[k].name, "help") == 0) {
-            printf("usage: eqprop train --preset snn-NAME [options]\n\n"
-                   "Trains a spiking network by backprop through time with surrogate gradients\n"
-                   "and reports the test error after every epoch. Every preset value can be\n"
-                   "overridden.\n\n");
-            cli_print_opts(stdout, opts);
-            return 0;
-        }
+        if (strcmp(opts[k].name, "help") == 0)
+            help = 1;
         if (strcmp(opts[k].name, "preset") == 0)
             preset = val;
+    }
+    if (help) {
+        print_help(preset);
+        return 0;
     }
     eqp_snn_config cfg;
     if (eqp_snn_config_preset(&cfg, preset)) {
@@ -114,11 +287,31 @@ int cmd_train_snn(int argc, char **argv) {
             preset_given = 1;
         } else if (strcmp(name, "data") == 0) {
             data = val;
+            data_flag = "--data";
         } else if (strcmp(name, "train-limit") == 0) {
             if (cli_parse_size("--train-limit", val, &train_limit))
                 return EXIT_USAGE;
+            data_flag = "--train-limit";
         } else if (strcmp(name, "test-limit") == 0) {
             if (cli_parse_size("--test-limit", val, &test_limit))
+                return EXIT_USAGE;
+            data_flag = "--test-limit";
+        } else if (strcmp(name, "task-train") == 0) {
+            if (cli_parse_int("--task-train", val, 1, 100000000, &task_train))
+                return EXIT_USAGE;
+            task_flag = "--task-train";
+        } else if (strcmp(name, "task-test") == 0) {
+            if (cli_parse_int("--task-test", val, 1, 100000000, &task_test))
+                return EXIT_USAGE;
+            task_flag = "--task-test";
+        } else if (strcmp(name, "task-rate") == 0) {
+            if (parse_rate("--task-rate", val, &task_rate))
+                return EXIT_USAGE;
+            task_flag = "--task-rate";
+        } else if (strcmp(name, "plot-json") == 0) {
+            plot = val;
+        } else if (strcmp(name, "eval-every") == 0) {
+            if (cli_parse_int("--eval-every", val, 1, 1000000, &eval_every))
                 return EXIT_USAGE;
         } else if (strcmp(name, "save") == 0) {
             save = val;
@@ -132,7 +325,7 @@ int cmd_train_snn(int argc, char **argv) {
             quiet = 1;
         }
     }
-    if (resume && (n_overrides > 0 || preset_given)) {
+    if (resume && (n_overrides > 0 || preset_given || task_flag)) {
         fprintf(stderr,
                 "eqprop train: --resume takes the settings stored in '%s'; only --epochs, "
                 "--threads and file options may be given with it\n",
@@ -144,10 +337,13 @@ int cmd_train_snn(int argc, char **argv) {
         return EXIT_USAGE;
     }
     int rc = EXIT_RUNTIME;
-    eqp_dataset *train = NULL, *test = NULL;
+    run_data d = {0};
     eqp_snn *n = NULL;
     eqp_snn_trainer *t = NULL;
     FILE *log = NULL;
+    eqp_snn_regress rg;
+    d.regress = strcmp(preset, "snn-regress") == 0;
+    eqp_snn_regress_default(&cfg, &rg);
     if (resume) {
         eqp_snn *stored = NULL;
         if (eqp_snn_load(resume, &stored, NULL)) {
@@ -155,6 +351,10 @@ int cmd_train_snn(int argc, char **argv) {
             goto out;
         }
         eqp_snn_config saved = *eqp_snn_get_config(stored);
+        const eqp_snn_regress *srg = eqp_snn_get_regress(stored);
+        d.regress = srg != NULL;
+        if (srg)
+            rg = *srg;
         eqp_snn_free(stored);
         if (epochs_set)
             saved.epochs = cfg.epochs;
@@ -162,17 +362,56 @@ int cmd_train_snn(int argc, char **argv) {
             saved.threads = cfg.threads;
         cfg = saved;
     }
-    if (eqp_dataset_load(data, "train", train_limit, &train) ||
-        eqp_dataset_load(data, "test", test_limit, &test)) {
+    if (d.regress && data_flag) {
+        fprintf(stderr,
+                "eqprop train: %s: snn-regress draws its examples from the task generator "
+                "(--task-train, --task-test, --task-rate), not from a dataset\n",
+                data_flag);
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    if (!d.regress && (task_flag || plot)) {
+        fprintf(stderr, "eqprop train: %s: only for --preset snn-regress\n",
+                task_flag ? task_flag : "--plot-json");
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    if (task_train)
+        rg.n_train = (size_t)task_train;
+    if (task_test)
+        rg.n_test = (size_t)task_test;
+    if (task_rate >= 0.0f)
+        rg.rate = task_rate;
+    if (!eval_every)
+        eval_every = d.regress ? 10 : 1;
+    if (d.regress) {
+        if (eqp_snn_regress_task(&cfg, &rg, 0, &d.rtrain) ||
+            eqp_snn_regress_task(&cfg, &rg, 1, &d.rtest)) {
+            cli_error("train", NULL);
+            goto out;
+        }
+    } else if (eqp_dataset_load(data, "train", train_limit, &d.train) ||
+               eqp_dataset_load(data, "test", test_limit, &d.test)) {
         cli_error("train", NULL);
         goto out;
     }
     eqp_rng rng;
     eqp_rng_seed(&rng, cfg.seed);
-    if (eqp_snn_create(&cfg, &rng, &n) || eqp_snn_trainer_create(n, train, &t) ||
-        (resume && eqp_snn_restore(resume, t))) {
+    if (eqp_snn_create(&cfg, &rng, &n) || (d.regress && eqp_snn_set_regress(n, &rg))) {
         cli_error("train", NULL);
         goto out;
+    }
+    eqp_status tst = d.regress ? eqp_snn_trainer_create_regress(n, d.rtrain, &t)
+                               : eqp_snn_trainer_create(n, d.train, &t);
+    if (tst || (resume && eqp_snn_restore(resume, t))) {
+        cli_error("train", NULL);
+        if (d.regress && tst == EQP_EINVAL) /* settings the task cannot train with */
+            rc = EXIT_USAGE;
+        goto out;
+    }
+    if (d.regress) {
+        d.base_train = mean_square(d.rtrain);
+        d.base_test = mean_square(d.rtest);
     }
     if (resume)
         fprintf(stderr, "eqprop train: resuming '%s' after epoch %d\n", resume,
@@ -186,21 +425,33 @@ int cmd_train_snn(int argc, char **argv) {
     }
     cli_install_signals();
     eqp_snn_trainer_set_stop_flag(t, &cli_stop);
-    eqp_snn_trainer_set_progress(t, cli_progress, NULL);
+    if (!d.regress) /* the bar shows a classification error; regression epochs are short */
+        eqp_snn_trainer_set_progress(t, cli_progress, NULL);
     if (!quiet) {
         char sizes[128] = "";
         size_t off = 0;
         for (int l = 0; l < cfg.n_layers && off < sizeof sizes; l++)
             off += (size_t)snprintf(sizes + off, sizeof sizes - off, "%s%zu%s", l ? "-" : "",
                                     cfg.sizes[l], cfg.recurrent[l] ? "r" : "");
-        printf("eqprop train: snn %s %s/%s, T=%d, %s input, %s loss, surrogate %s, %s lr %g, "
-               "batch %d, %zu train / %zu test, %d threads, seed %" PRIu64 "\n",
-               sizes, cfg.neuron, cfg.out_neuron, cfg.steps, cfg.encoder, cfg.loss, cfg.surrogate,
-               cfg.optim, (double)cfg.lr, cfg.batch, train->n, test->n, cfg.threads, cfg.seed);
+        if (d.regress)
+            printf("eqprop train: snn %s %s/%s, T=%d, regression task: %zu train / %zu held-out "
+                   "examples, %zu input channels at %g spikes per step, %zu targets; %s loss, "
+                   "surrogate %s, %s lr %g, batch %d, %d threads, seed %" PRIu64 "\n"
+                   "predicting 0 (mean y^2): train mse %.6f, held-out mse %.6f\n",
+                   sizes, cfg.neuron, cfg.out_neuron, cfg.steps, rg.n_train, rg.n_test,
+                   cfg.sizes[0], (double)rg.rate, cfg.sizes[cfg.n_layers - 1], cfg.loss,
+                   cfg.surrogate, cfg.optim, (double)cfg.lr, cfg.batch, cfg.threads, cfg.seed,
+                   d.base_train, d.base_test);
+        else
+            printf("eqprop train: snn %s %s/%s, T=%d, %s input, %s loss, surrogate %s, %s lr %g, "
+                   "batch %d, %zu train / %zu test, %d threads, seed %" PRIu64 "\n",
+                   sizes, cfg.neuron, cfg.out_neuron, cfg.steps, cfg.encoder, cfg.loss,
+                   cfg.surrogate, cfg.optim, (double)cfg.lr, cfg.batch, d.train->n, d.test->n,
+                   cfg.threads, cfg.seed);
         fflush(stdout);
     }
     const char *ipath = ckpt ? ckpt : "eqprop-snn.ckpt";
-    double test_err = -1.0;
+    eval_result ev = {-1.0, 0.0, 0.0, 0.0};
     while (eqp_snn_trainer_epoch(t) < cfg.epochs) {
         eqp_snn_epoch_stats es;
         eqp_status st = eqp_snn_trainer_run_epoch(t, &es);
@@ -220,20 +471,23 @@ int cmd_train_snn(int argc, char **argv) {
             cli_error("train", NULL);
             goto out;
         }
-        double test_loss;
-        struct timespec a, b;
-        clock_gettime(CLOCK_MONOTONIC, &a);
-        if (eqp_snn_evaluate(n, test, cfg.threads, &test_err, &test_loss)) {
+        if (es.epoch % eval_every != 0 && es.epoch < cfg.epochs)
+            continue;
+        if (evaluate(n, &d, cfg.threads, &ev)) {
             cli_error("train", NULL);
             goto out;
         }
-        clock_gettime(CLOCK_MONOTONIC, &b);
-        double ts = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
         if (!quiet) {
-            printf("epoch %3d/%d  train error %6.2f%%  test error %6.2f%%  %7.2f s  %8.0f "
-                   "samples/s  rates",
-                   es.epoch, cfg.epochs, 100.0 * es.train_error, 100.0 * test_err, es.seconds,
-                   es.samples_per_second);
+            if (d.regress)
+                printf("epoch %3d/%d  train mse %.6f  fit %.6f  held-out mse %.6f  %7.2f s  "
+                       "%8.0f samples/s  rates",
+                       es.epoch, cfg.epochs, es.train_error, ev.fit, ev.err, es.seconds,
+                       es.samples_per_second);
+            else
+                printf("epoch %3d/%d  train error %6.2f%%  test error %6.2f%%  %7.2f s  %8.0f "
+                       "samples/s  rates",
+                       es.epoch, cfg.epochs, 100.0 * es.train_error, 100.0 * ev.err, es.seconds,
+                       es.samples_per_second);
             for (int l = 0; l < es.n_rates; l++)
                 printf(" %.3f", es.rate[l]);
             printf("\n");
@@ -243,10 +497,15 @@ int cmd_train_snn(int argc, char **argv) {
             fprintf(log,
                     "{\"epoch\": %d, \"train_error\": %.6f, \"test_error\": %.6f, "
                     "\"train_loss\": %.6f, \"test_loss\": %.6f, \"epoch_seconds\": %.4f, "
-                    "\"samples_per_second\": %.1f, \"eval_seconds\": %.4f, \"threads\": %d, "
-                    "\"firing_rate\": [",
-                    es.epoch, es.train_error, test_err, es.train_loss, test_loss, es.seconds,
-                    es.samples_per_second, ts, cfg.threads);
+                    "\"samples_per_second\": %.1f, \"eval_seconds\": %.4f, \"threads\": %d, ",
+                    es.epoch, es.train_error, ev.err, es.train_loss, ev.loss, es.seconds,
+                    es.samples_per_second, ev.seconds, cfg.threads);
+            if (d.regress)
+                fprintf(log,
+                        "\"train_mse\": %.6f, \"test_mse\": %.6f, \"fit_mse\": %.6f, "
+                        "\"train_baseline_mse\": %.6f, \"test_baseline_mse\": %.6f, ",
+                        es.train_error, ev.err, ev.fit, d.base_train, d.base_test);
+            fprintf(log, "\"firing_rate\": [");
             for (int l = 0; l < es.n_rates; l++)
                 fprintf(log, "%s%.6f", l ? ", " : "", es.rate[l]);
             fprintf(log, "]}\n");
@@ -257,15 +516,22 @@ int cmd_train_snn(int argc, char **argv) {
             goto out;
         }
     }
-    if (test_err < 0 && eqp_snn_evaluate(n, test, cfg.threads, &test_err, NULL)) {
+    if (ev.err < 0 && evaluate(n, &d, cfg.threads, &ev)) {
         cli_error("train", NULL);
         goto out;
     }
-    printf("test error: %.2f%%\n", 100.0 * test_err);
+    if (d.regress)
+        printf("train mse: %.6f (the %zu training examples; predicting 0: %.6f)\n"
+               "test mse: %.6f (%zu held-out examples; predicting 0: %.6f)\n",
+               ev.fit, d.rtrain->n, d.base_train, ev.err, d.rtest->n, d.base_test);
+    else
+        printf("test error: %.2f%%\n", 100.0 * ev.err);
     if (save && eqp_snn_save(save, n, NULL)) {
         cli_error("train", NULL);
         goto out;
     }
+    if (plot && write_plot_json(plot, n, &d, &ev, eqp_snn_trainer_epoch(t)))
+        goto out;
     rc = 0;
 out:
     if (log && fclose(log) != 0 && rc == 0) {
@@ -274,22 +540,51 @@ out:
     }
     eqp_snn_trainer_free(t);
     eqp_snn_free(n);
-    eqp_dataset_free(train);
-    eqp_dataset_free(test);
+    run_data_free(&d);
     return rc;
 }
 
-int cmd_eval_snn(const char *model, const char *data, const char *split, size_t limit,
-                 int threads, int json) {
+int cmd_eval_snn(const char *model, const char *data, const char *split, size_t limit, int threads,
+                 int json) {
     eqp_snn *n = NULL;
     eqp_dataset *d = NULL;
+    eqp_regress_task *task = NULL;
     int rc = EXIT_RUNTIME;
-    if (eqp_snn_load(model, &n, NULL) || eqp_dataset_load(data, split, limit, &d)) {
+    if (eqp_snn_load(model, &n, NULL)) {
+        cli_error("eval", NULL);
+        goto out;
+    }
+    const eqp_snn_config *c = eqp_snn_get_config(n);
+    int th = threads ? threads : c->threads;
+    const eqp_snn_regress *srg = eqp_snn_get_regress(n);
+    if (srg) {
+        /* the tasks are redrawn from the stored seeds; example k does not depend on n */
+        eqp_snn_regress rg = *srg;
+        const int held_out = strcmp(split, "test") == 0;
+        size_t *count = held_out ? &rg.n_test : &rg.n_train;
+        if (limit && limit < *count)
+            *count = limit;
+        double mse, base;
+        if (eqp_snn_regress_task(c, &rg, held_out, &task) ||
+            eqp_snn_evaluate_regress(n, task, th, &mse, &base)) {
+            cli_error("eval", NULL);
+            goto out;
+        }
+        if (json)
+            printf("{\"split\": \"%s\", \"n\": %zu, \"error\": %.6f, \"mse\": %.6f, "
+                   "\"baseline_mse\": %.6f}\n",
+                   split, task->n, mse, mse, base);
+        else
+            printf("%s mse: %.6f (%zu %s examples, %d steps; predicting 0: %.6f)\n", split, mse,
+                   task->n, held_out ? "held-out" : "training", c->steps, base);
+        rc = 0;
+        goto out;
+    }
+    if (eqp_dataset_load(data, split, limit, &d)) {
         cli_error("eval", NULL);
         goto out;
     }
     double err, loss;
-    int th = threads ? threads : eqp_snn_get_config(n)->threads;
     if (eqp_snn_evaluate(n, d, th, &err, &loss)) {
         cli_error("eval", NULL);
         goto out;
@@ -298,11 +593,11 @@ int cmd_eval_snn(const char *model, const char *data, const char *split, size_t 
         printf("{\"split\": \"%s\", \"n\": %zu, \"error\": %.6f, \"loss\": %.6f}\n", split, d->n,
                err, loss);
     else
-        printf("%s error: %.2f%% (%zu examples, %d steps)\n", split, 100.0 * err, d->n,
-               eqp_snn_get_config(n)->steps);
+        printf("%s error: %.2f%% (%zu examples, %d steps)\n", split, 100.0 * err, d->n, c->steps);
     rc = 0;
 out:
     eqp_snn_free(n);
     eqp_dataset_free(d);
+    eqp_regress_task_free(task);
     return rc;
 }

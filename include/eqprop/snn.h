@@ -53,7 +53,13 @@
  * model file's stored config). Presets:
  *   snn-mlp   784-1000-10 LIF (snnTorch tutorial 5): alpha 0.95, theta 1, reset subtract,
  *             surrogate atan(2), T = 25, direct input, per-step membrane cross-entropy,
- *             Adam lr 5e-4, batch 128. */
+ *             Adam lr 5e-4, batch 128.
+ *   snn-regress  sequence regression on eqp_regress_task (include/eqprop/encode.h): 100 input
+ *             channels of frozen Poisson spikes (0.05 per step), T = 200, 100-200r-3: a
+ *             recurrent LIF layer (alpha 0.9, theta 0.5) into 3 non-spiking readouts (alpha
+ *             0.9, a low-pass filter of the hidden spikes), mse-membrane against the task's
+ *             targets, surrogate triangle (e-prop's 0.3), Adam lr 3e-3, clip 0.3, batch 4,
+ *             1000 epochs of 16 training examples (the task: eqp_snn_regress below). */
 #ifndef EQPROP_SNN_H
 #define EQPROP_SNN_H
 
@@ -62,6 +68,7 @@
 #include <stdint.h>
 
 #include "eqprop/data.h"
+#include "eqprop/encode.h"
 #include "eqprop/rng.h"
 #include "eqprop/status.h"
 
@@ -114,7 +121,9 @@ typedef struct eqp_snn_config {
     int smooth;          /* 1: forward with the smooth function (exact gradients) */
     int steps;           /* T */
     char encoder[12];    /* direct | rate | latency | rows (sequential: one image row per step) */
-    char loss[20];       /* ce-membrane | ce-max-membrane | ce-count | mse-count | mse-membrane */
+    /* loss: ce-membrane | ce-max-membrane | ce-count | mse-count | mse-membrane | ce-first-spike
+     * (cross-entropy over minus the first-spike times: the right unit fires first; loss.c) */
+    char loss[20];
     float on_target, off_target; /* mse-count: target rates; mse-membrane: target values */
     float reg_l1;                /* lambda * sum of all hidden spikes / B */
     float reg_l2;                /* lambda * sum over hidden units of (spike count)^2 / B */
@@ -174,6 +183,48 @@ size_t eqp_snn_n_params(const eqp_snn *n);
 eqp_status eqp_snn_evaluate(const eqp_snn *n, const eqp_dataset *d, int threads, double *error,
                             double *loss);
 
+/* ---- sequence regression (the snn-regress preset) ---------------------------------- */
+
+/* The data of a regression run: eqp_regress_task_create's arguments other than T, n_in and n_out,
+ * which are the config's steps, sizes[0] and last size. Each example has its own frozen input
+ * spike trains and its own target trajectories, drawn independently of each other: a held-out
+ * example's targets cannot be predicted from its inputs (its best prediction is 0, MSE = mean
+ * y^2), so the task measures how well a network fits (memorises) its training examples, as in
+ * the e-prop pattern-generation task; the held-out MSE is reported as the control. */
+typedef struct eqp_snn_regress {
+    size_t n_train, n_test;         /* training examples, held-out examples (>= 1) */
+    float rate;                     /* input spikes per step, in [0, 1] */
+    uint64_t train_seed, test_seed; /* eqp_regress_task_create's seeds */
+} eqp_snn_regress;
+
+/* The snn-regress task for a network config c: 16 training and 16 held-out examples, rate 0.05,
+ * seeds derived from c->seed (two different streams). */
+void eqp_snn_regress_default(const eqp_snn_config *c, eqp_snn_regress *r);
+
+/* Draw the training task (held_out = 0) or the held-out task (1) of r for config c (T, n_in,
+ * n_out from c). EQP_EINVAL on bad values (message naming the field); free with
+ * eqp_regress_task_free. */
+eqp_status eqp_snn_regress_task(const eqp_snn_config *c, const eqp_snn_regress *r, int held_out,
+                                eqp_regress_task **out);
+
+/* Attach r (copied; NULL detaches) to n: model files and checkpoints of n then record it, and
+ * eqp_snn_load gives it back, so that `eqprop eval` can redraw the tasks. NULL if none. */
+eqp_status eqp_snn_set_regress(eqp_snn *n, const eqp_snn_regress *r);
+const eqp_snn_regress *eqp_snn_get_regress(const eqp_snn *n);
+
+/* Forward only, with `threads` threads: the mean over the examples, steps and output units of
+ * (v - y)^2, v the output layer's membrane (a readout's output), y the task's targets; and, if
+ * baseline is not NULL, the mean of y^2 (the MSE of predicting 0). The task must match the
+ * config (steps, sizes[0], last size: EQP_ESHAPE otherwise). Does not depend on the thread
+ * count. */
+eqp_status eqp_snn_evaluate_regress(const eqp_snn *n, const eqp_regress_task *task, int threads,
+                                    double *mse, double *baseline);
+
+/* The output membrane of examples first .. first + count - 1 into out (count, T, n_out),
+ * out[(k T + t) n_out + j], the layout of task->y. */
+eqp_status eqp_snn_predict_regress(const eqp_snn *n, const eqp_regress_task *task, size_t first,
+                                   size_t count, float *out);
+
 /* ---- training ---------------------------------------------------------------------- */
 
 typedef struct eqp_snn_trainer eqp_snn_trainer;
@@ -181,6 +232,8 @@ typedef struct eqp_snn_trainer eqp_snn_trainer;
 typedef struct eqp_snn_epoch_stats {
     int epoch;
     size_t n;
+    /* train_error: the fraction misclassified, or for a regression trainer the mean (v - y)^2
+     * per example, step and output unit, both over the epoch as it ran */
     double train_error, train_loss, seconds, samples_per_second;
     int n_rates;                        /* layers with a firing rate (all but the input) */
     double rate[EQP_SNN_MAX_LAYERS];    /* mean spikes per unit per step, layer 1.. */
@@ -188,6 +241,12 @@ typedef struct eqp_snn_epoch_stats {
 
 /* A trainer for n on `train` (borrowed; both must outlive the trainer). */
 eqp_status eqp_snn_trainer_create(eqp_snn *n, const eqp_dataset *train, eqp_snn_trainer **out);
+/* A trainer for n on the regression task `train` (borrowed): each mini-batch presents its
+ * examples' spike trains as they are, time-major (T, B, n_in), against their targets (T, B,
+ * n_out) with the loss mse-membrane. Needs encoder direct, loss mse-membrane and a task that
+ * matches the config (EQP_EINVAL / EQP_ESHAPE with the field named). */
+eqp_status eqp_snn_trainer_create_regress(eqp_snn *n, const eqp_regress_task *train,
+                                          eqp_snn_trainer **out);
 void eqp_snn_trainer_free(eqp_snn_trainer *t);
 /* One epoch of BPTT; stops early (EQP_EINTERRUPTED, consistent state) if *flag becomes set. */
 eqp_status eqp_snn_trainer_run_epoch(eqp_snn_trainer *t, eqp_snn_epoch_stats *st);
@@ -203,7 +262,11 @@ int eqp_snn_trainer_epoch(const eqp_snn_trainer *t);
 /* Model files and checkpoints of spiking networks: magic "EQPSNNCK", u32 version (1), u32
  * flags (bit 0: training state follows), u32 length + config text, u64 n_params + float32
  * parameters, [u32 epoch, 4 x u64 RNG state, u64 Adam step, 2 n_params float32 Adam moments],
- * u32 CRC-32 of everything before. Written to a temporary file and renamed. */
+ * u32 CRC-32 of everything before. Written to a temporary file and renamed.
+ * Flag bit 1: a regression task is attached (eqp_snn_set_regress): u64 n_train, u64 n_test,
+ * f32 rate, u64 train_seed, u64 test_seed follow the parameters, and the training state holds
+ * the epoch's sum of squared errors (f64) after its loss sum. A checkpoint of a regression
+ * trainer needs the task attached; restoring checks the two kinds agree. */
 eqp_status eqp_snn_save(const char *path, const eqp_snn *n, const eqp_snn_trainer *t);
 eqp_status eqp_snn_load(const char *path, eqp_snn **n, int *has_state);
 eqp_status eqp_snn_restore(const char *path, eqp_snn_trainer *t);

@@ -11,9 +11,10 @@
 #include "internal.h"
 
 static const char MAGIC[8] = {'E', 'Q', 'P', 'S', 'N', 'N', 'C', 'K'};
-#define VERSION    1u
-#define FLAG_STATE 1u
-#define WHAT       "an eqprop spiking-network file"
+#define VERSION      1u
+#define FLAG_STATE   1u
+#define FLAG_REGRESS 2u /* a regression task is attached */
+#define WHAT         "an eqprop spiking-network file"
 
 int eqp_snn_file_is_snn(const char *path) {
     FILE *f = fopen(path, "rb");
@@ -29,30 +30,48 @@ eqp_status eqp_snn_save(const char *path, const eqp_snn *n, const eqp_snn_traine
     if (t && t->n != n)
         return eqp_fail(EQP_EINVAL, "%s: the trainer does not train this network", path);
     const snn_net_f32 *net = n->net;
+    const eqp_snn_regress *rg = eqp_snn_get_regress(n);
+    if (t && (t->task != NULL) != (rg != NULL))
+        return eqp_fail(EQP_EINVAL,
+                        t->task ? "%s: the trainer trains on a regression task, but no task is "
+                                  "attached to the network (eqp_snn_set_regress)"
+                                : "%s: a regression task is attached to the network, but the "
+                                  "trainer trains on a dataset",
+                        path);
     char text[8192];
     size_t tl = eqp_snn_config_to_text(&net->cfg, text, sizeof text);
     if (tl >= sizeof text)
         return eqp_fail(EQP_EINVAL, "%s: config text too long (%zu bytes)", path, tl);
     eqp_bwriter w;
-    eqp_status st = eqp_bw_open(&w, path, MAGIC, VERSION, t ? FLAG_STATE : 0u);
+    eqp_status st =
+        eqp_bw_open(&w, path, MAGIC, VERSION, (t ? FLAG_STATE : 0u) | (rg ? FLAG_REGRESS : 0u));
     if (st)
         return st;
     eqp_bw_u32(&w, (uint32_t)tl);
     eqp_bw_put(&w, text, tl);
     eqp_bw_u64(&w, net->n_params);
     eqp_bw_put(&w, net->params, net->n_params * sizeof(float));
+    if (rg) {
+        eqp_bw_u64(&w, rg->n_train);
+        eqp_bw_u64(&w, rg->n_test);
+        eqp_bw_put(&w, &rg->rate, sizeof(float));
+        eqp_bw_u64(&w, rg->train_seed);
+        eqp_bw_u64(&w, rg->test_seed);
+    }
     if (t) {
         eqp_bw_u32(&w, (uint32_t)t->epoch);
         eqp_bw_u64(&w, t->batch_pos);
         eqp_bw_u64(&w, t->seen);
         eqp_bw_u64(&w, t->errors);
         eqp_bw_f64(&w, t->loss_sum);
+        if (rg)
+            eqp_bw_f64(&w, t->sq_sum);
         eqp_bw_f64(&w, t->seconds);
         for (int l = 0; l < EQP_SNN_MAX_LAYERS; l++)
             eqp_bw_f64(&w, t->spikes[l]);
         for (int i = 0; i < 4; i++)
             eqp_bw_u64(&w, t->rng_epoch.s[i]);
-        eqp_bw_u64(&w, t->data->n);
+        eqp_bw_u64(&w, t->n_ex);
         eqp_bw_u64(&w, eqp_optim_steps(t->opt));
         float *m = eqp_optim_moments(t->opt, 0), *v = eqp_optim_moments(t->opt, 1);
         unsigned char hm = m != NULL;
@@ -78,7 +97,7 @@ static eqp_status first_bad(const char *path, const char *what, const snn_net_f3
     return EQP_OK;
 }
 
-static eqp_status read_net(eqp_breader *r, eqp_snn **out) {
+static eqp_status read_net(eqp_breader *r, uint32_t flags, eqp_snn **out) {
     *out = NULL;
     char *text;
     eqp_status st = eqp_br_text(r, &text);
@@ -107,6 +126,22 @@ static eqp_status read_net(eqp_breader *r, eqp_snn **out) {
         (st = first_bad(r->path, "parameter", n->net, (const float *)(r->buf + r->pos))))
         goto fail;
     eqp_br_get(r, n->net->params, np * sizeof(float), "params");
+    if (flags & FLAG_REGRESS) {
+        uint64_t ntr, nte;
+        eqp_snn_regress rg;
+        if ((st = eqp_br_get(r, &ntr, 8, "regression n_train")) ||
+            (st = eqp_br_get(r, &nte, 8, "regression n_test")) ||
+            (st = eqp_br_get(r, &rg.rate, sizeof(float), "regression rate")) ||
+            (st = eqp_br_get(r, &rg.train_seed, 8, "regression train seed")) ||
+            (st = eqp_br_get(r, &rg.test_seed, 8, "regression test seed")))
+            goto fail;
+        rg.n_train = ntr > UINT32_MAX ? 0 : (size_t)ntr; /* 0 is refused below */
+        rg.n_test = nte > UINT32_MAX ? 0 : (size_t)nte;
+        if (eqp_snn_set_regress(n, &rg)) {
+            st = eqp_fail_prefix(EQP_EFORMAT, r->path);
+            goto fail;
+        }
+    }
     *out = n;
     return EQP_OK;
 fail:
@@ -118,9 +153,9 @@ eqp_status eqp_snn_load(const char *path, eqp_snn **n, int *has_state) {
     *n = NULL;
     eqp_breader r;
     uint32_t flags = 0;
-    eqp_status st = eqp_br_open(&r, path, MAGIC, WHAT, VERSION, FLAG_STATE, &flags);
+    eqp_status st = eqp_br_open(&r, path, MAGIC, WHAT, VERSION, FLAG_STATE | FLAG_REGRESS, &flags);
     if (!st)
-        st = read_net(&r, n);
+        st = read_net(&r, flags, n);
     if (!st && !(flags & FLAG_STATE) && r.pos != r.len) {
         st = eqp_fail(EQP_EFORMAT, "%s: %zu unexpected bytes after the parameters", path,
                       r.len - r.pos);
@@ -137,13 +172,21 @@ eqp_status eqp_snn_restore(const char *path, eqp_snn_trainer *t) {
     eqp_breader r;
     uint32_t flags = 0;
     eqp_snn *n = NULL;
-    eqp_status st = eqp_br_open(&r, path, MAGIC, WHAT, VERSION, FLAG_STATE, &flags);
+    eqp_status st = eqp_br_open(&r, path, MAGIC, WHAT, VERSION, FLAG_STATE | FLAG_REGRESS, &flags);
     if (!st)
-        st = read_net(&r, &n);
+        st = read_net(&r, flags, &n);
     if (st)
         goto done;
     if (!(flags & FLAG_STATE)) {
         st = eqp_fail(EQP_EFORMAT, "%s: holds a network but no training state to resume", path);
+        goto done;
+    }
+    const int regress = (flags & FLAG_REGRESS) != 0;
+    if (regress != (t->task != NULL)) {
+        st = eqp_fail(EQP_ESHAPE,
+                      regress ? "%s: a regression run; this trainer trains on a dataset"
+                              : "%s: a run on a dataset; this trainer trains on a regression task",
+                      path);
         goto done;
     }
     const size_t np = t->n->net->n_params;
@@ -153,34 +196,38 @@ eqp_status eqp_snn_restore(const char *path, eqp_snn_trainer *t) {
     }
     uint32_t epoch;
     uint64_t batch_pos, seen, errors, rs[4], nex, steps;
-    double loss_sum, seconds, spikes[EQP_SNN_MAX_LAYERS];
+    double loss_sum, sq_sum = 0.0, seconds, spikes[EQP_SNN_MAX_LAYERS];
     unsigned char hm;
     if ((st = eqp_br_get(&r, &epoch, 4, "epoch")) ||
-        (st = eqp_br_get(&r, &batch_pos, 8, "batch")) ||
-        (st = eqp_br_get(&r, &seen, 8, "seen")) || (st = eqp_br_get(&r, &errors, 8, "errors")) ||
+        (st = eqp_br_get(&r, &batch_pos, 8, "batch")) || (st = eqp_br_get(&r, &seen, 8, "seen")) ||
+        (st = eqp_br_get(&r, &errors, 8, "errors")) ||
         (st = eqp_br_get(&r, &loss_sum, 8, "loss sum")) ||
+        (regress && (st = eqp_br_get(&r, &sq_sum, 8, "squared error sum"))) ||
         (st = eqp_br_get(&r, &seconds, 8, "seconds")) ||
         (st = eqp_br_get(&r, spikes, sizeof spikes, "spike counts")) ||
         (st = eqp_br_get(&r, rs, 32, "rng")) || (st = eqp_br_get(&r, &nex, 8, "examples")) ||
         (st = eqp_br_get(&r, &steps, 8, "optimiser steps")) ||
         (st = eqp_br_get(&r, &hm, 1, "has moments")))
         goto done;
-    if (nex != t->data->n) {
+    if (nex != t->n_ex) {
         st = eqp_fail(EQP_ESHAPE, "%s: saved for %llu training examples, this run has %zu", path,
-                      (unsigned long long)nex, t->data->n);
+                      (unsigned long long)nex, t->n_ex);
         goto done;
     }
     int spikes_ok = 1;
+    /* a non-spiking layer's "spikes" sum its membrane, which may be negative */
     for (int l = 0; l < EQP_SNN_MAX_LAYERS; l++)
-        spikes_ok &= isfinite(spikes[l]) && spikes[l] >= 0;
+        spikes_ok &= isfinite(spikes[l]) &&
+                     (spikes[l] >= 0 || (l < t->n->net->L && !t->n->net->layer[l].ops->spiking));
     const int want_m = eqp_optim_moments(t->opt, 0) != NULL;
     if (batch_pos > t->n_batches || errors > seen || seen > nex || epoch > 100000000u ||
-        !isfinite(loss_sum) || !isfinite(seconds) || !spikes_ok || hm != want_m) {
+        !isfinite(loss_sum) || !isfinite(seconds) || !spikes_ok || hm != want_m ||
+        !isfinite(sq_sum) || sq_sum < 0) {
         st = eqp_fail(EQP_EFORMAT,
                       "%s: inconsistent training state (batch %llu of %zu, seen %llu, errors "
                       "%llu, moments %u, expected %d)",
-                      path, (unsigned long long)batch_pos, t->n_batches,
-                      (unsigned long long)seen, (unsigned long long)errors, hm, want_m);
+                      path, (unsigned long long)batch_pos, t->n_batches, (unsigned long long)seen,
+                      (unsigned long long)errors, hm, want_m);
         goto done;
     }
     size_t want = hm ? 2 * np * sizeof(float) : 0;
@@ -192,9 +239,10 @@ eqp_status eqp_snn_restore(const char *path, eqp_snn_trainer *t) {
                             r.len - r.pos - want);
         goto done;
     }
-    if (hm && ((st = first_bad(path, "Adam first moment", n->net, (const float *)(r.buf + r.pos))) ||
-               (st = first_bad(path, "Adam second moment", n->net,
-                               (const float *)(r.buf + r.pos + np * sizeof(float))))))
+    if (hm &&
+        ((st = first_bad(path, "Adam first moment", n->net, (const float *)(r.buf + r.pos))) ||
+         (st = first_bad(path, "Adam second moment", n->net,
+                         (const float *)(r.buf + r.pos + np * sizeof(float))))))
         goto done;
     if (hm) {
         memcpy(eqp_optim_moments(t->opt, 0), r.buf + r.pos, np * sizeof(float));
@@ -208,6 +256,7 @@ eqp_status eqp_snn_restore(const char *path, eqp_snn_trainer *t) {
     t->seen = seen;
     t->errors = errors;
     t->loss_sum = loss_sum;
+    t->sq_sum = sq_sum;
     t->seconds = seconds;
     memcpy(t->spikes, spikes, sizeof spikes);
     for (int i = 0; i < 4; i++)

@@ -1,4 +1,6 @@
-/* The public handle of a spiking network (float32) and its evaluation. */
+/* The public handle of a spiking network (float32) and its evaluation, on a dataset or on a
+ * regression task. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,15 +12,15 @@
 
 eqp_status eqp_snn_create(const eqp_snn_config *c, eqp_rng *rng, eqp_snn **out) {
     *out = NULL;
-    eqp_snn *s = calloc(1, sizeof *s);
-    if (!s)
+    snn_handle *h = calloc(1, sizeof *h);
+    if (!h)
         return eqp_fail(EQP_ENOMEM, "snn: out of memory");
-    eqp_status st = snn_net_create_f32(c, rng, &s->net);
+    eqp_status st = snn_net_create_f32(c, rng, &h->pub.net);
     if (st) {
-        free(s);
+        free(h);
         return st;
     }
-    *out = s;
+    *out = &h->pub;
     return EQP_OK;
 }
 
@@ -26,7 +28,7 @@ void eqp_snn_free(eqp_snn *n) {
     if (!n)
         return;
     snn_net_free_f32(n->net);
-    free(n);
+    free((snn_handle *)n);
 }
 
 const eqp_snn_config *eqp_snn_get_config(const eqp_snn *n) {
@@ -40,6 +42,109 @@ float *eqp_snn_params(eqp_snn *n) {
 size_t eqp_snn_n_params(const eqp_snn *n) {
     return n->net->n_params;
 }
+
+/* ---- regression tasks ---- */
+
+void eqp_snn_regress_default(const eqp_snn_config *c, eqp_snn_regress *r) {
+    r->n_train = 16;
+    r->n_test = 16;
+    r->rate = 0.05f;
+    /* not c->seed itself: the parameters' initialisation draws from that stream */
+    r->train_seed = c->seed ^ 0x7265677265737331ULL;
+    r->test_seed = c->seed ^ 0x686f6c646f757431ULL;
+}
+
+static eqp_status regress_check(const eqp_snn_regress *r) {
+    if (r->n_train < 1 || r->n_train > UINT32_MAX || r->n_test < 1 || r->n_test > UINT32_MAX)
+        return eqp_fail(EQP_EINVAL,
+                        "regression task: expected 1 to %u training and held-out examples, got "
+                        "%zu and %zu",
+                        UINT32_MAX, r->n_train, r->n_test);
+    if (!(r->rate >= 0.0f && r->rate <= 1.0f))
+        return eqp_fail(EQP_EINVAL,
+                        "regression task: rate: expected input spikes per step in [0, 1], got %g",
+                        (double)r->rate);
+    return EQP_OK;
+}
+
+eqp_status eqp_snn_regress_task(const eqp_snn_config *c, const eqp_snn_regress *r, int held_out,
+                                eqp_regress_task **out) {
+    *out = NULL;
+    eqp_status st = regress_check(r);
+    if (st)
+        return st;
+    return eqp_regress_task_create(held_out ? r->n_test : r->n_train, c->steps, c->sizes[0],
+                                   c->sizes[c->n_layers - 1], r->rate,
+                                   held_out ? r->test_seed : r->train_seed, out);
+}
+
+eqp_status eqp_snn_set_regress(eqp_snn *n, const eqp_snn_regress *r) {
+    snn_handle *h = (snn_handle *)n;
+    if (r) {
+        eqp_status st = regress_check(r);
+        if (st)
+            return st;
+        h->regress = *r;
+    }
+    h->has_regress = r != NULL;
+    return EQP_OK;
+}
+
+const eqp_snn_regress *eqp_snn_get_regress(const eqp_snn *n) {
+    const snn_handle *h = (const snn_handle *)n;
+    return h->has_regress ? &h->regress : NULL;
+}
+
+eqp_status eqp_snn_check_regress(const eqp_snn_config *c, const eqp_regress_task *task,
+                                 const char *what) {
+    const size_t no = c->sizes[c->n_layers - 1];
+    if (task->n == 0)
+        return eqp_fail(EQP_EINVAL, "%s: the task has no examples", what);
+    if (task->n > UINT32_MAX)
+        return eqp_fail(EQP_EINVAL, "%s: %zu examples, at most %u supported", what, task->n,
+                        UINT32_MAX);
+    if (task->T != c->steps || task->n_in != c->sizes[0] || task->n_out != no)
+        return eqp_fail(EQP_ESHAPE,
+                        "%s: the task has %d steps, %zu inputs and %zu targets; the network runs "
+                        "%d steps with %zu inputs and %zu outputs",
+                        what, task->T, task->n_in, task->n_out, c->steps, c->sizes[0], no);
+    return EQP_OK;
+}
+
+eqp_status eqp_snn_input_new_regress(const eqp_snn_config *c, size_t Bmax, snn_input *in) {
+    memset(in, 0, sizeof *in);
+    in->kind = SNN_IN_REGRESS;
+    in->T = c->steps;
+    in->dim = c->sizes[0];
+    in->n_out = c->sizes[c->n_layers - 1];
+    in->Bmax = Bmax;
+    size_t rows, nx, ny;
+    if (eqp_mul_size((size_t)in->T, Bmax, &rows) || eqp_mul_size(rows, in->dim, &nx) ||
+        eqp_mul_size(rows, in->n_out, &ny))
+        return eqp_fail(EQP_ENOMEM, "snn: input buffer for %zu rows overflows", Bmax);
+    in->x = eqp_alloc(nx, sizeof(float));
+    in->y = eqp_alloc(ny, sizeof(float));
+    if (!in->x || !in->y) {
+        eqp_snn_input_free(in);
+        return eqp_fail(EQP_ENOMEM, "snn: cannot allocate the input of %zu rows", Bmax);
+    }
+    return EQP_OK;
+}
+
+void eqp_snn_input_fill_regress(snn_input *in, const eqp_regress_task *task, const uint32_t *idx,
+                                size_t Bt) {
+    const size_t T = (size_t)task->T, ni = task->n_in, no = task->n_out;
+    for (size_t r = 0; r < Bt; r++) {
+        const float *xk = task->x + (size_t)idx[r] * T * ni,
+                    *yk = task->y + (size_t)idx[r] * T * no;
+        for (size_t t = 0; t < T; t++) {
+            memcpy(in->x + (t * Bt + r) * ni, xk + t * ni, ni * sizeof(float));
+            memcpy(in->y + (t * Bt + r) * no, yk + t * no, no * sizeof(float));
+        }
+    }
+}
+
+/* ---- dataset inputs ---- */
 
 eqp_status eqp_snn_input_new(const eqp_snn_config *c, size_t Bmax, snn_input *in) {
     memset(in, 0, sizeof *in);
@@ -69,7 +174,8 @@ eqp_status eqp_snn_input_new(const eqp_snn_config *c, size_t Bmax, snn_input *in
 void eqp_snn_input_free(snn_input *in) {
     eqp_dealloc(in->x);
     eqp_dealloc(in->one);
-    in->x = in->one = NULL;
+    eqp_dealloc(in->y);
+    in->x = in->one = in->y = NULL;
 }
 
 eqp_status eqp_snn_input_kind(const eqp_snn_config *c, int *kind) {
@@ -103,8 +209,8 @@ eqp_status eqp_snn_check_data(const eqp_snn_config *c, const eqp_dataset *d, con
                         what, d->dim, c->sizes[0]);
     }
     if (d->n_classes > c->sizes[c->n_layers - 1])
-        return eqp_fail(EQP_ESHAPE, "%s: %zu classes but only %zu output units", what,
-                        d->n_classes, c->sizes[c->n_layers - 1]);
+        return eqp_fail(EQP_ESHAPE, "%s: %zu classes but only %zu output units", what, d->n_classes,
+                        c->sizes[c->n_layers - 1]);
     return EQP_OK;
 }
 
@@ -128,8 +234,8 @@ void eqp_snn_input_fill(snn_input *in, const eqp_dataset *d, const uint32_t *idx
         eqp_rng rng;
         eqp_rng_seed(&rng, seed ^ (0x9e3779b97f4a7c15ULL * (salt + 1)) ^
                                (0xbf58476d1ce4e5b9ULL * ((uint64_t)idx[r] + 1)));
-        eqp_encode(in->kind == SNN_IN_RATE ? EQP_ENC_RATE : EQP_ENC_LATENCY, &in->opts, src, 1,
-                   dim, in->T, &rng, in->one);
+        eqp_encode(in->kind == SNN_IN_RATE ? EQP_ENC_RATE : EQP_ENC_LATENCY, &in->opts, src, 1, dim,
+                   in->T, &rng, in->one);
         for (size_t t = 0; t < T; t++)
             memcpy(in->x + (t * Bt + r) * dim, in->one + t * dim, dim * sizeof(float));
     }
@@ -213,4 +319,140 @@ eqp_status eqp_snn_evaluate(const eqp_snn *n, const eqp_dataset *d, int threads,
     if (loss)
         *loss = l / (double)d->n;
     return EQP_OK;
+}
+
+/* ---- evaluation on a regression task ----
+ * The forward pass runs on a copy of the network's header with truncation off, so that the
+ * workspace keeps the output membrane of every step (truncation does not change the forward
+ * pass); the squared errors come from that trajectory, whatever the loss and regularisers.
+ * Examples go in fixed chunks of REG_CHUNK, chunk c to thread c mod threads, and each
+ * example's sum is kept and added up in example order: the result does not depend on the
+ * thread count. */
+#define REG_CHUNK 32
+
+typedef struct {
+    const snn_net_f32 *net; /* the copy with tbptt = 0 */
+    const eqp_regress_task *task;
+    size_t first, count; /* the examples */
+    snn_ws_f32 **ws;
+    snn_input *in;
+    double *sq; /* (count) sum over steps and units of (v - y)^2, or NULL */
+    float *out; /* (count, T, n_out) output membranes, or NULL */
+} reg_job;
+
+static void reg_thread(void *arg, int tid, int nt) {
+    reg_job *j = arg;
+    const snn_net_f32 *net = j->net;
+    const eqp_regress_task *task = j->task;
+    snn_ws_f32 *w = j->ws[tid];
+    snn_input *in = &j->in[tid];
+    const int lo = net->L - 1;
+    const size_t T = (size_t)task->T, no = task->n_out, ns = (size_t)net->layer[lo].ns;
+    const size_t n_chunks = (j->count + REG_CHUNK - 1) / REG_CHUNK;
+    uint32_t idx[REG_CHUNK];
+    uint8_t labels[REG_CHUNK] = {0};
+    for (size_t ch = (size_t)tid; ch < n_chunks; ch += (size_t)nt) {
+        const size_t k0 = ch * REG_CHUNK;
+        const size_t B = j->count - k0 < REG_CHUNK ? j->count - k0 : REG_CHUNK;
+        for (size_t r = 0; r < B; r++)
+            idx[r] = (uint32_t)(j->first + k0 + r);
+        eqp_snn_input_fill_regress(in, task, idx, B);
+        snn_run_f32(net, w, in->x, 0, labels, in->y, B, 1.0f, 0);
+        const size_t Bn = B * no;
+        for (size_t r = 0; r < B; r++) {
+            double sq = 0.0;
+            for (size_t t = 0; t < T; t++) {
+                const float *v = w->S[lo] + (t + 1) * ns * Bn + r * no; /* state 0: v */
+                const float *y = in->y + (t * B + r) * no;
+                for (size_t q = 0; q < no; q++) {
+                    const double e = (double)v[q] - (double)y[q];
+                    sq += e * e;
+                }
+                if (j->out)
+                    memcpy(j->out + ((k0 + r) * T + t) * no, v, no * sizeof(float));
+            }
+            if (j->sq)
+                j->sq[k0 + r] = sq;
+        }
+    }
+}
+
+static eqp_status reg_run(const eqp_snn *n, const eqp_regress_task *task, int threads, size_t first,
+                          size_t count, double *sq, float *out) {
+    eqp_status st = eqp_snn_check_regress(&n->net->cfg, task, "eval");
+    if (st)
+        return st;
+    if (count == 0 || first > task->n || count > task->n - first)
+        return eqp_fail(EQP_EINVAL, "eval: examples %zu..%zu of a task of %zu", first,
+                        first + count, task->n);
+    if (threads < 1)
+        threads = 1;
+    if (threads > 64)
+        threads = 64;
+    const size_t n_chunks = (count + REG_CHUNK - 1) / REG_CHUNK;
+    if ((size_t)threads > n_chunks)
+        threads = (int)n_chunks;
+    snn_net_f32 *full = malloc(sizeof *full);
+    if (!full)
+        return eqp_fail(EQP_ENOMEM, "eval: out of memory");
+    *full = *n->net; /* shares the parameters */
+    full->cfg.tbptt = 0;
+    snn_ws_f32 *ws[64] = {0};
+    snn_input in[64];
+    memset(in, 0, sizeof in);
+    const size_t rows = count < REG_CHUNK ? count : REG_CHUNK;
+    for (int i = 0; i < threads && !st; i++) {
+        st = snn_ws_create_f32(full, rows, &ws[i]);
+        if (!st)
+            st = eqp_snn_input_new_regress(&full->cfg, rows, &in[i]);
+    }
+    if (!st) {
+        eqp_blas_single_thread();
+        reg_job j = {full, task, first, count, ws, in, sq, out};
+        st = eqp_parallel_run(threads, reg_thread, &j);
+    }
+    for (int i = 0; i < threads; i++) {
+        snn_ws_free_f32(ws[i]);
+        eqp_snn_input_free(&in[i]);
+    }
+    free(full);
+    return st;
+}
+
+eqp_status eqp_snn_evaluate_regress(const eqp_snn *n, const eqp_regress_task *task, int threads,
+                                    double *mse, double *baseline) {
+    eqp_status st = eqp_snn_check_regress(&n->net->cfg, task, "eval");
+    if (st)
+        return st;
+    double *sq = eqp_alloc(task->n, sizeof *sq);
+    if (!sq)
+        return eqp_fail(EQP_ENOMEM, "eval: cannot allocate %zu sums", task->n);
+    st = reg_run(n, task, threads, 0, task->n, sq, NULL);
+    if (!st) {
+        const double cells = (double)task->n * (double)task->T * (double)task->n_out;
+        double s = 0.0;
+        for (size_t k = 0; k < task->n; k++)
+            s += sq[k];
+        if (!isfinite(s))
+            st =
+                eqp_fail(EQP_ENONFINITE, "eval: the squared error is %g (the network diverged)", s);
+        else if (mse)
+            *mse = s / cells;
+        if (!st && baseline) {
+            double y2 = 0.0;
+            const size_t ny = task->n * (size_t)task->T * task->n_out;
+            for (size_t i = 0; i < ny; i++)
+                y2 += (double)task->y[i] * (double)task->y[i];
+            *baseline = y2 / cells;
+        }
+    }
+    eqp_dealloc(sq);
+    return st;
+}
+
+eqp_status eqp_snn_predict_regress(const eqp_snn *n, const eqp_regress_task *task, size_t first,
+                                   size_t count, float *out) {
+    if (!out)
+        return eqp_fail(EQP_EINVAL, "predict: out must not be NULL");
+    return reg_run(n, task, 1, first, count, NULL, out);
 }

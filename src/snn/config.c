@@ -49,7 +49,8 @@ static const struct key {
     {"smooth", K_BOOL, O(smooth), 0, 0, 0, "yes|no: forward with the surrogate's smooth function (exact gradients)"},
     {"steps", K_INT, O(steps), 1, 100000, 0, "time steps T"},
     {"encoder", K_STR, S(encoder), "direct | rate | latency | rows (one image row per step)"},
-    {"loss", K_STR, S(loss), "ce-membrane | ce-max-membrane | ce-count | mse-count | mse-membrane"},
+    {"loss", K_STR, S(loss),
+     "ce-membrane | ce-max-membrane | ce-count | mse-count | mse-membrane | ce-first-spike"},
     {"on-target", K_NONNEG, O(on_target), 0, 0, 0, "target rate / membrane of the correct class"},
     {"off-target", K_NONNEG, O(off_target), 0, 0, 0, "target rate / membrane of the other classes"},
     {"reg-l1", K_NONNEG, O(reg_l1), 0, 0, 0, "lambda of the L1 penalty on hidden spikes"},
@@ -461,6 +462,10 @@ eqp_status eqp_snn_config_check(const eqp_snn_config *c) {
         return eqp_fail(EQP_EINVAL, "steps: expected >= 1, got %d", c->steps);
     if (c->tbptt < 0)
         return eqp_fail(EQP_EINVAL, "tbptt: expected >= 0, got %d", c->tbptt);
+    if (strcmp(c->loss, "ce-first-spike") == 0 && c->tbptt > 0 && c->tbptt < c->steps)
+        return eqp_fail(EQP_EINVAL,
+                        "tbptt: loss ce-first-spike needs full BPTT (0 or >= steps %d), got %d",
+                        c->steps, c->tbptt);
     if (c->batch < 1)
         return eqp_fail(EQP_EINVAL, "batch: expected >= 1, got %d", c->batch);
     if (c->threads < 1 || c->threads > 256)
@@ -537,29 +542,10 @@ size_t eqp_snn_config_to_text(const eqp_snn_config *c, char *buf, size_t n) {
     return off;
 }
 
+static eqp_status set_snn(void *obj, const char *key, const char *value) {
+    return eqp_snn_config_set(obj, key, value);
+}
+
 eqp_status eqp_snn_config_from_text(eqp_snn_config *c, const char *text) {
-    const char *p = text;
-    int line = 0;
-    while (*p) {
-        line++;
-        const char *nl = strchr(p, '\n');
-        size_t len = nl ? (size_t)(nl - p) : strlen(p);
-        if (len > 0) {
-            char buf[512];
-            if (len >= sizeof buf)
-                return eqp_fail(EQP_EFORMAT, "config line %d: longer than %zu characters", line,
-                                sizeof buf - 1);
-            memcpy(buf, p, len);
-            buf[len] = '\0';
-            char *eq = strchr(buf, '=');
-            if (!eq)
-                return eqp_fail(EQP_EFORMAT, "config line %d: expected key=value, got '%s'", line,
-                                buf);
-            *eq = '\0';
-            if (eqp_snn_config_set(c, buf, eq + 1))
-                return eqp_fail_prefix(EQP_EFORMAT, "config");
-        }
-        p += len + (nl ? 1 : 0);
-    }
-    return EQP_OK;
+    return eqp_parse_kv_text(text, set_snn, c);
 }

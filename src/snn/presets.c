@@ -45,6 +45,31 @@ int eqp_snn_is_preset(const char *name) {
     return name && strncmp(name, "snn-", 4) == 0;
 }
 
+/* Sequence regression on eqp_regress_task (the task itself: eqp_snn_regress_default): frozen
+ * input spike trains into a recurrent LIF layer, read out by leaky integrators (alpha 0.9, a
+ * low-pass filter of the hidden spikes) trained by mse-membrane on the targets. The spiking
+ * choices follow e-prop's pattern generation (Bellec et al. 2020): a triangle pseudo-derivative
+ * of height 0.3, which damps the gradient through the 200 recurrent steps (atan's height 1
+ * overflowed it to Inf here), a low threshold for some activity under the sparse input, and
+ * clipping against the occasional large step. */
+static void preset_regress(eqp_snn_config *c) {
+    c->n_layers = 3;
+    c->sizes[0] = 100;
+    c->sizes[1] = 200;
+    c->sizes[2] = 3;
+    c->recurrent[1] = 1;
+    snprintf(c->out_neuron, sizeof c->out_neuron, "readout");
+    c->decay = 0.9f;
+    c->threshold = 0.5f;
+    snprintf(c->surrogate, sizeof c->surrogate, "triangle");
+    c->steps = 200;
+    snprintf(c->loss, sizeof c->loss, "mse-membrane");
+    c->lr = 3e-3f;
+    c->clip = 0.3f;
+    c->batch = 4;
+    c->epochs = 1000;
+}
+
 eqp_status eqp_snn_config_preset(eqp_snn_config *c, const char *name) {
     eqp_snn_config d;
     eqp_snn_config_default(&d);
@@ -52,6 +77,11 @@ eqp_status eqp_snn_config_preset(eqp_snn_config *c, const char *name) {
         *c = d;
         return EQP_OK;
     }
-    return eqp_fail(EQP_EINVAL, "--preset: expected snn-mlp, got '%s'", name ? name : "");
+    if (name && strcmp(name, "snn-regress") == 0) {
+        preset_regress(&d);
+        *c = d;
+        return EQP_OK;
+    }
+    return eqp_fail(EQP_EINVAL, "--preset: expected snn-mlp or snn-regress, got '%s'",
+                    name ? name : "");
 }
-

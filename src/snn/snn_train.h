@@ -8,11 +8,13 @@
 #include "snn_run.h"
 
 #define SNN_MAX_THREADS 64
-#define SNN_MAX_ROWS 4096
+#define SNN_MAX_ROWS    4096
 
 struct eqp_snn_trainer {
     eqp_snn *n;
-    const eqp_dataset *data;
+    const eqp_dataset *data;      /* classification, or */
+    const eqp_regress_task *task; /* regression (exactly one is set) */
+    size_t n_ex;                  /* examples of either */
     int nthreads;
     snn_ws_f32 *ws[SNN_MAX_THREADS];
     snn_input in[SNN_MAX_THREADS];
@@ -27,9 +29,10 @@ struct eqp_snn_trainer {
     /* counters of the current epoch (kept in checkpoints) */
     size_t seen, errors;
     double loss_sum, seconds, spikes[EQP_SNN_MAX_LAYERS];
+    double sq_sum; /* regression: sum of (v - y)^2 over the examples seen */
     /* per-thread results of a mini-batch */
     size_t err_t[SNN_MAX_THREADS];
-    double loss_t[SNN_MAX_THREADS], norm2_t[SNN_MAX_THREADS];
+    double loss_t[SNN_MAX_THREADS], norm2_t[SNN_MAX_THREADS], sq_t[SNN_MAX_THREADS];
     double spk_t[SNN_MAX_THREADS][EQP_SNN_MAX_LAYERS];
     int bad_t[SNN_MAX_THREADS];
     eqp_barrier bar;

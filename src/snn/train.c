@@ -1,4 +1,4 @@
-/* Training a spiking network by BPTT on a dataset, on several threads.
+/* Training a spiking network by BPTT on a dataset or a regression task, on several threads.
  *
  * Each mini-batch is split by rows between the threads; each runs the whole forward and
  * backward pass of its rows (single-threaded BLAS) into its own gradient buffer. Then, split
@@ -24,39 +24,38 @@ static double now_seconds(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-eqp_status eqp_snn_trainer_create(eqp_snn *n, const eqp_dataset *train, eqp_snn_trainer **out) {
+/* The trainer of either kind: data or task is set (the other NULL), n_ex examples. */
+static eqp_status trainer_new(eqp_snn *n, const eqp_dataset *data, const eqp_regress_task *task,
+                              size_t n_ex, eqp_snn_trainer **out) {
     *out = NULL;
     const eqp_snn_config *c = &n->net->cfg;
-    eqp_status st = eqp_snn_check_data(c, train, "train");
-    if (st)
-        return st;
-    if (train->n == 0)
-        return eqp_fail(EQP_EINVAL, "train: the training set is empty");
-    if (train->n > UINT32_MAX)
-        return eqp_fail(EQP_EINVAL, "train: %zu examples, at most %u supported", train->n,
-                        UINT32_MAX);
+    eqp_status st;
     eqp_snn_trainer *t = calloc(1, sizeof *t);
     if (!t)
         return eqp_fail(EQP_ENOMEM, "snn trainer: out of memory");
     t->n = n;
-    t->data = train;
+    t->data = data;
+    t->task = task;
+    t->n_ex = n_ex;
     const size_t B = (size_t)c->batch;
     t->nthreads = c->threads > c->batch ? c->batch : c->threads;
     if (t->nthreads > SNN_MAX_THREADS)
         t->nthreads = SNN_MAX_THREADS;
-    t->n_batches = (train->n + B - 1) / B;
+    t->n_batches = (n_ex + B - 1) / B;
     eqp_rng_seed(&t->rng_epoch, c->seed ^ 0x5eed0fe9u);
     st = EQP_ENOMEM;
-    t->perm = eqp_alloc(train->n, sizeof *t->perm);
+    t->perm = eqp_alloc(n_ex, sizeof *t->perm);
     t->gsum = eqp_alloc(n->net->n_params, sizeof(float));
     if (!t->perm || !t->gsum)
         goto fail;
     for (int i = 0; i < t->nthreads; i++) {
-        size_t rows = B * (size_t)(i + 1) / (size_t)t->nthreads - B * (size_t)i / (size_t)t->nthreads;
+        size_t rows =
+            B * (size_t)(i + 1) / (size_t)t->nthreads - B * (size_t)i / (size_t)t->nthreads;
         if (rows == 0)
             rows = 1;
         if ((st = snn_ws_create_f32(n->net, rows, &t->ws[i])) ||
-            (st = eqp_snn_input_new(c, rows, &t->in[i])))
+            (st = task ? eqp_snn_input_new_regress(c, rows, &t->in[i])
+                       : eqp_snn_input_new(c, rows, &t->in[i])))
             goto fail;
     }
     if ((st = eqp_optim_create(c->optim, n->net->n_params, c->lr, c->adam_b1, c->adam_b2,
@@ -81,9 +80,41 @@ eqp_status eqp_snn_trainer_create(eqp_snn *n, const eqp_dataset *train, eqp_snn_
 fail:
     eqp_snn_trainer_free(t);
     if (st == EQP_ENOMEM)
-        return eqp_fail(EQP_ENOMEM, "snn trainer: cannot allocate buffers for %zu examples",
-                        train->n);
+        return eqp_fail(EQP_ENOMEM, "snn trainer: cannot allocate buffers for %zu examples", n_ex);
     return st;
+}
+
+eqp_status eqp_snn_trainer_create(eqp_snn *n, const eqp_dataset *train, eqp_snn_trainer **out) {
+    *out = NULL;
+    eqp_status st = eqp_snn_check_data(&n->net->cfg, train, "train");
+    if (st)
+        return st;
+    if (train->n == 0)
+        return eqp_fail(EQP_EINVAL, "train: the training set is empty");
+    if (train->n > UINT32_MAX)
+        return eqp_fail(EQP_EINVAL, "train: %zu examples, at most %u supported", train->n,
+                        UINT32_MAX);
+    return trainer_new(n, train, NULL, train->n, out);
+}
+
+eqp_status eqp_snn_trainer_create_regress(eqp_snn *n, const eqp_regress_task *train,
+                                          eqp_snn_trainer **out) {
+    *out = NULL;
+    const eqp_snn_config *c = &n->net->cfg;
+    if (strcmp(c->encoder, "direct") != 0)
+        return eqp_fail(EQP_EINVAL,
+                        "encoder: a regression task's inputs are spike trains already, presented "
+                        "as they are; expected direct, got '%s'",
+                        c->encoder);
+    if (strcmp(c->loss, "mse-membrane") != 0)
+        return eqp_fail(EQP_EINVAL,
+                        "loss: a regression task trains mse-membrane against its targets, got "
+                        "'%s'",
+                        c->loss);
+    eqp_status st = eqp_snn_check_regress(c, train, "train");
+    if (st)
+        return st;
+    return trainer_new(n, NULL, train, train->n, out);
 }
 
 void eqp_snn_trainer_free(eqp_snn_trainer *t) {
@@ -116,7 +147,7 @@ int eqp_snn_trainer_epoch(const eqp_snn_trainer *t) {
 
 static void plan_epoch(eqp_snn_trainer *t) {
     eqp_rng r = t->rng_epoch;
-    const size_t n = t->data->n;
+    const size_t n = t->n_ex;
     if (t->n->net->cfg.shuffle)
         eqp_rng_permutation(&r, t->perm, n);
     else
@@ -135,7 +166,9 @@ static void epoch_thread(void *arg, int tid, int nt) {
     snn_net_f32 *net = t->n->net;
     const eqp_snn_config *c = &net->cfg;
     const eqp_dataset *d = t->data;
-    const size_t n = d->n, Bfull = (size_t)c->batch, np = net->n_params;
+    const size_t n = t->n_ex, Bfull = (size_t)c->batch, np = net->n_params;
+    /* regression: the mean squared error per step and output unit */
+    const double cells = (double)c->steps * (double)c->sizes[c->n_layers - 1];
     snn_ws_f32 *w = t->ws[tid];
     snn_input *in = &t->in[tid];
     uint8_t labels[SNN_MAX_ROWS];
@@ -148,18 +181,26 @@ static void epoch_thread(void *arg, int tid, int nt) {
         const size_t Bt = r1 - r0;
         memset(w->grad, 0, np * sizeof(float));
         t->err_t[tid] = 0;
-        t->loss_t[tid] = 0.0;
+        t->loss_t[tid] = t->sq_t[tid] = 0.0;
         for (int l = 0; l < net->L; l++)
             t->spk_t[tid][l] = 0.0;
         if (Bt > 0) {
             const uint32_t *idx = t->perm + first + r0;
-            for (size_t r = 0; r < Bt; r++)
-                labels[r] = d->y[idx[r]];
-            eqp_snn_input_fill(in, d, idx, Bt, c->seed, (uint64_t)t->epoch + 1);
-            snn_run_f32(net, w, in->x, in->kind == SNN_IN_DIRECT, labels, NULL, Bt,
-                        1.0f / (float)B, 1);
-            for (size_t r = 0; r < Bt; r++)
-                t->err_t[tid] += w->pred[r] != labels[r];
+            const float inv_b = 1.0f / (float)B;
+            if (t->task) {
+                memset(labels, 0, Bt);
+                eqp_snn_input_fill_regress(in, t->task, idx, Bt);
+                snn_run_f32(net, w, in->x, 0, labels, in->y, Bt, inv_b, 1);
+                /* the data term of mse-membrane is 1/2 sum (v - y)^2 per row, times inv_b */
+                t->sq_t[tid] = 2.0 * (w->loss - snn_loss_reg_f32(net, w, Bt, inv_b)) * (double)B;
+            } else {
+                for (size_t r = 0; r < Bt; r++)
+                    labels[r] = d->y[idx[r]];
+                eqp_snn_input_fill(in, d, idx, Bt, c->seed, (uint64_t)t->epoch + 1);
+                snn_run_f32(net, w, in->x, in->kind == SNN_IN_DIRECT, labels, NULL, Bt, inv_b, 1);
+                for (size_t r = 0; r < Bt; r++)
+                    t->err_t[tid] += w->pred[r] != labels[r];
+            }
             t->loss_t[tid] = w->loss;
             for (int l = 0; l < net->L; l++)
                 t->spk_t[tid][l] = w->spikes[l];
@@ -219,6 +260,7 @@ static void epoch_thread(void *arg, int tid, int nt) {
                 snn_net_project_f32(net);
             for (int k = 0; k < nt; k++) {
                 t->errors += t->err_t[k];
+                t->sq_sum += t->sq_t[k];
                 t->loss_sum += t->loss_t[k] * (double)B;
                 for (int l = 0; l < net->L; l++)
                     t->spikes[l] += t->spk_t[k][l];
@@ -232,9 +274,11 @@ static void epoch_thread(void *arg, int tid, int nt) {
                 if (t->stop_flag && *t->stop_flag && bi + 1 < t->batch_end)
                     t->stop = 1;
             }
-            if (t->progress && (bi % 20 == 0 || bi + 1 == t->n_batches))
+            if (t->progress && (bi % 20 == 0 || bi + 1 == t->n_batches)) {
+                const double seen = (double)(t->seen ? t->seen : 1);
                 t->progress(t->progress_ctx, t->seen, n,
-                            (double)t->errors / (double)(t->seen ? t->seen : 1));
+                            t->task ? t->sq_sum / (seen * cells) : (double)t->errors / seen);
+            }
         }
         eqp_barrier_wait(&t->bar);
         if (t->stop)
@@ -248,7 +292,7 @@ eqp_status eqp_snn_trainer_run_epoch(eqp_snn_trainer *t, eqp_snn_epoch_stats *st
         return eqp_fail(EQP_EINVAL, "batch: at most %d rows per thread", SNN_MAX_ROWS);
     if (t->batch_pos == 0) {
         t->seen = t->errors = 0;
-        t->loss_sum = t->seconds = 0.0;
+        t->loss_sum = t->seconds = t->sq_sum = 0.0;
         memset(t->spikes, 0, sizeof t->spikes);
     }
     plan_epoch(t);
@@ -274,18 +318,20 @@ eqp_status eqp_snn_trainer_run_epoch(eqp_snn_trainer *t, eqp_snn_epoch_stats *st
         memset(st, 0, sizeof *st);
         st->epoch = t->epoch + 1;
         st->n = t->seen;
-        st->train_error = (double)t->errors / (double)t->seen;
+        st->train_error = t->task ? t->sq_sum / ((double)t->seen * (double)net->cfg.steps *
+                                                 (double)net->layer[net->L - 1].n)
+                                  : (double)t->errors / (double)t->seen;
         st->train_loss = t->loss_sum / (double)t->seen;
         st->seconds = t->seconds;
         st->samples_per_second = t->seconds > 0 ? (double)t->seen / t->seconds : 0.0;
         st->n_rates = net->L;
         for (int l = 0; l < net->L; l++)
-            st->rate[l] = t->spikes[l] / ((double)t->seen * (double)net->layer[l].n *
-                                          (double)net->cfg.steps);
+            st->rate[l] =
+                t->spikes[l] / ((double)t->seen * (double)net->layer[l].n * (double)net->cfg.steps);
     }
     eqp_rng r = t->rng_epoch;
     if (net->cfg.shuffle)
-        eqp_rng_permutation(&r, t->perm, t->data->n);
+        eqp_rng_permutation(&r, t->perm, t->n_ex);
     t->rng_epoch = r;
     t->epoch++;
     t->batch_pos = 0;
