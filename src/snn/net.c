@@ -34,6 +34,7 @@
  * about 60 for square-ish shapes; these loops run over the long dimension, in 16 lanes where
  * they reduce, and are vectorised for the CPU at hand (EQP_HOT). */
 #define SMALL_N 32
+#define SPARSE_DENSITY 0.125 /* event-driven input below this share of non-zeros */
 
 /* C (M, N) += A (M, K) B^T, B (N, K) */
 EQP_HOT static void F(small_nt)(size_t M, size_t N, size_t K, const R *restrict A,
@@ -257,6 +258,11 @@ void F(snn_ws_free)(F(snn_ws) * w) {
     eqp_dealloc(w->col);
     eqp_dealloc(w->pre);
     eqp_dealloc(w->dV);
+    eqp_dealloc(w->wt);
+    eqp_dealloc(w->gwt);
+    eqp_dealloc(w->sp_idx);
+    eqp_dealloc(w->sp_row);
+    eqp_dealloc(w->sp_val);
     eqp_dealloc(w->cnt);
     eqp_dealloc(w->sumv);
     eqp_dealloc(w->maxv);
@@ -321,6 +327,18 @@ eqp_status F(snn_ws_create)(const F(snn_net) * n, size_t Bmax, F(snn_ws) * *out)
     const size_t no = n->layer[n->L - 1].n;
     if (!bad) {
         w->dV = eqp_calloc(Tc, Bmax * no * sizeof(R));
+        const F(snn_layer) *L0 = &n->layer[0];
+        if (!L0->conv && L0->n > SMALL_N &&
+            (strcmp(n->cfg.encoder, "rate") == 0 || strcmp(n->cfg.encoder, "latency") == 0)) {
+            w->wt = eqp_alloc(L0->n_in * L0->n, sizeof(R));
+            w->gwt = eqp_calloc(L0->n_in * L0->n, sizeof(R));
+            const size_t rows = Tc * Bmax;
+            w->sp_cap = (size_t)((double)(rows * L0->n_in) * SPARSE_DENSITY) + 1;
+            w->sp_idx = eqp_alloc(w->sp_cap, sizeof(uint32_t));
+            w->sp_val = eqp_alloc(w->sp_cap, sizeof(R));
+            w->sp_row = eqp_alloc(rows + 1, sizeof(uint32_t));
+            bad |= !w->wt || !w->gwt || !w->sp_idx || !w->sp_val || !w->sp_row;
+        }
         w->cnt = eqp_calloc(Bmax * no, sizeof(R));
         w->sumv = eqp_calloc(Bmax * no, sizeof(R));
         w->maxv = eqp_calloc(Bmax * no, sizeof(R));
@@ -364,6 +382,65 @@ static const R *F(layer_input)(const F(snn_net) * n, const F(snn_ws) * w, int l,
     return w->Z[l - 1] + B * n->layer[l - 1].n;
 }
 
+/* ---- event-driven input: spike-coded inputs are mostly zero (rate or latency codes), so
+ * the first layer's current sum_j x_j W_1[:, j] and its weight gradient sum_r x_rj dI_r visit
+ * only the non-zero inputs (a CSR list built once per chunk), through rows of W_1^T. The
+ * output units are taken in blocks of SP_BLOCK so that the block of W^T (or of its gradient)
+ * stays in L2 while every row's spikes go by. Taken per chunk when fewer than
+ * SPARSE_DENSITY of the inputs are non-zero. */
+#define SP_BLOCK 128
+
+/* CSR of in (rows, n_in); 0 if there are too many non-zeros for the path */
+static int F(sparse_build)(F(snn_ws) * w, const R *in, size_t rows, size_t n_in) {
+    size_t nz = 0;
+    for (size_t r = 0; r < rows; r++) {
+        w->sp_row[r] = (uint32_t)nz;
+        const R *xr = in + r * n_in;
+        for (size_t j = 0; j < n_in; j++)
+            if (xr[j] != 0) {
+                if (nz == w->sp_cap)
+                    return 0;
+                w->sp_idx[nz] = (uint32_t)j;
+                w->sp_val[nz++] = xr[j];
+            }
+    }
+    w->sp_row[rows] = (uint32_t)nz;
+    return 1;
+}
+
+/* out (rows, n) += in W^T, in as the CSR of w, through wt = W^T (n_in, n) */
+EQP_HOT static void F(sparse_forward)(const F(snn_ws) * w, size_t rows, size_t n,
+                                      const R *restrict wt, R *restrict out) {
+    for (size_t o0 = 0; o0 < n; o0 += SP_BLOCK) {
+        const size_t ob = n - o0 < SP_BLOCK ? n - o0 : SP_BLOCK;
+        for (size_t r = 0; r < rows; r++) {
+            R *y = out + r * n + o0;
+            for (uint32_t q = w->sp_row[r]; q < w->sp_row[r + 1]; q++) {
+                const R a = w->sp_val[q], *x = wt + (size_t)w->sp_idx[q] * n + o0;
+                for (size_t j = 0; j < ob; j++)
+                    y[j] += a * x[j];
+            }
+        }
+    }
+}
+
+/* gwt (n_in, n) += in^T dI, in as the CSR of w */
+EQP_HOT static void F(sparse_grad)(const F(snn_ws) * w, size_t rows, size_t n,
+                                   const R *restrict dI, R *restrict gwt) {
+    for (size_t o0 = 0; o0 < n; o0 += SP_BLOCK) {
+        const size_t ob = n - o0 < SP_BLOCK ? n - o0 : SP_BLOCK;
+        for (size_t r = 0; r < rows; r++) {
+            const R *d = dI + r * n + o0;
+            for (uint32_t q = w->sp_row[r]; q < w->sp_row[r + 1]; q++) {
+                const R a = w->sp_val[q];
+                R *g = gwt + (size_t)w->sp_idx[q] * n + o0;
+                for (size_t j = 0; j < ob; j++)
+                    g[j] += a * d[j];
+            }
+        }
+    }
+}
+
 static void F(forward_chunk)(const F(snn_net) * n, F(snn_ws) * w, const R *x, int const_input,
                              int t0, int len, size_t B) {
     for (int l = 0; l < n->L; l++) {
@@ -379,7 +456,18 @@ static void F(forward_chunk)(const F(snn_net) * n, F(snn_ws) * w, const R *x, in
             const R *in = cst ? x : F(layer_input)(n, w, l, x, t0, B);
             for (size_t r = 0; r < rows; r++)
                 memcpy(Ic + r * nn, L->b, nn * sizeof(R));
-            if (nn <= SMALL_N)
+            if (l == 0)
+                w->sparse_on = !cst && w->wt && !w->dense_only &&
+                               F(sparse_build)(w, in, rows, L->n_in);
+            if (l == 0 && w->sparse_on) {
+                if (!w->wt_ready) { /* once per run: W does not change within it */
+                    w->wt_ready = 1;
+                    for (size_t o = 0; o < nn; o++)
+                        for (size_t j = 0; j < L->n_in; j++)
+                            w->wt[j * nn + o] = L->W[o * L->n_in + j];
+                }
+                F(sparse_forward)(w, rows, nn, w->wt, Ic);
+            } else if (nn <= SMALL_N)
                 F(small_nt)(rows, nn, L->n_in, in, L->W, Ic);
             else
                 GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)nn, (int)L->n_in,
@@ -450,6 +538,14 @@ static void F(backward_chunk)(const F(snn_net) * n, F(snn_ws) * w, const R *x, i
                     sum[i] += dI[(size_t)k * Bn + i];
             GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nn, (int)L->n_in, (int)B, RC(1),
                  sum, (int)nn, x, (int)L->n_in, RC(1), gW, (int)L->n_in);
+        } else if (l == 0 && w->sparse_on) {
+            const size_t ni = L->n_in;
+            F(sparse_grad)(w, rows, nn, dI, w->gwt);
+            for (size_t j = 0; j < ni; j++)
+                for (size_t o = 0; o < nn; o++) {
+                    gW[o * ni + j] += w->gwt[j * nn + o];
+                    w->gwt[j * nn + o] = 0;
+                }
         } else {
             const R *in = F(layer_input)(n, w, l, x, t0, B);
             if (nn <= SMALL_N)
@@ -500,6 +596,7 @@ eqp_status F(snn_run)(const F(snn_net) * n, F(snn_ws) * w, const R *x, int const
      * before the first chunk's backward pass: a forward pass collects them first. */
     const int stats_first = want_grad && K < T &&
                             (eqp_loss_is_sequence(n->plan.loss) || c->reg_l2 > 0 || c->reg_rate > 0);
+    w->wt_ready = 0;
     F(snn_loss_begin)(n, w, B);
     if (stats_first) {
         F(reset_slot0)(n, w, B);

@@ -80,6 +80,15 @@ typedef struct F(snn_ws) {
     R *cur[EQP_SNN_MAX_LAYERS], *cur0[EQP_SNN_MAX_LAYERS], *tmp[EQP_SNN_MAX_LAYERS];
     R *gs[EQP_SNN_MAX_LAYERS];
     R *dV;                          /* (Tc, B, n_out): dL/dv of the output membrane */
+    /* event-driven input (a dense first layer fed spikes, encoder rate or latency): W_1^T
+     * (n_in, n_1) and the W_1 gradient in that layout (NULL if the path is off) */
+    R *wt, *gwt;
+    uint32_t *sp_idx, *sp_row; /* the chunk's non-zero inputs, row by row (CSR) */
+    R *sp_val;
+    size_t sp_cap;
+    int sparse_on;                  /* this chunk's input went the event-driven way */
+    int wt_ready;                   /* wt holds this run's W_1^T */
+    int dense_only;                 /* 1: never take the event-driven path (tests compare) */
     R *cnt, *sumv, *maxv;           /* (B, n_out) statistics over the sequence */
     int *argt;                      /* (B, n_out) step of the maximum */
     R *hcnt[EQP_SNN_MAX_LAYERS];    /* (B, n_l) spike counts of hidden layers */
