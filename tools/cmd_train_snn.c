@@ -20,7 +20,9 @@
  * two never drift apart), each with the preset's default in brackets. */
 static const cli_opt fixed[] = {
     {"help", 0, "show this help (with --preset snn-regress: that preset's defaults)"},
-    {"preset", 1, "snn-mlp | snn-regress [snn-mlp]"},
+    {"preset", 1,
+     "snn-mlp | snn-conv-mnist | snn-conv-fashion | snn-latency-fashion | snn-regress "
+     "(*-fashion presets default to --data fashion) [snn-mlp]"},
     {"data", 1, "mnist | fashion | DIR with the four IDX files [mnist] (not snn-regress)"},
     {"train-limit", 1, "use only the first N training examples [all] (not snn-regress)"},
     {"test-limit", 1, "use only the first N test examples [all] (not snn-regress)"},
@@ -244,6 +246,7 @@ static int parse_rate(const char *flag, const char *v, float *out) {
 
 int cmd_train_snn(int argc, char **argv) {
     const char *preset = "snn-mlp", *data = "mnist", *save = NULL, *ckpt = NULL, *resume = NULL;
+    int data_given = 0;
     const char *logpath = NULL, *plot = NULL, *val, *data_flag = NULL, *task_flag = NULL;
     size_t train_limit = 0, test_limit = 0;
     long task_train = 0, task_test = 0, eval_every = 0;
@@ -287,6 +290,7 @@ int cmd_train_snn(int argc, char **argv) {
             preset_given = 1;
         } else if (strcmp(name, "data") == 0) {
             data = val;
+            data_given = 1;
             data_flag = "--data";
         } else if (strcmp(name, "train-limit") == 0) {
             if (cli_parse_size("--train-limit", val, &train_limit))
@@ -324,6 +328,11 @@ int cmd_train_snn(int argc, char **argv) {
         } else if (strcmp(name, "quiet") == 0) {
             quiet = 1;
         }
+    }
+    {
+        const size_t pl = strlen(preset);
+        if (!data_given && pl > 8 && strcmp(preset + pl - 8, "-fashion") == 0)
+            data = "fashion";
     }
     if (resume && (n_overrides > 0 || preset_given || task_flag)) {
         fprintf(stderr,
