@@ -45,6 +45,26 @@
  * after each step and the spikes), the weight gradient sum_t x_t^T dI_t is one GEMM over the
  * (T B) stacked rows, and a constant input's drive x W_1 + b_1 is computed once.
  *
+ * A second learner, e-prop (Bellec et al., Nat. Commun. 2020; src/eprop/eprop.c, internal for
+ * now: eprop_run_f32 / _f64 in src/snn/snn_types.h), runs forward only, its memory independent
+ * of T, on a net of one hidden layer (lif or alif, dense, optionally recurrent) and a readout
+ * output layer with equal decays kappa, with loss ce-membrane or mse-membrane. Per hidden unit
+ * j and presynaptic input x_i (input, a constant 1 for the bias, z_{t-1} for V):
+ *   lif:   epsbar_ji(t) = D_j(t) epsbar_ji(t-1) + m_j(t) x_i(t),  e_ji(t) = psi_j(t) epsbar_ji(t)
+ *          (D = alpha for reset subtract, alpha (1 - z_{t-1}) for reset zero; psi the layer's
+ *          surrogate sigma'(v_t - theta); m the refractory mask)
+ *   alif:  epsbar_a(t) = psi(t-1) epsbar_v(t-1) + (rho - psi(t-1) beta_a) epsbar_a(t-1),
+ *          e_ji(t) = psi(t) (epsbar_v(t) - beta_a epsbar_a(t))
+ *   ebar_ji(t) = kappa ebar_ji(t-1) + e_ji(t),   L_j(t) = sum_k B_jk dE/dv_k(t),
+ *   dE/dW_ji = sum_t L_j(t) ebar_ji(t)
+ * with B = W_out^T (symmetric) or a fixed matrix (random e-prop), dE/dv_k(t) the loss's direct
+ * derivative at step t. The reset's dependence on z is always ignored (detach_reset's
+ * convention). The readout's W, b and kappa get their exact gradient through online traces;
+ * the hidden neurons' own parameters get no update. Where nothing else carries credit (hidden
+ * layer not recurrent, detach_reset) e-prop's update equals BPTT's gradient exactly
+ * (tests/test_eprop.c); with recurrence it drops the learning signal's path through V. There
+ * is no command-line switch for it yet (the trainer runs BPTT).
+ *
  * In "smooth" mode the forward pass uses the smooth function f whose derivative is the
  * surrogate (z_t = f(v_t - theta)), so that BPTT is the exact gradient and can be checked
  * against finite differences.

@@ -147,6 +147,42 @@ EQP_HOT static void F(alif_backward)(const F(snn_layer) * L, const R *s0, const 
     }
 }
 
+/* e-prop (Bellec et al. 2020, eqs. 25-27): two components, the membrane's and the
+ * adaptation's, with psi_t = sigma'(v_t - A_t) and the reset detached:
+ *   epsbar_v(t) = D(t) epsbar_v(t-1) + m_t x_i(t)        (D as lif.c's)
+ *   epsbar_a(t) = psi_{t-1} epsbar_v(t-1) + (rho - psi_{t-1} beta_a) epsbar_a(t-1)
+ *   e_ji(t)     = psi_t (epsbar_v(t) - beta_a epsbar_a(t))
+ * (a_t = rho a_{t-1} + z_{t-1}, so d a_t / d(.) = rho d a_{t-1} + psi_{t-1} (d v_{t-1} -
+ * beta_a d a_{t-1})). */
+static void F(alif_eprop_step)(const F(snn_layer) * L, const R *s0, const R *s1, const R *zp,
+                               R *A, R *c, R *h, R *tmp, size_t B) {
+    const size_t n = L->n, Bn = B * n;
+    const R *th = L->par, *al = L->par + n, *rho = L->par + 3 * n, *ba = L->par + 4 * n;
+    const int sub = L->reset == EQP_RESET_SUBTRACT, refr = L->ns == 3;
+    for (size_t b = 0; b < B; b++)
+        for (size_t j = 0; j < n; j++) {
+            const size_t i = b * n + j;
+            tmp[i] = s1[i] - ba[j] * s1[Bn + i];
+        }
+    F(surr_grad)(&L->surr, tmp, th, h, B, n); /* psi_t */
+    for (size_t b = 0; b < B; b++)
+        for (size_t j = 0; j < n; j++) {
+            const size_t i = b * n + j;
+            tmp[i] = s0[i] - ba[j] * s0[Bn + i];
+        }
+    F(surr_grad)(&L->surr, tmp, th, A + 2 * Bn, B, n); /* psi_{t-1} */
+    for (size_t b = 0; b < B; b++)
+        for (size_t j = 0; j < n; j++) {
+            const size_t i = b * n + j;
+            A[i] = sub ? al[j] : al[j] * (1 - zp[i]);
+            A[Bn + i] = 0;
+            A[3 * Bn + i] = rho[j] - A[2 * Bn + i] * ba[j];
+            c[i] = refr && s0[2 * Bn + i] > 0 ? RC(0) : RC(1);
+            c[Bn + i] = 0;
+            h[Bn + i] = -ba[j] * h[i];
+        }
+}
+
 const F(neuron_ops) F(neuron_alif) = {
     .name = "alif",
     .spiking = 1,
@@ -157,5 +193,7 @@ const F(neuron_ops) F(neuron_alif) = {
     .project = F(alif_project),
     .forward = F(alif_forward),
     .backward = F(alif_backward),
+    .eprop_dim = 2,
+    .eprop_step = F(alif_eprop_step),
 };
 #endif

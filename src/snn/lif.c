@@ -171,6 +171,25 @@ EQP_HOT static void F(lif_backward)(const F(snn_layer) * L, const R *s0, const R
     }
 }
 
+/* e-prop (Bellec et al. 2020, eq. 23 with reset subtract): one component, eps = epsbar, the
+ * input filtered by the membrane's own recurrence dv_t/dv_{t-1} (reset detached):
+ *   epsbar_ji(t) = D_j(t) epsbar_ji(t-1) + m_j(t) x_i(t),  e_ji(t) = psi_j(t) epsbar_ji(t),
+ *   D = alpha (subtract) or alpha (1 - z_{t-1}) (zero),  psi = sigma'(v_t - theta). */
+static void F(lif_eprop_step)(const F(snn_layer) * L, const R *s0, const R *s1, const R *zp,
+                              R *A, R *c, R *h, R *tmp, size_t B) {
+    (void)tmp;
+    const size_t n = L->n, Bn = B * n;
+    const R *al = L->par + n;
+    const int sub = L->reset == EQP_RESET_SUBTRACT, refr = L->ns == 2;
+    F(surr_grad)(&L->surr, s1, L->par, h, B, n);
+    for (size_t b = 0; b < B; b++)
+        for (size_t j = 0; j < n; j++) {
+            const size_t i = b * n + j;
+            A[i] = sub ? al[j] : al[j] * (1 - zp[i]);
+            c[i] = refr && s0[Bn + i] > 0 ? RC(0) : RC(1);
+        }
+}
+
 const F(neuron_ops) F(neuron_lif) = {
     .name = "lif",
     .spiking = 1,
@@ -181,5 +200,7 @@ const F(neuron_ops) F(neuron_lif) = {
     .project = F(lif_project),
     .forward = F(lif_forward),
     .backward = F(lif_backward),
+    .eprop_dim = 1,
+    .eprop_step = F(lif_eprop_step),
 };
 #endif

@@ -3,6 +3,10 @@
 
 typedef struct F(snn_layer) F(snn_layer);
 
+#ifndef EPROP_MAX_DIM
+#define EPROP_MAX_DIM 2 /* components of a neuron's eligibility vector */
+#endif
+
 #ifndef SNN_MAX_PAR
 #define SNN_MAX_PAR 8 /* per-unit parameter vectors of one neuron model */
 #endif
@@ -30,6 +34,16 @@ typedef struct F(neuron_ops) {
                     size_t B);
     void (*backward)(const F(snn_layer) *L, const R *s0, const R *s1, const R *zp, const R *gz,
                      const R *gv, R *gs, R *gzp, R *dI, R *dpar, R *tmp, size_t B);
+    /* e-prop (src/eprop/eprop.c; NULL: the model has no eligibility traces). The unit's
+     * eligibility vector eps_ji (eprop_dim components, at most EPROP_MAX_DIM) per synapse with
+     * presynaptic input x_i follows eps_ji(t) = A_j(t) eps_ji(t-1) + c_j(t) x_i(t), and the
+     * eligibility trace is e_ji(t) = h_j(t) . eps_ji(t) (Bellec et al. 2020, eqs. 13-14, the
+     * reset's dependence on z detached). After the forward step s0 -> s1 (zp = z_{t-1}) this
+     * writes, per (b, j), A: (dim dim, B, n) (A[(p dim + q) B n + i] = d eps_p / d eps_q),
+     * c: (dim, B, n) and h: (dim, B, n). tmp: (B, n) scratch. */
+    int eprop_dim;
+    void (*eprop_step)(const F(snn_layer) *L, const R *s0, const R *s1, const R *zp, R *A,
+                       R *c, R *h, R *tmp, size_t B);
 } F(neuron_ops);
 
 /* A conv2d synapse (conv.c): input ci x hi x wi, co kernels of k x k (W: (co, ckk), ckk =
@@ -160,3 +174,38 @@ extern const F(neuron_ops) F(neuron_alif);
 extern const F(neuron_ops) F(neuron_twocomp);
 /* By name ("lif", "cuba", "alif", "twocomp", "readout"); NULL if unknown. */
 const F(neuron_ops) * F(neuron_find)(const char *name);
+
+/* ---- e-prop (src/eprop/eprop.c) ----
+ * Online learner for a net of one hidden layer (dense, optionally recurrent, a neuron with
+ * eprop_step) and a non-spiking readout output layer (not recurrent, all decays equal: kappa).
+ * Its workspace holds one step of state and the traces; its size does not depend on T. */
+typedef struct F(eprop_ws) {
+    size_t Bmax, bytes; /* bytes: everything allocated for this workspace */
+    size_t P;           /* presynaptic inputs per hidden unit: n_in + 1 (bias) [+ n_1] */
+    int dim;            /* the hidden neuron's eprop_dim */
+    R *s0, *s1, *z0, *z1, *cur;       /* hidden state (ns, B, n_1), spikes, current (B, n_1) */
+    R *o0, *o1, *zo, *curo;           /* readout state and output (B, n_out) */
+    R *A, *c, *h, *tmp;               /* the neuron's coefficients for one step */
+    R *pre;                           /* (B, P) presynaptic inputs of the step */
+    R *eps;                           /* (B, n_1, P, dim) eligibility vectors */
+    R *ebar;                          /* (B, n_1, P) eligibility traces filtered by kappa */
+    R *pw, *pb, *pa;                  /* readout traces (B, n_out, n_1), (B, n_out), (B, n_out) */
+    R *dv, *lsig, *sumv;              /* dE/dv (B, n_out), learning signal (B, n_1), sum_t v */
+    R *grad;                          /* (n_params) accumulated update (as a gradient) */
+    uint8_t *pred;                    /* (B) argmax of sum_t v */
+    double loss;
+} F(eprop_ws);
+
+/* EQP_EINVAL (message naming the field) unless n is a net e-prop can learn (above). */
+eqp_status F(eprop_check)(const F(snn_net) * n);
+eqp_status F(eprop_ws_create)(const F(snn_net) * n, size_t Bmax, F(eprop_ws) * *out);
+void F(eprop_ws_free)(F(eprop_ws) * w);
+
+/* One batch forward in time with e-prop: adds to w->grad (not cleared) the e-prop update
+ * written as a gradient (same sign and scaling as snn_run's), sets w->loss and w->pred.
+ * Arguments as snn_run's; the loss must be ce-membrane or mse-membrane, no regularisers.
+ * feedback: the fixed feedback matrix B (n_out, n_1) of random e-prop, or NULL for
+ * symmetric e-prop (B = W_out). Hidden neuron parameters (theta, alpha, ...) get no update. */
+eqp_status F(eprop_run)(const F(snn_net) * n, F(eprop_ws) * w, const R *x, int const_input,
+                        const uint8_t *labels, const R *targets, const R *feedback, size_t B,
+                        R inv_b);
