@@ -498,7 +498,10 @@ int cmd_train_snn(int argc, char **argv) {
                        es.epoch, cfg.epochs, 100.0 * es.train_error, 100.0 * ev.err, es.seconds,
                        es.samples_per_second);
             for (int l = 0; l < es.n_rates; l++)
-                printf(" %.3f", es.rate[l]);
+                if (isnan(es.rate[l]))
+                    printf(" -");
+                else
+                    printf(" %.3f", es.rate[l]);
             printf("\n");
             fflush(stdout);
         }
@@ -516,7 +519,10 @@ int cmd_train_snn(int argc, char **argv) {
                         es.train_error, ev.err, ev.fit, d.base_train, d.base_test);
             fprintf(log, "\"firing_rate\": [");
             for (int l = 0; l < es.n_rates; l++)
-                fprintf(log, "%s%.6f", l ? ", " : "", es.rate[l]);
+                if (isnan(es.rate[l]))
+                    fprintf(log, "%snull", l ? ", " : "");
+                else
+                    fprintf(log, "%s%.6f", l ? ", " : "", es.rate[l]);
             fprintf(log, "]}\n");
             fflush(log);
         }

@@ -256,7 +256,8 @@ typedef struct eqp_snn_epoch_stats {
      * per example, step and output unit, both over the epoch as it ran */
     double train_error, train_loss, seconds, samples_per_second;
     int n_rates;                        /* layers with a firing rate (all but the input) */
-    double rate[EQP_SNN_MAX_LAYERS];    /* mean spikes per unit per step, layer 1.. */
+    double rate[EQP_SNN_MAX_LAYERS];    /* mean spikes per unit per step, layer 1..; NaN for a
+                                           non-spiking readout layer */
 } eqp_snn_epoch_stats;
 
 /* A trainer for n on `train` (borrowed; both must outlive the trainer). */

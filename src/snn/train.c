@@ -325,9 +325,12 @@ eqp_status eqp_snn_trainer_run_epoch(eqp_snn_trainer *t, eqp_snn_epoch_stats *st
         st->seconds = t->seconds;
         st->samples_per_second = t->seconds > 0 ? (double)t->seen / t->seconds : 0.0;
         st->n_rates = net->L;
-        for (int l = 0; l < net->L; l++)
+        for (int l = 0; l < net->L; l++) {
             st->rate[l] =
                 t->spikes[l] / ((double)t->seen * (double)net->layer[l].n * (double)net->cfg.steps);
+            if (!net->layer[l].ops->spiking) /* a readout's output is its membrane */
+                st->rate[l] = NAN;
+        }
     }
     eqp_rng r = t->rng_epoch;
     if (net->cfg.shuffle)
