@@ -30,6 +30,20 @@ static int test_passed_, test_failed_;
               a_, r_);                                                                             \
     } while (0)
 
+/* cosine and relative error ||est - truth|| / ||truth|| of an estimate against the truth */
+static inline void test_compare(const float *est, const double *truth, size_t n, double *cosine,
+                                double *rel) {
+    double d = 0, a = 0, b = 0, e = 0;
+    for (size_t i = 0; i < n; i++) {
+        d += (double)est[i] * truth[i];
+        a += (double)est[i] * (double)est[i];
+        b += truth[i] * truth[i];
+        e += ((double)est[i] - truth[i]) * ((double)est[i] - truth[i]);
+    }
+    *cosine = d / sqrt(a * b);
+    *rel = sqrt(e / b);
+}
+
 #define TEST_END()                                                                                 \
     do {                                                                                           \
         printf("checks: %d passed, %d failed\n", test_passed_, test_failed_);                      \

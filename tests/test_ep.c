@@ -25,18 +25,6 @@ static double loss(void) {
     return eqp_cost(m, w, eqp_workspace_state(w), B);
 }
 
-static void compare(const float *est, const double *truth, size_t n, double *cosine, double *rel) {
-    double d = 0, a = 0, b = 0, e = 0;
-    for (size_t i = 0; i < n; i++) {
-        d += (double)est[i] * truth[i];
-        a += (double)est[i] * (double)est[i];
-        b += truth[i] * truth[i];
-        e += ((double)est[i] - truth[i]) * ((double)est[i] - truth[i]);
-    }
-    *cosine = d / sqrt(a * b);
-    *rel = sqrt(e / b);
-}
-
 int main(void) {
     eqp_config c;
     eqp_config_default(&c);
@@ -76,13 +64,13 @@ int main(void) {
         eqp_ep_opts o = {20000, 20000, 0.5f, betas[k], 1e-7f, EQP_NUDGE_POSITIVE};
         memset(eqp_workspace_state(w), 0, B * N * sizeof(float));
         CHECK(eqp_ep_estimate(m, w, x, y, B, &o, &rng, est) == EQP_OK, "estimate");
-        compare(est, truth, np, &cs, &rel_one[k]);
+        test_compare(est, truth, np, &cs, &rel_one[k]);
         if (k == 1)
             CHECK(cs >= 0.99, "one-sided EP at beta 0.01: cosine %g >= 0.99", cs);
         o.nudge = EQP_NUDGE_SYMMETRIC;
         memset(eqp_workspace_state(w), 0, B * N * sizeof(float));
         CHECK(eqp_ep_estimate(m, w, x, y, B, &o, &rng, est) == EQP_OK, "estimate");
-        compare(est, truth, np, &cs, &rel_sym[k]);
+        test_compare(est, truth, np, &cs, &rel_sym[k]);
         if (k == 1)
             CHECK(cs >= 0.999, "symmetric EP at beta 0.01: cosine %g >= 0.999", cs);
         printf("beta %-6g one-sided rel error %.3e   symmetric %.3e\n", (double)betas[k],
@@ -125,14 +113,14 @@ int main(void) {
     memset(eqp_workspace_state(w), 0, B * N * sizeof(float));
     CHECK(eqp_ep_estimate(m, w, x, y, B, &o, &rng, est) == EQP_OK, "estimate");
     double rel;
-    compare(est, truth, np, &cs, &rel);
+    test_compare(est, truth, np, &cs, &rel);
     CHECK(cs > 0.99, "random-sign EP follows the gradient: cosine %g", cs);
 
     /* Negative nudging (s^0 against s^-beta) also approaches the gradient. */
     o.nudge = EQP_NUDGE_NEGATIVE;
     memset(eqp_workspace_state(w), 0, B * N * sizeof(float));
     CHECK(eqp_ep_estimate(m, w, x, y, B, &o, &rng, est) == EQP_OK, "estimate");
-    compare(est, truth, np, &cs, &rel);
+    test_compare(est, truth, np, &cs, &rel);
     CHECK(cs > 0.99 && rel < 5e-3, "negative EP at beta 0.001: cosine %g, rel error %g", cs, rel);
 
     /* bad arguments */

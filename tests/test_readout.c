@@ -33,18 +33,6 @@ static double loss(void) {
     return eqp_cost(m, w, eqp_workspace_state(w), B);
 }
 
-static void compare(const float *est, const double *truth, size_t n, double *cosine, double *rel) {
-    double d = 0, a = 0, b = 0, e = 0;
-    for (size_t i = 0; i < n; i++) {
-        d += (double)est[i] * truth[i];
-        a += (double)est[i] * (double)est[i];
-        b += truth[i] * truth[i];
-        e += ((double)est[i] - truth[i]) * ((double)est[i] - truth[i]);
-    }
-    *cosine = d / sqrt(a * b);
-    *rel = sqrt(e / b);
-}
-
 int main(void) {
     eqp_config c;
     eqp_config_default(&c);
@@ -135,11 +123,11 @@ int main(void) {
         memset(eqp_workspace_state(w), 0, B * N * sizeof(float));
         CHECK(eqp_ep_estimate(m, w, x, y, B, &o, &rng, est) == EQP_OK, "estimate: %s",
               eqp_last_error());
-        compare(est, truth, np, &cs, &rel_one[k]);
+        test_compare(est, truth, np, &cs, &rel_one[k]);
         o.nudge = EQP_NUDGE_SYMMETRIC;
         memset(eqp_workspace_state(w), 0, B * N * sizeof(float));
         CHECK(eqp_ep_estimate(m, w, x, y, B, &o, &rng, est) == EQP_OK, "estimate");
-        compare(est, truth, np, &cs, &rel_sym[k]);
+        test_compare(est, truth, np, &cs, &rel_sym[k]);
         printf("ce readout, beta %-5g one-sided rel error %.3e   symmetric %.3e (cosine %.6f)\n",
                (double)betas[k], rel_one[k], rel_sym[k], cs);
     }
@@ -154,11 +142,11 @@ int main(void) {
     double cb, rb, crbp, rrbp;
     CHECK(eqp_bptt_gradient(m, w, x, y, B, 2000, 0.5f, gb) == EQP_OK, "bptt: %s",
           eqp_last_error());
-    compare(gb, truth, np, &cb, &rb);
+    test_compare(gb, truth, np, &cb, &rb);
     CHECK(rb < 5e-3, "BPTT (2000 steps) = the fixed-point gradient with a ce readout: rel %g", rb);
     CHECK(eqp_rbp_gradient(m, w, x, y, B, 20000, 0.5f, 1e-7f, gb) == EQP_OK, "rbp: %s",
           eqp_last_error());
-    compare(gb, truth, np, &crbp, &rrbp);
+    test_compare(gb, truth, np, &crbp, &rrbp);
     CHECK(rrbp < 5e-3, "RBP with a ce readout: rel %g", rrbp);
     free(gb);
     free(truth);
