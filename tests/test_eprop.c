@@ -362,11 +362,90 @@ static void test_refused(void) {
     snn_net_free_f64(n);
 }
 
+/* the trainer with learner=eprop on the snn-regress task (shortened as in test_snn_train.c):
+ * the fit of the training examples falls well below predicting 0, as with BPTT (printed) */
+static double train_regress(const char *learner, double *fit0, double *base) {
+    eqp_snn_config r;
+    eqp_snn_config_preset(&r, "snn-regress");
+    eqp_snn_config_set(&r, "sizes", "100-100r-3");
+    eqp_snn_config_set(&r, "steps", "100");
+    eqp_snn_config_set(&r, "batch", "2");
+    eqp_snn_config_set(&r, "threads", "2");
+    if (eqp_snn_config_set(&r, "learner", learner) != EQP_OK)
+        return -1;
+    eqp_snn_regress rg;
+    eqp_snn_regress_default(&r, &rg);
+    rg.n_train = 4;
+    rg.n_test = 4;
+    eqp_regress_task *rtr = NULL;
+    eqp_snn *q = NULL;
+    eqp_snn_trainer *t = NULL;
+    eqp_rng rng;
+    eqp_rng_seed(&rng, r.seed);
+    double fit = -1;
+    if (eqp_snn_regress_task(&r, &rg, 0, &rtr) == EQP_OK &&
+        eqp_snn_create(&r, &rng, &q) == EQP_OK &&
+        eqp_snn_trainer_create_regress(q, rtr, &t) == EQP_OK) {
+        eqp_snn_evaluate_regress(q, rtr, 1, fit0, base);
+        eqp_snn_epoch_stats es = {0};
+        int ok = 1;
+        for (int e = 0; e < 60 && ok; e++)
+            ok = eqp_snn_trainer_run_epoch(t, &es) == EQP_OK;
+        if (ok)
+            eqp_snn_evaluate_regress(q, rtr, 1, &fit, NULL);
+    } else
+        printf("regression trainer (%s): %s\n", learner, eqp_last_error());
+    eqp_snn_trainer_free(t);
+    eqp_snn_free(q);
+    eqp_regress_task_free(rtr);
+    return fit;
+}
+
+static void test_trainer(void) {
+    double f0 = 0, base = 0, b0 = 0, bb = 0;
+    const double fe = train_regress("eprop", &f0, &base);
+    const double fb = train_regress("bptt", &b0, &bb);
+    printf("ok snn-regress (4 x 100 steps, 100r, 60 epochs): e-prop train mse %.4f, BPTT %.4f "
+           "(untrained %.4f, predicting 0 %.4f)\n",
+           fe, fb, f0, base);
+    CHECK(base > 0.1 && fe >= 0 && fe < 0.5 * base && fe < 0.5 * f0,
+          "e-prop fits the training examples: mse %.4f, untrained %.4f, predicting 0 %.4f", fe, f0,
+          base);
+    /* refused: an unknown learner, neuron parameters to train, a net e-prop cannot learn */
+    eqp_snn_config c;
+    eqp_snn_config_default(&c);
+    eqp_snn_config_set(&c, "learner", "sgd");
+    CHECK(eqp_snn_config_check(&c) == EQP_EINVAL && strstr(eqp_last_error(), "--learner"),
+          "learner sgd: '%s'", eqp_last_error());
+    eqp_snn_config_set(&c, "learner", "eprop");
+    eqp_snn_config_set(&c, "train-decay", "yes");
+    CHECK(eqp_snn_config_check(&c) == EQP_EINVAL && strstr(eqp_last_error(), "train-decay"),
+          "eprop + train-decay: '%s'", eqp_last_error());
+    eqp_snn_config_set(&c, "train-decay", "no");
+    eqp_snn_config_set(&c, "sizes", "4-5-3");
+    CHECK(eqp_snn_config_check(&c) == EQP_OK, "eprop config: %s", eqp_last_error());
+    eqp_rng rng;
+    eqp_rng_seed(&rng, 1);
+    eqp_snn *q = NULL;
+    eqp_snn_trainer *t = NULL;
+    eqp_dataset d = {0};
+    float xs[2 * 4] = {0};
+    uint8_t ys[2] = {0, 1};
+    d.n = 2, d.rows = 2, d.cols = 2, d.dim = 4, d.n_classes = 3, d.x = xs, d.y = ys;
+    if (eqp_snn_create(&c, &rng, &q) == EQP_OK) /* out-neuron lif (snn-mlp's) */
+        CHECK(eqp_snn_trainer_create(q, &d, &t) == EQP_EINVAL && !t &&
+                  strstr(eqp_last_error(), "out-neuron"),
+              "eprop trainer on a lif output: '%s'", eqp_last_error());
+    eqp_snn_trainer_free(t);
+    eqp_snn_free(q);
+}
+
 int main(void) {
     test_exact();
     test_recurrent();
     test_memory();
     test_float_and_feedback();
     test_refused();
+    test_trainer();
     TEST_END();
 }

@@ -63,7 +63,9 @@
  * the hidden neurons' own parameters get no update. Where nothing else carries credit (hidden
  * layer not recurrent, detach_reset) e-prop's update equals BPTT's gradient exactly
  * (tests/test_eprop.c); with recurrence it drops the learning signal's path through V. There
- * is no command-line switch for it yet (the trainer runs BPTT).
+ * trainer uses it with learner=eprop (--learner eprop), symmetric feedback; it refuses
+ * train-threshold, train-decay and train-reset (e-prop updates only the synapses and the
+ * readout).
  *
  * In "smooth" mode the forward pass uses the smooth function f whose derivative is the
  * surrogate (z_t = f(v_t - theta)), so that BPTT is the exact gradient and can be checked
@@ -154,6 +156,7 @@ typedef struct eqp_snn_config {
     float lr, adam_b1, adam_b2, adam_eps;
     float clip;    /* gradient clipping by global norm (0: off) */
     int tbptt;     /* truncation length K (0: full BPTT) */
+    char learner[8]; /* bptt | eprop (one hidden lif/alif layer + readout; see above) [bptt] */
     int batch;     /* mini-batch size */
     int epochs;    /* epochs to train */
     int threads;   /* threads sharing each mini-batch */

@@ -241,6 +241,7 @@ eqp_status F(eprop_run)(const F(snn_net) * n, F(eprop_ws) * w, const R *x, int c
     memset(w->pa, 0, Bo * sizeof(R));
     memset(w->sumv, 0, Bo * sizeof(R));
     w->loss = 0.0;
+    w->spikes[0] = w->spikes[1] = 0.0;
     for (int t = 0; t < T; t++) {
         const R *xt = const_input ? x : x + (size_t)t * B * ni;
         /* hidden layer: current, step, eligibility coefficients */
@@ -254,6 +255,8 @@ eqp_status F(eprop_run)(const F(snn_net) * n, F(eprop_ws) * w, const R *x, int c
         F(eprop_linear)(w->z1, O->W, O->b, w->curo, B, nh, no);
         O->ops->forward(O, w->curo, w->o0, NULL, w->o1, w->zo, B);
         const R *v = w->o1;
+        w->spikes[0] += F(snn_sum)(w->z1, Bn);
+        w->spikes[1] += F(snn_sum)(w->zo, Bo);
         for (size_t b = 0; b < B; b++) {
             const size_t o = b * no;
             if (ce) {

@@ -65,6 +65,7 @@ static const struct key {
     {"adam-eps", K_POS, O(adam_eps), 0, 0, 0, "Adam epsilon"},
     {"clip", K_NONNEG, O(clip), 0, 0, 0, "clip the gradient to this global norm (0: off)"},
     {"tbptt", K_INT, O(tbptt), 0, 100000, 0, "truncate BPTT to chunks of K steps (0: full)"},
+    {"learner", K_STR, S(learner), "bptt | eprop (online e-prop: one hidden lif/alif layer, readout output, ce/mse-membrane)"},
     {"batch", K_INT, O(batch), 1, 100000, 0, "mini-batch size"},
     {"epochs", K_INT, O(epochs), 0, 1000000, 0, "epochs to train (total, also when resuming)"},
     {"threads", K_INT, O(threads), 1, 256, 0, "threads sharing each mini-batch"},
@@ -434,6 +435,11 @@ eqp_status eqp_snn_config_check(const eqp_snn_config *c) {
                         c->encoder);
     if (!one_of(c->optim, optims))
         return eqp_fail(EQP_EINVAL, "--optim: expected adam or sgd, got '%s'", c->optim);
+    if (strcmp(c->learner, "bptt") != 0 && strcmp(c->learner, "eprop") != 0)
+        return eqp_fail(EQP_EINVAL, "--learner: expected bptt or eprop, got '%s'", c->learner);
+    if (strcmp(c->learner, "eprop") == 0 && (c->train_threshold || c->train_decay || c->train_reset))
+        return eqp_fail(EQP_EINVAL, "--learner: eprop updates synapses only, expected "
+                                    "train-threshold, train-decay and train-reset off");
     if (!(c->decay >= 0 && c->decay <= 1))
         return eqp_fail(EQP_EINVAL, "decay: expected a number in [0, 1], got %g", (double)c->decay);
     const struct {

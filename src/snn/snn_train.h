@@ -16,7 +16,8 @@ struct eqp_snn_trainer {
     const eqp_regress_task *task; /* regression (exactly one is set) */
     size_t n_ex;                  /* examples of either */
     int nthreads;
-    snn_ws_f32 *ws[SNN_MAX_THREADS];
+    snn_ws_f32 *ws[SNN_MAX_THREADS];    /* learner bptt, or */
+    eprop_ws_f32 *ew[SNN_MAX_THREADS];  /* learner eprop (exactly one is set per thread) */
     snn_input in[SNN_MAX_THREADS];
     eqp_optim *opt;
     int n_ranges;

@@ -194,6 +194,7 @@ typedef struct F(eprop_ws) {
     R *grad;                          /* (n_params) accumulated update (as a gradient) */
     uint8_t *pred;                    /* (B) argmax of sum_t v */
     double loss;
+    double spikes[2]; /* sum of the hidden spikes and of the readout's output over the batch */
 } F(eprop_ws);
 
 /* EQP_EINVAL (message naming the field) unless n is a net e-prop can learn (above). */

@@ -1,4 +1,5 @@
-/* Training a spiking network by BPTT on a dataset or a regression task, on several threads.
+/* Training a spiking network by BPTT (or e-prop, learner=eprop: src/eprop/eprop.c, the same
+ * steps with its gradient buffer in place of BPTT's) on a dataset or a regression task, on several threads.
  *
  * Each mini-batch is split by rows between the threads; each runs the whole forward and
  * backward pass of its rows (single-threaded BLAS) into its own gradient buffer. Then, split
@@ -42,6 +43,7 @@ static eqp_status trainer_new(eqp_snn *n, const eqp_dataset *data, const eqp_reg
     if (t->nthreads > SNN_MAX_THREADS)
         t->nthreads = SNN_MAX_THREADS;
     t->n_batches = (n_ex + B - 1) / B;
+    const int eprop = strcmp(c->learner, "eprop") == 0;
     eqp_rng_seed(&t->rng_epoch, c->seed ^ 0x5eed0fe9u);
     st = EQP_ENOMEM;
     t->perm = eqp_alloc(n_ex, sizeof *t->perm);
@@ -53,7 +55,8 @@ static eqp_status trainer_new(eqp_snn *n, const eqp_dataset *data, const eqp_reg
             B * (size_t)(i + 1) / (size_t)t->nthreads - B * (size_t)i / (size_t)t->nthreads;
         if (rows == 0)
             rows = 1;
-        if ((st = snn_ws_create_f32(n->net, rows, &t->ws[i])) ||
+        if ((st = eprop ? eprop_ws_create_f32(n->net, rows, &t->ew[i])
+                        : snn_ws_create_f32(n->net, rows, &t->ws[i])) ||
             (st = task ? eqp_snn_input_new_regress(c, rows, &t->in[i])
                        : eqp_snn_input_new(c, rows, &t->in[i])))
             goto fail;
@@ -122,6 +125,7 @@ void eqp_snn_trainer_free(eqp_snn_trainer *t) {
         return;
     for (int i = 0; i < SNN_MAX_THREADS; i++) {
         snn_ws_free_f32(t->ws[i]);
+        eprop_ws_free_f32(t->ew[i]);
         eqp_snn_input_free(&t->in[i]);
     }
     eqp_optim_free(t->opt);
@@ -161,6 +165,9 @@ static void share(size_t n, int tid, int nt, size_t *lo, size_t *hi) {
     *hi = n * (size_t)(tid + 1) / (size_t)nt;
 }
 
+/* the gradient buffer of thread k, whichever learner */
+#define THREAD_GRAD(t, k) ((t)->ew[k] ? (t)->ew[k]->grad : (t)->ws[k]->grad)
+
 static void epoch_thread(void *arg, int tid, int nt) {
     eqp_snn_trainer *t = arg;
     snn_net_f32 *net = t->n->net;
@@ -170,6 +177,8 @@ static void epoch_thread(void *arg, int tid, int nt) {
     /* regression: the mean squared error per step and output unit */
     const double cells = (double)c->steps * (double)c->sizes[c->n_layers - 1];
     snn_ws_f32 *w = t->ws[tid];
+    eprop_ws_f32 *ew = t->ew[tid];
+    float *grad = ew ? ew->grad : w->grad;
     snn_input *in = &t->in[tid];
     uint8_t labels[SNN_MAX_ROWS];
     size_t plo, phi;
@@ -179,7 +188,7 @@ static void epoch_thread(void *arg, int tid, int nt) {
         const size_t B = n - first < Bfull ? n - first : Bfull;
         const size_t r0 = B * (size_t)tid / (size_t)nt, r1 = B * (size_t)(tid + 1) / (size_t)nt;
         const size_t Bt = r1 - r0;
-        memset(w->grad, 0, np * sizeof(float));
+        memset(grad, 0, np * sizeof(float));
         t->err_t[tid] = 0;
         t->loss_t[tid] = t->sq_t[tid] = 0.0;
         for (int l = 0; l < net->L; l++)
@@ -190,20 +199,30 @@ static void epoch_thread(void *arg, int tid, int nt) {
             if (t->task) {
                 memset(labels, 0, Bt);
                 eqp_snn_input_fill_regress(in, t->task, idx, Bt);
-                snn_run_f32(net, w, in->x, 0, labels, in->y, Bt, inv_b, 1);
                 /* the data term of mse-membrane is 1/2 sum (v - y)^2 per row, times inv_b */
-                t->sq_t[tid] = 2.0 * (w->loss - snn_loss_reg_f32(net, w, Bt, inv_b)) * (double)B;
+                if (ew) {
+                    eprop_run_f32(net, ew, in->x, 0, labels, in->y, NULL, Bt, inv_b);
+                    t->sq_t[tid] = 2.0 * ew->loss * (double)B; /* e-prop: no regularisers */
+                } else {
+                    snn_run_f32(net, w, in->x, 0, labels, in->y, Bt, inv_b, 1);
+                    t->sq_t[tid] = 2.0 * (w->loss - snn_loss_reg_f32(net, w, Bt, inv_b)) * (double)B;
+                }
             } else {
                 for (size_t r = 0; r < Bt; r++)
                     labels[r] = d->y[idx[r]];
                 eqp_snn_input_fill(in, d, idx, Bt, c->seed, (uint64_t)t->epoch + 1);
-                snn_run_f32(net, w, in->x, in->kind == SNN_IN_DIRECT, labels, NULL, Bt, inv_b, 1);
+                const int cst = in->kind == SNN_IN_DIRECT;
+                if (ew)
+                    eprop_run_f32(net, ew, in->x, cst, labels, NULL, NULL, Bt, inv_b);
+                else
+                    snn_run_f32(net, w, in->x, cst, labels, NULL, Bt, inv_b, 1);
+                const uint8_t *pred = ew ? ew->pred : w->pred;
                 for (size_t r = 0; r < Bt; r++)
-                    t->err_t[tid] += w->pred[r] != labels[r];
+                    t->err_t[tid] += pred[r] != labels[r];
             }
-            t->loss_t[tid] = w->loss;
+            t->loss_t[tid] = ew ? ew->loss : w->loss;
             for (int l = 0; l < net->L; l++)
-                t->spk_t[tid][l] = w->spikes[l];
+                t->spk_t[tid][l] = ew ? ew->spikes[l] : w->spikes[l];
         }
         eqp_barrier_wait(&t->bar);
         /* sum the threads' gradients over this thread's share, in thread order */
@@ -212,9 +231,9 @@ static void epoch_thread(void *arg, int tid, int nt) {
         for (size_t c0 = plo; c0 < phi; c0 += 4096) {
             const size_t c1 = phi - c0 < 4096 ? phi : c0 + 4096;
             float *gs = t->gsum;
-            memcpy(gs + c0, t->ws[0]->grad + c0, (c1 - c0) * sizeof(float));
+            memcpy(gs + c0, THREAD_GRAD(t, 0) + c0, (c1 - c0) * sizeof(float));
             for (int k = 1; k < nt; k++) {
-                const float *gk = t->ws[k]->grad;
+                const float *gk = THREAD_GRAD(t, k);
                 for (size_t i = c0; i < c1; i++)
                     gs[i] += gk[i];
             }
