@@ -146,19 +146,6 @@ eqp_status F(eprop_ws_create)(const F(snn_net) * n, size_t Bmax, F(eprop_ws) * *
     return EQP_OK;
 }
 
-/* p <- softmax(a) over n entries; returns log sum exp(a) */
-static double F(eprop_softmax)(const R *a, R *p, size_t n) {
-    double mx = (double)a[0];
-    for (size_t j = 1; j < n; j++)
-        mx = (double)a[j] > mx ? (double)a[j] : mx;
-    double s = 0.0;
-    for (size_t j = 0; j < n; j++)
-        s += exp((double)a[j] - mx);
-    const double lse = mx + log(s);
-    for (size_t j = 0; j < n; j++)
-        p[j] = (R)exp((double)a[j] - lse);
-    return lse;
-}
 
 /* out (B, m) = bias + in (B, k) W^T, W (m, k) */
 static void F(eprop_linear)(const R *in, const R *W, const R *bias, R *out, size_t B, size_t k,
@@ -260,7 +247,7 @@ eqp_status F(eprop_run)(const F(snn_net) * n, F(eprop_ws) * w, const R *x, int c
         for (size_t b = 0; b < B; b++) {
             const size_t o = b * no;
             if (ce) {
-                const double lse = F(eprop_softmax)(v + o, p, no);
+                const double lse = F(snn_softmax)(v + o, p, no);
                 w->loss += (double)inv_b * (lse - (double)v[o + labels[b]]);
                 for (size_t k = 0; k < no; k++)
                     w->dv[o + k] = inv_b * (p[k] - (labels[b] == k ? RC(1) : RC(0)));

@@ -82,8 +82,8 @@ EQP_HOT double F(snn_sum)(const R *x, size_t n) {
     return s;
 }
 
-/* p <- softmax(a) over n entries; returns log sum exp(a). */
-static double F(softmax)(const R *a, R *p, size_t n) {
+/* p <- softmax(a) over n entries (p may be NULL); returns log sum exp(a). */
+double F(snn_softmax)(const R *a, R *p, size_t n) {
     double mx = (double)a[0];
     for (size_t j = 1; j < n; j++)
         mx = (double)a[j] > mx ? (double)a[j] : mx;
@@ -167,7 +167,7 @@ void F(snn_loss_stats)(const F(snn_net) * n, F(snn_ws) * w, int l, int t0, int l
         if (n->plan.loss == EQP_LOSS_CE_MEM) {
             for (size_t b = 0; b < B; b++)
                 w->loss += (double)inv_b *
-                           (F(softmax)(v + b * nn, NULL, nn) - (double)v[b * nn + labels[b]]);
+                           (F(snn_softmax)(v + b * nn, NULL, nn) - (double)v[b * nn + labels[b]]);
         } else if (n->plan.loss == EQP_LOSS_MSE_MEM) {
             for (size_t b = 0; b < B; b++)
                 for (size_t j = 0; j < nn; j++) {
@@ -212,10 +212,10 @@ void F(snn_loss_finish)(const F(snn_net) * n, F(snn_ws) * w, const uint8_t *labe
         const R *cb = w->cnt + b * no, *mb = w->maxv + b * no;
         switch (n->plan.loss) {
         case EQP_LOSS_CE_MAX:
-            w->loss += (double)inv_b * (F(softmax)(mb, NULL, no) - (double)mb[labels[b]]);
+            w->loss += (double)inv_b * (F(snn_softmax)(mb, NULL, no) - (double)mb[labels[b]]);
             break;
         case EQP_LOSS_CE_COUNT:
-            w->loss += (double)inv_b * (F(softmax)(cb, NULL, no) - (double)cb[labels[b]]);
+            w->loss += (double)inv_b * (F(snn_softmax)(cb, NULL, no) - (double)cb[labels[b]]);
             break;
         case EQP_LOSS_MSE_COUNT:
             for (size_t j = 0; j < no; j++) {
@@ -231,7 +231,7 @@ void F(snn_loss_finish)(const F(snn_net) * n, F(snn_ws) * w, const uint8_t *labe
             R neg[256] = {0};
             for (size_t j = 0; j < no; j++)
                 neg[j] = -mb[j];
-            w->loss += (double)inv_b * (F(softmax)(neg, NULL, no) - (double)neg[labels[b]]);
+            w->loss += (double)inv_b * (F(snn_softmax)(neg, NULL, no) - (double)neg[labels[b]]);
         }
     }
     w->loss += F(snn_loss_reg)(n, w, B, inv_b);
@@ -265,7 +265,7 @@ static void F(first_spike_grad)(const F(snn_net) * n, F(snn_ws) * w, int len, co
         const size_t o = b * no;
         for (size_t j = 0; j < no; j++)
             p[j] = -w->maxv[o + j];
-        F(softmax)(p, p, no);
+        F(snn_softmax)(p, p, no);
         for (size_t j = 0; j < no; j++) {
             const size_t i = o + j;
             const R g = inv_b * (p[j] - (labels[b] == j ? RC(1) : RC(0)));
@@ -306,7 +306,7 @@ void F(snn_loss_grad)(const F(snn_net) * n, F(snn_ws) * w, int t0, int len, cons
             const size_t o = b * no;
             switch (n->plan.loss) {
             case EQP_LOSS_CE_MEM:
-                F(softmax)(v + o, p, no);
+                F(snn_softmax)(v + o, p, no);
                 for (size_t j = 0; j < no; j++)
                     dv[o + j] = inv_b * (p[j] - (labels[b] == j ? RC(1) : RC(0)));
                 break;
@@ -315,14 +315,14 @@ void F(snn_loss_grad)(const F(snn_net) * n, F(snn_ws) * w, int t0, int len, cons
                     dv[o + j] = inv_b * (v[o + j] - F(target_of)(n, labels, targets, t, B, b, j));
                 break;
             case EQP_LOSS_CE_MAX:
-                F(softmax)(w->maxv + o, p, no);
+                F(snn_softmax)(w->maxv + o, p, no);
                 for (size_t j = 0; j < no; j++)
                     dv[o + j] = w->argt[o + j] == t
                                     ? inv_b * (p[j] - (labels[b] == j ? RC(1) : RC(0)))
                                     : RC(0);
                 break;
             case EQP_LOSS_CE_COUNT:
-                F(softmax)(w->cnt + o, p, no);
+                F(snn_softmax)(w->cnt + o, p, no);
                 for (size_t j = 0; j < no; j++)
                     dz[o + j] += inv_b * (p[j] - (labels[b] == j ? RC(1) : RC(0)));
                 break;

@@ -159,6 +159,8 @@ void F(snn_loss_grad)(const F(snn_net) * n, F(snn_ws) * w, int t0, int len,
 
 /* loss.c: the sum of n values (vectorised, exact to float rounding per lane). */
 double F(snn_sum)(const R *x, size_t n);
+/* loss.c: p <- softmax(a) over n entries (p may be NULL); returns log sum exp(a), in double. */
+double F(snn_softmax)(const R *a, R *p, size_t n);
 
 /* surrogate.c, over arrays: z = H(v - theta) (or f in smooth mode) and g = sigma'(v - theta),
  * v and z (B, n), theta (n) per unit. Elementwise, so z (g) may be v itself (alif.c relies on
