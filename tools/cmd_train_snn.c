@@ -437,11 +437,17 @@ int cmd_train_snn(int argc, char **argv) {
     if (!d.regress) /* the bar shows a classification error; regression epochs are short */
         eqp_snn_trainer_set_progress(t, cli_progress, NULL);
     if (!quiet) {
-        char sizes[128] = "";
-        size_t off = 0;
-        for (int l = 0; l < cfg.n_layers && off < sizeof sizes; l++)
-            off += (size_t)snprintf(sizes + off, sizeof sizes - off, "%s%zu%s", l ? "-" : "",
-                                    cfg.sizes[l], cfg.recurrent[l] ? "r" : "");
+        /* the sizes as the config text writes them (conv layers in their spec), and the
+         * learner */
+        char text[8192], sizes[256] = "?";
+        eqp_snn_config_to_text(&cfg, text, sizeof text);
+        const char *sp = strncmp(text, "sizes=", 6) == 0 ? text : strstr(text, "\nsizes=");
+        if (sp) {
+            sp += sp == text ? 6 : 7;
+            snprintf(sizes, sizeof sizes, "%.*s%s%s", (int)strcspn(sp, "\n"), sp,
+                     strcmp(cfg.learner, "bptt") ? ", learner " : "",
+                     strcmp(cfg.learner, "bptt") ? cfg.learner : "");
+        }
         if (d.regress)
             printf("eqprop train: snn %s %s/%s, T=%d, regression task: %zu train / %zu held-out "
                    "examples, %zu input channels at %g spikes per step, %zu targets; %s loss, "
