@@ -8,6 +8,7 @@
 #include "../src/snn/snn_internal.h"
 #include "eqprop/snn.h"
 #include "test.h"
+#include "snn_fd.h"
 
 #define B 3
 
@@ -33,7 +34,7 @@ static double grad_error(const eqp_snn_config *c, double *gnorm, int const_input
         return 1e9;
     }
     /* perturb the neuron parameters away from their defaults so their gradients are generic */
-    const size_t np = n->n_params, nin = c->sizes[0], no = c->sizes[c->n_layers - 1];
+    const size_t nin = c->sizes[0], no = c->sizes[c->n_layers - 1];
     const int T = c->steps;
     for (int k = 0; k < n->n_blocks; k++) {
         const char *bn = n->block[k].name;
@@ -55,7 +56,6 @@ static double grad_error(const eqp_snn_config *c, double *gnorm, int const_input
     }
     size_t nx = (const_input ? 1 : (size_t)T) * B * nin;
     double *x = malloc(nx * sizeof *x), *tg = malloc((size_t)T * B * no * sizeof *tg);
-    double *g = malloc(np * sizeof *g);
     uint8_t labels[B];
     for (size_t i = 0; i < nx; i++)
         x[i] = eqp_rng_uniform(&rng);
@@ -64,44 +64,15 @@ static double grad_error(const eqp_snn_config *c, double *gnorm, int const_input
     for (int b = 0; b < B; b++)
         labels[b] = (uint8_t)eqp_rng_below(&rng, no);
     const double *targets = strcmp(c->loss, "mse-membrane") == 0 ? tg : NULL;
-    memset(w->grad, 0, np * sizeof(double));
-    snn_run_f64(n, w, x, const_input, labels, targets, B, 1.0 / B, 1);
-    memcpy(g, w->grad, np * sizeof(double));
-    double err = 0.0, scale = 0.0, gn = 0.0;
-    double *fd = malloc(np * sizeof *fd);
-    for (size_t i = 0; i < np; i++) {
-        double save = n->params[i], h = 1e-6;
-        n->params[i] = save + h;
-        snn_run_f64(n, w, x, const_input, labels, targets, B, 1.0 / B, 0);
-        double lp = w->loss;
-        n->params[i] = save - h;
-        snn_run_f64(n, w, x, const_input, labels, targets, B, 1.0 / B, 0);
-        double lm = w->loss;
-        n->params[i] = save;
-        fd[i] = (lp - lm) / (2 * h);
-        scale = fmax(scale, fabs(fd[i]));
-        gn += g[i] * g[i];
-    }
-    for (size_t i = 0; i < np; i++)
-        err = fmax(err, fabs(g[i] - fd[i]));
-    *blk_err = 0.0;
-    for (int k = 0; k < n->n_blocks; k++) {
-        double e = 0.0, s = 0.0;
-        for (size_t i = n->block[k].off; i < n->block[k].off + n->block[k].size; i++) {
-            e = fmax(e, fabs(g[i] - fd[i]));
-            s = fmax(s, fabs(fd[i]));
-        }
-        if (s > 1e-3 * scale)
-            *blk_err = fmax(*blk_err, e / s);
-    }
-    *gnorm = sqrt(gn);
-    free(fd);
+    snn_fd r = snn_fd_check(n, w, x, const_input, labels, targets, B);
+    *blk_err = r.blk_err;
+    *gnorm = r.gnorm;
+    free(r.g);
     free(x);
     free(tg);
-    free(g);
     snn_ws_free_f64(w);
     snn_net_free_f64(n);
-    return err / (1e-12 + scale);
+    return r.err;
 }
 
 static void apply(eqp_snn_config *c, const variant *v) {

@@ -15,6 +15,7 @@
 #include "eqprop/data.h"
 #include "eqprop/snn.h"
 #include "test.h"
+#include "snn_fd.h"
 
 #define B      3
 #define SAMPLE "tests/data/mnist-sample"
@@ -95,39 +96,14 @@ static fd_result grad_check(const eqp_snn_config *c, int const_input) {
         snn_net_free_f64(n);
         return r;
     }
-    const size_t np = n->n_params;
     double *x;
     uint8_t labels[B];
     make_data(c, const_input, 11, &x, labels);
-    double *g = malloc(np * sizeof *g), *fd = malloc(np * sizeof *fd);
-    memset(w->grad, 0, np * sizeof(double));
-    snn_run_f64(n, w, x, const_input, labels, NULL, B, 1.0 / B, 1);
-    memcpy(g, w->grad, np * sizeof(double));
-    double scale = 0.0, gn = 0.0, err = 0.0;
-    for (size_t i = 0; i < np; i++) {
-        double save = n->params[i], h = 1e-6;
-        n->params[i] = save + h;
-        snn_run_f64(n, w, x, const_input, labels, NULL, B, 1.0 / B, 0);
-        double lp = w->loss;
-        n->params[i] = save - h;
-        snn_run_f64(n, w, x, const_input, labels, NULL, B, 1.0 / B, 0);
-        double lm = w->loss;
-        n->params[i] = save;
-        fd[i] = (lp - lm) / (2 * h);
-        scale = fmax(scale, fabs(fd[i]));
-        gn += g[i] * g[i];
-        err = fmax(err, fabs(g[i] - fd[i]));
-    }
-    r.blk_err = 0.0;
-    for (int k = 0; k < n->n_blocks; k++) {
-        double e = 0.0, s = 0.0;
-        for (size_t i = n->block[k].off; i < n->block[k].off + n->block[k].size; i++) {
-            e = fmax(e, fabs(g[i] - fd[i]));
-            s = fmax(s, fabs(fd[i]));
-        }
-        if (s > 1e-3 * scale)
-            r.blk_err = fmax(r.blk_err, e / s);
-    }
+    snn_fd f = snn_fd_check(n, w, x, const_input, labels, NULL, B);
+    double *g = f.g;
+    r.err = f.err;
+    r.blk_err = f.blk_err;
+    r.gnorm = f.gnorm;
     r.conv_min = 1e30;
     for (int l = 0; l < n->L; l++)
         if (n->layer[l].conv) {
@@ -136,10 +112,7 @@ static fd_result grad_check(const eqp_snn_config *c, int const_input) {
                 s += g[n->layer[l].off_W + i] * g[n->layer[l].off_W + i];
             r.conv_min = fmin(r.conv_min, sqrt(s));
         }
-    r.err = err / (1e-12 + scale);
-    r.gnorm = sqrt(gn);
     free(g);
-    free(fd);
     free(x);
     snn_ws_free_f64(w);
     snn_net_free_f64(n);

@@ -134,6 +134,30 @@ eqp_status eqp_parse_positive(const char *key, const char *v, float *out) {
     return EQP_OK;
 }
 
+/* A finite number >= 0 (within float range). */
+eqp_status eqp_parse_nonneg(const char *key, const char *v, float *out) {
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (end == v || *end != '\0' || errno == ERANGE || !isfinite(x) || x < 0 || x > 3.0e38)
+        return eqp_fail(EQP_EINVAL, "--%s: expected a number >= 0, got '%s'", key, v);
+    *out = (float)x;
+    return EQP_OK;
+}
+
+eqp_status eqp_parse_seed(const char *key, const char *v, uint64_t *out) {
+    char *end;
+    errno = 0;
+    if (isdigit((unsigned char)v[0])) {
+        unsigned long long s = strtoull(v, &end, 10);
+        if (*end == '\0' && errno != ERANGE) {
+            *out = (uint64_t)s;
+            return EQP_OK;
+        }
+    }
+    return eqp_fail(EQP_EINVAL, "--%s: expected an integer in [0, 2^64), got '%s'", key, v);
+}
+
 eqp_status eqp_parse_bool(const char *key, const char *v, int *out) {
     if (strcmp(v, "1") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 ||
         strcmp(v, "on") == 0) {
@@ -259,16 +283,8 @@ eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value) {
         }
         return eqp_fail(EQP_EINVAL, "--readout: expected mse or ce, got '%s'", value);
     }
-    if (strcmp(key, "tol") == 0) {
-        char *end;
-        errno = 0;
-        double tv = strtod(value, &end);
-        if (end == value || *end != '\0' || errno == ERANGE || !isfinite(tv) || tv < 0 ||
-            tv > 1e30)
-            return eqp_fail(EQP_EINVAL, "--tol: expected a number >= 0, got '%s'", value);
-        c->tol = (float)tv;
-        return EQP_OK;
-    }
+    if (strcmp(key, "tol") == 0)
+        return eqp_parse_nonneg(key, value, &c->tol);
     if (strcmp(key, "beta") == 0)
         return eqp_parse_positive(key, value, &c->beta);
     if (strcmp(key, "random-sign") == 0) {
@@ -311,19 +327,8 @@ eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value) {
         c->threads = (int)x;
         return EQP_OK;
     }
-    if (strcmp(key, "seed") == 0) {
-        char *end;
-        errno = 0;
-        if (!isdigit((unsigned char)value[0]))
-            goto bad_seed;
-        unsigned long long s = strtoull(value, &end, 10);
-        if (*end != '\0' || errno == ERANGE)
-            goto bad_seed;
-        c->seed = (uint64_t)s;
-        return EQP_OK;
-    bad_seed:
-        return eqp_fail(EQP_EINVAL, "--seed: expected an integer in [0, 2^64), got '%s'", value);
-    }
+    if (strcmp(key, "seed") == 0)
+        return eqp_parse_seed(key, value, &c->seed);
     return eqp_fail(EQP_EINVAL, "config: unknown key '%s'", key);
 }
 

@@ -46,6 +46,8 @@ int eqp_all_finite(const float *x, size_t n);
 eqp_status eqp_parse_long(const char *key, const char *v, long lo, long hi, long *out);
 eqp_status eqp_parse_positive(const char *key, const char *v, float *out); /* finite, > 0 */
 eqp_status eqp_parse_bool(const char *key, const char *v, int *out);       /* yes/no, 1/0 */
+eqp_status eqp_parse_nonneg(const char *key, const char *v, float *out);   /* finite, >= 0 */
+eqp_status eqp_parse_seed(const char *key, const char *v, uint64_t *out);  /* 0 .. 2^64-1 */
 /* "key=value" lines (as config files store them), each handed to set(obj, key, value);
  * EQP_EFORMAT naming the line on a malformed one or a refused value. */
 eqp_status eqp_parse_kv_text(const char *text,

@@ -42,26 +42,18 @@ static int F(alif_n_state)(const eqp_snn_config *c) {
 }
 
 static void F(alif_init)(const eqp_snn_config *c, R *par, size_t n) {
+    F(lif_par_init)(c, par, n);
     for (size_t j = 0; j < n; j++) {
-        par[j] = (R)c->threshold;
-        par[n + j] = (R)c->decay;
-        par[2 * n + j] = (R)c->reset_value;
         par[3 * n + j] = (R)c->adapt_decay;
         par[4 * n + j] = (R)c->adapt_strength;
     }
 }
 
 static void F(alif_project)(R *par, size_t n) {
-    for (size_t j = 0; j < n; j++) {
-        R *a = par + n + j, *rho = par + 3 * n + j, *ba = par + 4 * n + j;
-        *a = *a < 0 ? RC(0) : (*a > 1 ? RC(1) : *a);
-        *rho = *rho < 0 ? RC(0) : (*rho > 1 ? RC(1) : *rho);
-        /* a negative beta_a would lower the threshold with activity: runaway firing */
-        if (*ba < 0)
-            *ba = RC(0);
-        if (par[j] < RC(1e-3))
-            par[j] = RC(1e-3);
-    }
+    F(lif_par_project)(par, n);
+    F(par_clip01)(par + 3 * n, n);
+    /* a negative beta_a would lower the threshold with activity: runaway firing */
+    F(par_floor)(par + 4 * n, n, RC(0));
 }
 
 EQP_HOT static void F(alif_forward)(const F(snn_layer) * L, const R *cur, const R *s0, const R *zp, R *s1,

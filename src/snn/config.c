@@ -290,16 +290,6 @@ bad:
                     EQP_SNN_MAX_LAYERS, MAX_UNITS, v, p);
 }
 
-static eqp_status parse_nonneg(const char *key, const char *v, float *out) {
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (end == v || *end != '\0' || errno == ERANGE || !isfinite(x) || x < 0 || x > 3.0e38)
-        return eqp_fail(EQP_EINVAL, "--%s: expected a number >= 0, got '%s'", key, v);
-    *out = (float)x;
-    return EQP_OK;
-}
-
 eqp_status eqp_snn_config_set(eqp_snn_config *c, const char *key, const char *value) {
     if (!key || !value)
         return eqp_fail(EQP_EINVAL, "config: key and value must be given");
@@ -319,7 +309,7 @@ eqp_status eqp_snn_config_set(eqp_snn_config *c, const char *key, const char *va
         case K_POS:
             return eqp_parse_positive(key, value, (float *)(void *)f);
         case K_NONNEG:
-            return parse_nonneg(key, value, (float *)(void *)f);
+            return eqp_parse_nonneg(key, value, (float *)(void *)f);
         case K_BOOL:
             return eqp_parse_bool(key, value, (int *)(void *)f);
         case K_STR:
@@ -330,20 +320,8 @@ eqp_status eqp_snn_config_set(eqp_snn_config *c, const char *key, const char *va
             return EQP_OK;
         case K_SIZES:
             return parse_sizes(value, c);
-        case K_SEED: {
-            char *end;
-            errno = 0;
-            if (!isdigit((unsigned char)value[0]))
-                goto bad_seed;
-            unsigned long long s = strtoull(value, &end, 10);
-            if (*end != '\0' || errno == ERANGE)
-                goto bad_seed;
-            c->seed = (uint64_t)s;
-            return EQP_OK;
-        bad_seed:
-            return eqp_fail(EQP_EINVAL, "--seed: expected an integer in [0, 2^64), got '%s'",
-                            value);
-        }
+        case K_SEED:
+            return eqp_parse_seed(key, value, &c->seed);
         }
     }
     return eqp_fail(EQP_EINVAL, "config: unknown key '%s'", key);

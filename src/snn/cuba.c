@@ -38,23 +38,14 @@ static int F(cuba_n_state)(const eqp_snn_config *c) {
 }
 
 static void F(cuba_init)(const eqp_snn_config *c, R *par, size_t n) {
-    for (size_t j = 0; j < n; j++) {
-        par[j] = (R)c->threshold;
-        par[n + j] = (R)c->decay;
-        par[2 * n + j] = (R)c->reset_value;
+    F(lif_par_init)(c, par, n);
+    for (size_t j = 0; j < n; j++)
         par[3 * n + j] = (R)c->syn_decay;
-    }
 }
 
 static void F(cuba_project)(R *par, size_t n) {
-    for (size_t j = 0; j < n; j++) {
-        R *a = par + n + j, *as = par + 3 * n + j;
-        *a = *a < 0 ? RC(0) : (*a > 1 ? RC(1) : *a);
-        *as = *as < 0 ? RC(0) : (*as > 1 ? RC(1) : *as);
-        /* a threshold at or below 0 would fire at rest forever */
-        if (par[j] < RC(1e-3))
-            par[j] = RC(1e-3);
-    }
+    F(lif_par_project)(par, n);
+    F(par_clip01)(par + 3 * n, n);
 }
 
 EQP_HOT static void F(cuba_forward)(const F(snn_layer) * L, const R *cur, const R *s0, const R *zp, R *s1,

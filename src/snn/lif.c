@@ -31,7 +31,9 @@ static int F(lif_n_state)(const eqp_snn_config *c) {
     return c->refractory > 0 ? 2 : 1;
 }
 
-static void F(lif_init)(const eqp_snn_config *c, R *par, size_t n) {
+/* The LIF parameter rows theta, alpha, v_r (the first three of every LIF-like neuron: cuba,
+ * alif and twocomp start from them), and their domain. */
+void F(lif_par_init)(const eqp_snn_config *c, R *par, size_t n) {
     for (size_t j = 0; j < n; j++) {
         par[j] = (R)c->threshold;
         par[n + j] = (R)c->decay;
@@ -39,14 +41,21 @@ static void F(lif_init)(const eqp_snn_config *c, R *par, size_t n) {
     }
 }
 
-static void F(lif_project)(R *par, size_t n) {
-    for (size_t j = 0; j < n; j++) {
-        R *a = par + n + j;
-        *a = *a < 0 ? RC(0) : (*a > 1 ? RC(1) : *a);
-        /* a threshold at or below 0 would fire at rest forever */
-        if (par[j] < RC(1e-3))
-            par[j] = RC(1e-3);
-    }
+void F(par_clip01)(R *row, size_t n) {
+    for (size_t j = 0; j < n; j++)
+        row[j] = row[j] < 0 ? RC(0) : (row[j] > 1 ? RC(1) : row[j]);
+}
+
+void F(par_floor)(R *row, size_t n, R lo) {
+    for (size_t j = 0; j < n; j++)
+        if (row[j] < lo)
+            row[j] = lo;
+}
+
+void F(lif_par_project)(R *par, size_t n) {
+    F(par_clip01)(par + n, n);
+    /* a threshold at or below 0 would fire at rest forever */
+    F(par_floor)(par, n, RC(1e-3));
 }
 
 #include "surr_elem.h"
@@ -196,8 +205,8 @@ const F(neuron_ops) F(neuron_lif) = {
     .n_par = 3,
     .par_names = {"theta", "alpha", "vr", NULL},
     .n_state = F(lif_n_state),
-    .init = F(lif_init),
-    .project = F(lif_project),
+    .init = F(lif_par_init),
+    .project = F(lif_par_project),
     .forward = F(lif_forward),
     .backward = F(lif_backward),
     .eprop_dim = 1,

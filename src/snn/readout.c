@@ -24,11 +24,6 @@ static void F(readout_init)(const eqp_snn_config *c, R *par, size_t n) {
         par[j] = (R)c->decay;
 }
 
-static void F(readout_project)(R *par, size_t n) {
-    for (size_t j = 0; j < n; j++)
-        par[j] = par[j] < 0 ? RC(0) : (par[j] > 1 ? RC(1) : par[j]);
-}
-
 EQP_HOT static void F(readout_forward)(const F(snn_layer) * L, const R *cur, const R *s0, const R *zp,
                                R *s1, R *z, size_t B) {
     (void)zp;
@@ -65,7 +60,7 @@ const F(neuron_ops) F(neuron_readout) = {
     .par_names = {"alpha", NULL, NULL, NULL},
     .n_state = F(readout_n_state),
     .init = F(readout_init),
-    .project = F(readout_project),
+    .project = F(par_clip01), /* alpha in [0, 1] */
     .forward = F(readout_forward),
     .backward = F(readout_backward),
 };

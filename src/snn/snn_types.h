@@ -168,6 +168,13 @@ double F(snn_softmax)(const R *a, R *p, size_t n);
 void F(surr_spike)(const eqp_surr *s, const R *v, const R *theta, R *z, size_t B, size_t n);
 void F(surr_grad)(const eqp_surr *s, const R *v, const R *theta, R *g, size_t B, size_t n);
 
+/* lif.c: the parameter rows theta, alpha, v_r shared by the LIF-like neurons, and helpers
+ * for keeping a parameter row in its domain. */
+void F(lif_par_init)(const eqp_snn_config *c, R *par, size_t n);
+void F(lif_par_project)(R *par, size_t n);
+void F(par_clip01)(R *row, size_t n);
+void F(par_floor)(R *row, size_t n, R lo);
+
 /* The neuron tables. */
 extern const F(neuron_ops) F(neuron_lif);
 extern const F(neuron_ops) F(neuron_readout);

@@ -38,10 +38,8 @@ static int F(twocomp_n_state)(const eqp_snn_config *c) {
 }
 
 static void F(twocomp_init)(const eqp_snn_config *c, R *par, size_t n) {
+    F(lif_par_init)(c, par, n);
     for (size_t j = 0; j < n; j++) {
-        par[j] = (R)c->threshold;
-        par[n + j] = (R)c->decay;
-        par[2 * n + j] = (R)c->reset_value;
         par[3 * n + j] = (R)c->dend_decay;
         par[4 * n + j] = (R)c->dend_kappa;
         par[5 * n + j] = (R)c->dend_threshold;
@@ -49,18 +47,11 @@ static void F(twocomp_init)(const eqp_snn_config *c, R *par, size_t n) {
 }
 
 static void F(twocomp_project)(R *par, size_t n) {
-    for (size_t j = 0; j < n; j++) {
-        R *a = par + n + j, *ad = par + 3 * n + j, *kap = par + 4 * n + j, *thd = par + 5 * n + j;
-        *a = *a < 0 ? RC(0) : (*a > 1 ? RC(1) : *a);
-        *ad = *ad < 0 ? RC(0) : (*ad > 1 ? RC(1) : *ad);
-        /* a dendritic spike excites; thresholds at or below 0 would fire at rest forever */
-        if (*kap < 0)
-            *kap = RC(0);
-        if (*thd < RC(1e-3))
-            *thd = RC(1e-3);
-        if (par[j] < RC(1e-3))
-            par[j] = RC(1e-3);
-    }
+    F(lif_par_project)(par, n);
+    F(par_clip01)(par + 3 * n, n);
+    /* a dendritic spike excites; a dendritic threshold at or below 0 would fire at rest */
+    F(par_floor)(par + 4 * n, n, RC(0));
+    F(par_floor)(par + 5 * n, n, RC(1e-3));
 }
 
 EQP_HOT static void F(twocomp_forward)(const F(snn_layer) * L, const R *cur, const R *s0, const R *zp,
