@@ -2,6 +2,7 @@
  * beats a stated accuracy; the same seed and thread count give bit-identical weights;
  * eqp_evaluate is independent of the thread count; a diverging run stops with
  * EQP_ENONFINITE and names the mini-batch. */
+#include <math.h>
 #include <string.h>
 
 #include "eqprop/data.h"
@@ -132,8 +133,7 @@ int main(void) {
                es.free_steps_mean, es.nudge_steps_mean, 100 * tol_err);
         CHECK(es.free_steps_mean > 1 && es.free_steps_mean < 300 && es.nudge_steps_mean > 1 &&
                   es.nudge_steps_mean < 100,
-              "phases end before their budgets: %g, %g", es.free_steps_mean,
-              es.nudge_steps_mean);
+              "phases end before their budgets: %g, %g", es.free_steps_mean, es.nudge_steps_mean);
         CHECK(tol_err < 0.25, "and it learns: test error %g < 25%%", tol_err);
         eqp_trainer_free(t);
         eqp_model_free(m);
@@ -157,6 +157,45 @@ int main(void) {
         eqp_model_free(m);
         CHECK(eqp_config_set(&c, "tol", "-1") == EQP_EINVAL && strstr(eqp_last_error(), "--tol"),
               "negative tol refused: %s", eqp_last_error());
+    }
+
+    /* --lr-decay: epoch e trains at lr * decay^e. With the smallest factor the second epoch
+     * moves no weight by more than 1e-20, after a first epoch that moved them by > 1e-3; a
+     * factor above 1 is refused, naming the flag. */
+    {
+        eqp_config_default(&c);
+        c.threads = 2;
+        CHECK(eqp_config_set(&c, "lr-decay", "1e-30") == EQP_OK, "lr-decay 1e-30 accepted: %s",
+              eqp_last_error());
+        eqp_rng_seed(&rng, c.seed);
+        m = NULL;
+        t = NULL;
+        CHECK(eqp_model_create(&c, &rng, &m) == EQP_OK &&
+                  eqp_trainer_create(m, NULL, tr, &t) == EQP_OK,
+              "create: %s", eqp_last_error());
+        const size_t np = eqp_model_n_params(m);
+        float *p0 = malloc(np * sizeof(float)), *p1 = malloc(np * sizeof(float));
+        memcpy(p0, eqp_model_params(m), np * sizeof(float));
+        eqp_epoch_stats es = {0};
+        CHECK(eqp_trainer_run_epoch(t, &es) == EQP_OK, "epoch 1: %s", eqp_last_error());
+        memcpy(p1, eqp_model_params(m), np * sizeof(float));
+        CHECK(eqp_trainer_run_epoch(t, &es) == EQP_OK, "epoch 2: %s", eqp_last_error());
+        double d1 = 0, d2 = 0;
+        for (size_t i = 0; i < np; i++) {
+            double a1 = fabs((double)p1[i] - (double)p0[i]);
+            double a2 = fabs((double)eqp_model_params(m)[i] - (double)p1[i]);
+            d1 = a1 > d1 ? a1 : d1;
+            d2 = a2 > d2 ? a2 : d2;
+        }
+        printf("lr-decay 1e-30: max |dtheta| epoch 1 %.3g, epoch 2 %.3g\n", d1, d2);
+        CHECK(d1 > 1e-3 && d2 < 1e-20, "epoch 2 at lr * 1e-30: moved %g (epoch 1: %g)", d2, d1);
+        free(p0);
+        free(p1);
+        eqp_trainer_free(t);
+        eqp_model_free(m);
+        CHECK(eqp_config_set(&c, "lr-decay", "1.5") == EQP_EINVAL &&
+                  strstr(eqp_last_error(), "--lr-decay") && strstr(eqp_last_error(), "1.5"),
+              "lr-decay > 1 refused: %s", eqp_last_error());
     }
 
     /* shape mismatch between data and model */

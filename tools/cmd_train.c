@@ -36,6 +36,7 @@ static const cli_opt opts[] = {
     {"persistent", 1, "yes|no: persistent particles [yes]"},
     {"batch", 1, "mini-batch size [20]"},
     {"shuffle", 1, "yes|no: new example order each epoch [yes]"},
+    {"lr-decay", 1, "multiply every learning rate by this factor after each epoch [1]"},
     {"eval-steps", 1, "free steps from zero when measuring test error [preset]"},
     {"readout", 1,
      "mse: the last layer is the output, in the energy | ce: a softmax readout of the layer "

@@ -48,6 +48,7 @@ typedef struct eqp_config {
     size_t sizes[EQP_MAX_LAYERS]; /* "sizes=784-500-10" */
     int n_lr;                     /* one learning rate per weight layer (n_layers - 1) */
     float lr[EQP_MAX_LAYERS];     /* "lr=0.1,0.05" */
+    float lr_decay;               /* epoch e (from 0) trains at lr * lr_decay^e; 1: constant [1] */
     int free_steps;               /* T: free-phase iterations */
     int nudge_steps;              /* K: weakly clamped iterations */
     float eps;                    /* step size of s <- clip(s - eps dF/ds) */
@@ -78,7 +79,7 @@ eqp_status eqp_config_preset(eqp_config *c, const char *name);
 /* Set one key from its text, parsed strictly. Keys: model, sizes, lr, free-steps (T),
  * nudge-steps (K), eps, beta, nudge (positive|negative|random|symmetric; aliases one-sided,
  * random-sign, centered), random-sign (yes = random, no = positive), persistent, batch,
- * shuffle, eval-steps, tol, readout (mse|ce), epochs,
+ * shuffle, eval-steps, tol, readout (mse|ce), lr-decay, epochs,
  * threads, seed. The message names the key, the value and what was expected. Changing
  * sizes resizes lr only if their count no longer fits (then eqp_config_check complains). */
 eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value);

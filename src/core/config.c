@@ -13,7 +13,8 @@
 const char *const eqp_config_keys[] = {
     "model",      "sizes",  "lr",          "free-steps", "nudge-steps", "eps",
     "beta",       "nudge",  "random-sign", "persistent", "batch",       "shuffle",
-    "eval-steps", "tol",    "readout",     "epochs",     "threads",     "seed",       NULL};
+    "eval-steps", "tol",    "readout",     "lr-decay",   "epochs",      "threads",
+    "seed",       NULL};
 
 static const struct {
     const char *name;
@@ -48,6 +49,7 @@ void eqp_config_default(eqp_config *c) {
     c->free_steps = 20;
     c->nudge_steps = 4;
     c->eps = 0.5f;
+    c->lr_decay = 1.0f;
     c->beta = 1.0f;
     c->nudge = EQP_NUDGE_RANDOM;
     c->persistent = 1;
@@ -285,6 +287,13 @@ eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value) {
     }
     if (strcmp(key, "tol") == 0)
         return eqp_parse_nonneg(key, value, &c->tol);
+    if (strcmp(key, "lr-decay") == 0) {
+        if ((st = eqp_parse_positive(key, value, &c->lr_decay)))
+            return st;
+        if (c->lr_decay > 1.0f)
+            return eqp_fail(EQP_EINVAL, "--lr-decay: expected a factor in (0, 1], got '%s'", value);
+        return EQP_OK;
+    }
     if (strcmp(key, "beta") == 0)
         return eqp_parse_positive(key, value, &c->beta);
     if (strcmp(key, "random-sign") == 0) {
@@ -365,6 +374,9 @@ eqp_status eqp_config_check(const eqp_config *c) {
                         "readout ce: needs a hidden layer to read out (sizes with >= 3 layers), "
                         "got %d layers",
                         c->n_layers);
+    if (!(c->lr_decay > 0 && c->lr_decay <= 1))
+        return eqp_fail(EQP_EINVAL, "lr-decay: expected a factor in (0, 1], got %g",
+                        (double)c->lr_decay);
     if (!(c->tol >= 0) || !isfinite(c->tol))
         return eqp_fail(EQP_EINVAL, "tol: expected a number >= 0, got %g", (double)c->tol);
     if (c->nudge != EQP_NUDGE_POSITIVE && c->nudge != EQP_NUDGE_NEGATIVE &&
@@ -390,12 +402,12 @@ size_t eqp_config_to_text(const eqp_config *c, char *buf, size_t n) {
     int len = snprintf(buf, n,
                        "model=%s\nsizes=%s\nlr=%s\nfree-steps=%d\nnudge-steps=%d\neps=%.9g\n"
                        "beta=%.9g\nnudge=%s\npersistent=%d\nbatch=%d\nshuffle=%d\n"
-                       "eval-steps=%d\ntol=%.9g\nreadout=%s\nepochs=%d\nthreads=%d\n"
+                       "eval-steps=%d\ntol=%.9g\nreadout=%s\nlr-decay=%.9g\nepochs=%d\nthreads=%d\n"
                        "seed=%" PRIu64 "\n",
                        c->model, sizes, lr, c->free_steps, c->nudge_steps, (double)c->eps,
                        (double)c->beta, eqp_nudge_name(c->nudge), c->persistent, c->batch,
                        c->shuffle, c->eval_steps, (double)c->tol, c->readout ? "ce" : "mse",
-                       c->epochs, c->threads, c->seed);
+                       (double)c->lr_decay, c->epochs, c->threads, c->seed);
     return len < 0 ? 0 : (size_t)len;
 }
 

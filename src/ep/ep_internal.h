@@ -35,6 +35,7 @@ struct eqp_trainer {
     float *good;         /* (n_params) parameters at the start of the current run_epoch */
     eqp_rng rng_epoch;   /* RNG state at the start of the current epoch */
     int epoch;           /* completed epochs */
+    float lr_now[EQP_MAX_LAYERS]; /* this epoch's rates: lr * lr_decay^epoch */
     size_t batch_pos;    /* next mini-batch of the current epoch (0: not started) */
     size_t batch_end;    /* this run stops before this mini-batch */
     size_t seen, errors; /* counters of the current epoch */

@@ -230,7 +230,7 @@ static void epoch_thread(void *arg, int tid, int nt) {
             const int sym = c->nudge == EQP_NUDGE_SYMMETRIC;
             float scale[EQP_MAX_LAYERS];
             for (int k = 0; k < c->n_lr; k++)
-                scale[k] = -c->lr[k] / ((sym ? 2.0f : 1.0f) * beta * (float)B);
+                scale[k] = -t->lr_now[k] / ((sym ? 2.0f : 1.0f) * beta * (float)B);
             m->ops->accum_grad_params(m, t->xb, t->sn, sym ? t->sm : t->sf, scale, m->params,
                                       w->work, B, tid, nt);
             if (t->ro_grad && tid == 0) {
@@ -242,7 +242,7 @@ static void epoch_thread(void *arg, int tid, int nt) {
                 const size_t lo = m->ro_W, hi = m->ro_b + m->n_out;
                 memset(t->ro_grad + lo, 0, (hi - lo) * sizeof(float));
                 eqp_readout_grad(m, w, t->sf, t->ro_grad, 1.0f, B);
-                const float k = -c->lr[c->n_lr - 1] / (float)B;
+                const float k = -t->lr_now[c->n_lr - 1] / (float)B;
                 for (size_t i = lo; i < hi; i++)
                     m->params[i] += k * t->ro_grad[i];
             }
@@ -342,6 +342,10 @@ eqp_status eqp_trainer_run(eqp_trainer *t, size_t max_batches, eqp_epoch_stats *
         t->phases = 0;
     }
     plan_epoch(t);
+    /* the schedule is a function of the epoch alone, so a resumed run replays it */
+    const double decay = pow((double)t->cfg.lr_decay, (double)t->epoch);
+    for (int k = 0; k < t->cfg.n_lr; k++)
+        t->lr_now[k] = (float)((double)t->cfg.lr[k] * decay);
     t->batch_end = max_batches && max_batches < t->n_batches - t->batch_pos
                        ? t->batch_pos + max_batches
                        : t->n_batches;
