@@ -91,6 +91,35 @@ int main(void) {
         eqp_snn_free(m);
     }
 
+    /* 2b. --lr-decay: epoch e trains at lr * decay^e. With the smallest factor a second epoch
+     * moves no weight by more than 1e-20 (same seed: the first epochs are identical); a factor
+     * above 1 is refused, naming the key. */
+    {
+        eqp_snn_config d;
+        small(&d);
+        CHECK(eqp_snn_config_set(&d, "lr-decay", "1e-30") == EQP_OK, "lr-decay accepted: %s",
+              eqp_last_error());
+        eqp_snn *one = train(&d, tr, 1), *two = train(&d, tr, 2);
+        double moved = 0;
+        for (size_t i = 0; i < eqp_snn_n_params(one); i++) {
+            double a = fabs((double)eqp_snn_params(two)[i] - (double)eqp_snn_params(one)[i]);
+            moved = a > moved ? a : moved;
+        }
+        printf("lr-decay 1e-30: epoch 2 moved the weights by at most %.3g\n", moved);
+        CHECK(moved < 1e-20, "epoch 2 at lr * 1e-30 moves nothing (%g)", moved);
+        eqp_rng rng0;
+        eqp_rng_seed(&rng0, d.seed);
+        eqp_snn *init = NULL;
+        CHECK(eqp_snn_create(&d, &rng0, &init) == EQP_OK && !same_params(one, init),
+              "while epoch 1 trained (its weights differ from the initial ones)");
+        eqp_snn_free(init);
+        eqp_snn_free(one);
+        eqp_snn_free(two);
+        CHECK(eqp_snn_config_set(&d, "lr-decay", "1.5") == EQP_OK &&
+                  eqp_snn_config_check(&d) == EQP_EINVAL && strstr(eqp_last_error(), "lr-decay"),
+              "lr-decay 1.5 refused: %s", eqp_last_error());
+    }
+
     /* 3. stop mid-epoch, checkpoint, resume into a fresh trainer: bit-identical */
     {
         eqp_snn_config r;

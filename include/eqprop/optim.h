@@ -31,6 +31,9 @@ void eqp_optim_begin_step(eqp_optim *o);
 /* Apply the current step to params[lo, hi) from grad[lo, hi). */
 void eqp_optim_update(eqp_optim *o, float *params, const float *grad, size_t lo, size_t hi);
 
+/* Change the learning rate from the next eqp_optim_begin_step on (a schedule). */
+void eqp_optim_set_lr(eqp_optim *o, float lr);
+
 /* Steps taken so far, and the moment buffers (m, v: n floats each; NULL for sgd) for
  * checkpoints. */
 uint64_t eqp_optim_steps(const eqp_optim *o);

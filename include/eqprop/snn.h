@@ -154,6 +154,7 @@ typedef struct eqp_snn_config {
     float weight_decay; /* lambda * theta added to each weight gradient */
     char optim[8];      /* adam | sgd */
     float lr, adam_b1, adam_b2, adam_eps;
+    float lr_decay; /* epoch e (from 0) trains at lr * lr_decay^e, in (0, 1] [1] */
     float clip;    /* gradient clipping by global norm (0: off) */
     int tbptt;     /* truncation length K (0: full BPTT) */
     char learner[8]; /* bptt | eprop (one hidden lif/alif layer + readout; see above) [bptt] */

@@ -56,6 +56,10 @@ void eqp_optim_free(eqp_optim *o) {
     free(o);
 }
 
+void eqp_optim_set_lr(eqp_optim *o, float lr) {
+    o->lr = lr;
+}
+
 void eqp_optim_begin_step(eqp_optim *o) {
     o->t++;
     if (o->adam) {

@@ -60,6 +60,7 @@ static const struct key {
     {"weight-decay", K_NONNEG, O(weight_decay), 0, 0, 0, "L2 weight decay"},
     {"optim", K_STR, S(optim), "adam | sgd"},
     {"lr", K_NONNEG, O(lr), 0, 0, 0, "learning rate"},
+    {"lr-decay", K_POS, O(lr_decay), 0, 0, 0, "multiply the learning rate by this factor after each epoch, in (0, 1]"},
     {"adam-b1", K_NONNEG, O(adam_b1), 0, 0, 0, "Adam beta1"},
     {"adam-b2", K_NONNEG, O(adam_b2), 0, 0, 0, "Adam beta2"},
     {"adam-eps", K_POS, O(adam_eps), 0, 0, 0, "Adam epsilon"},
@@ -436,6 +437,9 @@ eqp_status eqp_snn_config_check(const eqp_snn_config *c) {
     if (!(c->threshold > 0) || !isfinite(c->threshold))
         return eqp_fail(EQP_EINVAL, "threshold: expected a number > 0, got %g",
                         (double)c->threshold);
+    if (!(c->lr_decay > 0 && c->lr_decay <= 1))
+        return eqp_fail(EQP_EINVAL, "lr-decay: expected a factor in (0, 1], got %g",
+                        (double)c->lr_decay);
     if (!(c->adam_b1 < 1) || !(c->adam_b2 < 1))
         return eqp_fail(EQP_EINVAL, "adam-b1, adam-b2: expected numbers in [0, 1), got %g, %g",
                         (double)c->adam_b1, (double)c->adam_b2);

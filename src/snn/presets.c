@@ -32,6 +32,7 @@ void eqp_snn_config_default(eqp_snn_config *c) {
     snprintf(c->optim, sizeof c->optim, "adam");
     snprintf(c->learner, sizeof c->learner, "bptt");
     c->lr = 5e-4f;
+    c->lr_decay = 1.0f;
     c->adam_b1 = 0.9f;
     c->adam_b2 = 0.999f;
     c->adam_eps = 1e-8f;

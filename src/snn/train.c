@@ -315,6 +315,9 @@ eqp_status eqp_snn_trainer_run_epoch(eqp_snn_trainer *t, eqp_snn_epoch_stats *st
         memset(t->spikes, 0, sizeof t->spikes);
     }
     plan_epoch(t);
+    /* the schedule is a function of the epoch alone, so a resumed run replays it */
+    eqp_optim_set_lr(t->opt, (float)((double)net->cfg.lr * pow((double)net->cfg.lr_decay,
+                                                                 (double)t->epoch)));
     t->batch_end = t->n_batches;
     eqp_blas_single_thread();
     eqp_barrier_init(&t->bar, (unsigned)t->nthreads);
