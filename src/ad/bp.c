@@ -210,17 +210,30 @@ eqp_status eqp_bp_config_check(const eqp_bp_config *c) {
     return EQP_OK;
 }
 
+/* the shortest text that reads back as the same float */
+static void fmt_float(char *buf, size_t size, float x) {
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(buf, size, "%.*g", prec, (double)x);
+        if (strtof(buf, NULL) == x)
+            return;
+    }
+}
+
 size_t eqp_bp_config_to_text(const eqp_bp_config *c, char *buf, size_t size) {
+    char lr[32], dec[32], wd[32];
+    fmt_float(lr, sizeof lr, c->lr);
+    fmt_float(dec, sizeof dec, c->lr_decay);
+    fmt_float(wd, sizeof wd, c->wd);
     char sz[256] = "";
     size_t o = 0;
     for (int l = 0; l < c->n_layers && o < sizeof sz; l++)
         o += (size_t)snprintf(sz + o, sizeof sz - o, "%s%zu", l ? "-" : "", c->sizes[l]);
     int n = snprintf(buf, size,
                      "arch=%s\nsizes=%s\nact=%s\nconv1=%d\nconv2=%d\nfc=%d\nimage=%d\noptim=%s\n"
-                     "lr=%.9g\nlr-decay=%.9g\nwd=%.9g\nepochs=%d\nbatch=%d\nthreads=%d\n"
+                     "lr=%s\nlr-decay=%s\nwd=%s\nepochs=%d\nbatch=%d\nthreads=%d\n"
                      "seed=%llu\n",
-                     c->arch, sz, c->act, c->conv1, c->conv2, c->fc, c->image, c->optim,
-                     (double)c->lr, (double)c->lr_decay, (double)c->wd, c->epochs, c->batch,
+                     c->arch, sz, c->act, c->conv1, c->conv2, c->fc, c->image, c->optim, lr, dec,
+                     wd, c->epochs, c->batch,
                      c->threads, (unsigned long long)c->seed);
     return n < 0 ? 0 : (size_t)n;
 }
