@@ -191,6 +191,44 @@ eqp_status eqp_bp_config_set(eqp_bp_config *c, const char *key, const char *v) {
     return eqp_fail(EQP_EINVAL, "unknown bp setting '%s'", key);
 }
 
+/* The parameter count of c, without building the network; SIZE_MAX on overflow. */
+static size_t param_count(const eqp_bp_config *c) {
+    size_t n = 0, a;
+    if (strcmp(c->arch, "cnn") == 0) {
+        const size_t S = (size_t)c->image, s2 = ((S - 4) / 2 - 4) / 2;
+        const size_t c1 = (size_t)c->conv1, c2 = (size_t)c->conv2, fc = (size_t)c->fc;
+        const size_t K = c->sizes[1];
+        n = c1 * 25 + c1 + c2 * c1 * 25 + c2;
+        if (eqp_mul_size(c2 * s2 * s2, fc, &a) || eqp_add_size(n, a + fc, &n) ||
+            eqp_mul_size(fc, K, &a) || eqp_add_size(n, a + K, &n))
+            return SIZE_MAX;
+        return n;
+    }
+    for (int l = 1; l < c->n_layers; l++)
+        if (eqp_mul_size(c->sizes[l], c->sizes[l - 1] + 1, &a) || eqp_add_size(n, a, &n))
+            return SIZE_MAX;
+    return n;
+}
+
+/* Widest activation of a mini-batch, in elements (bounds the tape's memory). */
+static size_t widest(const eqp_bp_config *c) {
+    size_t w = 0;
+    if (strcmp(c->arch, "cnn") == 0) {
+        const size_t S = (size_t)c->image;
+        const size_t s1 = (S - 4) / 2 - 4; /* side of conv2's output */
+        w = (size_t)c->conv1 * 25 * (S - 4) * (S - 4); /* the im2col columns of conv1 */
+        const size_t w2 = (size_t)c->conv1 * 25 * s1 * s1; /* and of conv2 */
+        return w > w2 ? w : w2;
+    }
+    for (int l = 0; l < c->n_layers; l++)
+        if (c->sizes[l] > w)
+            w = c->sizes[l];
+    return w;
+}
+
+#define MAX_PARAMS     ((size_t)1 << 30) /* 4 GiB of float32 */
+#define MAX_ACTIVATION ((size_t)1 << 30) /* elements of the widest batch activation */
+
 eqp_status eqp_bp_config_check(const eqp_bp_config *c) {
     if (strcmp(c->arch, "cnn") == 0) {
         if (c->n_layers != 2)
@@ -207,6 +245,16 @@ eqp_status eqp_bp_config_check(const eqp_bp_config *c) {
     if (c->sizes[c->n_layers - 1] < 2)
         return eqp_fail(EQP_EINVAL, "--sizes: expected >= 2 output classes, got %zu",
                         c->sizes[c->n_layers - 1]);
+    const size_t np = param_count(c);
+    if (np > MAX_PARAMS)
+        return eqp_fail(EQP_EINVAL, "bp: the network would have %zu parameters (at most %zu)",
+                        np, MAX_PARAMS);
+    size_t act;
+    if (eqp_mul_size(widest(c), (size_t)c->batch, &act) || act > MAX_ACTIVATION)
+        return eqp_fail(EQP_EINVAL,
+                        "--batch: %d examples of this network need more than %zu elements per "
+                        "activation",
+                        c->batch, MAX_ACTIVATION);
     return EQP_OK;
 }
 
@@ -608,11 +656,13 @@ static eqp_status set_cfg(void *obj, const char *key, const char *value) {
 
 eqp_status eqp_bp_load(const char *path, eqp_bp **out, int *has_state) {
     *out = NULL;
-    eqp_breader r;
-    uint32_t flags;
+    eqp_breader r = {0};
+    uint32_t flags = 0;
     eqp_status st = eqp_br_open(&r, path, MAGIC, WHAT, VERSION, FLAG_STATE, &flags);
-    if (st)
+    if (st) {
+        eqp_br_close(&r); /* the buffer is read even when a header check fails */
         return st;
+    }
     char *text = NULL;
     eqp_bp *m = NULL;
     eqp_bp_config c;
@@ -624,15 +674,18 @@ eqp_status eqp_bp_load(const char *path, eqp_bp **out, int *has_state) {
         st = eqp_fail_prefix(EQP_EFORMAT, path);
         goto fail;
     }
-    if ((st = eqp_bp_create(&c, &m))) {
-        st = eqp_fail_prefix(st, path);
-        goto fail;
-    }
     if ((st = get_u64(&r, &np, "parameter count")))
         goto fail;
-    if (np != m->n_params) {
-        st = eqp_fail(EQP_EFORMAT, "%s: %llu parameters stored, the configuration needs %zu",
-                      path, (unsigned long long)np, m->n_params);
+    if (np != param_count(&c) || np > (r.len - r.pos) / sizeof(float)) {
+        st = eqp_fail(EQP_EFORMAT,
+                      "%s: %llu parameters stored, the configuration needs %zu and the file "
+                      "holds at most %zu",
+                      path, (unsigned long long)np, param_count(&c),
+                      (r.len - r.pos) / sizeof(float));
+        goto fail;
+    }
+    if ((st = eqp_bp_create(&c, &m))) {
+        st = eqp_fail_prefix(st, path);
         goto fail;
     }
     if ((st = eqp_br_get(&r, eqp_bp_params(m), m->n_params * sizeof(float), "parameters")))
