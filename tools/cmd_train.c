@@ -15,8 +15,11 @@
 static const cli_opt opts[] = {
     {"help", 0, "show this help"},
     {"preset", 1,
-     "ep-1h | ep-2h | ep-3h (Scellier & Bengio 2017) | ep-mlp-best; snn-*: see --preset "
-     "snn-mlp --help [ep-1h]"},
+     "ep-1h | ep-2h | ep-3h (Scellier & Bengio 2017) | ep-mlp-best | pc-mlp-mnist | "
+     "pc-mlp-fashion (predictive coding); snn-*: see --preset snn-mlp --help [ep-1h]"},
+    {"model", 1, "energy model: layered | pc (linear predictive coding) | pcn (nonlinear) [preset]"},
+    {"act", 1, "pcn: activation of the hidden predictions, linear|tanh|sigmoid|relu|gelu [tanh]"},
+    {"variance", 1, "pcn: prediction-error variances sigma_l^2, one or one per layer [1]"},
     {"data", 1, "mnist | fashion | DIR with the four IDX files [mnist]"},
     {"train-limit", 1, "use only the first N training examples [all]"},
     {"test-limit", 1, "use only the first N test examples [all]"},
@@ -30,8 +33,8 @@ static const cli_opt opts[] = {
     {"eps", 1, "step size eps [0.5]"},
     {"beta", 1, "nudging strength beta [preset: 1 for ep-1h, 2 for ep-2h/3h]"},
     {"nudge", 1,
-     "positive | negative | random | symmetric (centered) [random for ep-1h, "
-     "positive for ep-2h/3h]"},
+     "positive | negative | random | symmetric (centered) | clamp (output held at the target, "
+     "update without 1/beta: predictive coding) [random for ep-1h, positive for ep-2h/3h]"},
     {"random-sign", 1, "yes|no: the same as --nudge random|positive"},
     {"persistent", 1, "yes|no: persistent particles [yes]"},
     {"batch", 1, "mini-batch size [20]"},

@@ -181,10 +181,10 @@ static void epoch_thread(void *arg, int tid, int nt) {
                 labels[r] = d->y[ex];
                 if (t->particles)
                     memcpy(w->s + r * N, t->particles + ex * N, N * sizeof(float));
-                else
-                    memset(w->s + r * N, 0, N * sizeof(float));
             }
             eqp_clamp(m, w, xr, labels, Bt);
+            if (!t->particles)
+                eqp_init_state(m, w, Bt);
             int used;
             double res;
             /* with tol > 0 a phase ends once settled, and one that runs out of steps first is
@@ -202,7 +202,17 @@ static void epoch_thread(void *arg, int tid, int nt) {
             float *sf = t->sf + r0 * N, *sn = t->sn + r0 * N;
             memcpy(sf, w->s, Bt * N * sizeof(float));
             t->err_t[tid] = eqp_count_errors(m, w, sf, labels, Bt, &t->cost_t[tid]);
-            PHASE(beta, c->nudge_steps, 1);
+            if (c->nudge == EQP_NUDGE_CLAMP) { /* output held at the target */
+                eqp_relax_clamped(m, w, Bt, c->nudge_steps, c->eps, c->tol, &used,
+                                  c->tol > 0 ? &res : NULL);
+                t->steps_t[2 * tid + 1] += used;
+                if (c->tol > 0 && !(res < (double)c->tol) && !t->nc_t[tid]) {
+                    t->nc_t[tid] = 2;
+                    t->res_t[tid] = res;
+                }
+            } else {
+                PHASE(beta, c->nudge_steps, 1);
+            }
             memcpy(sn, w->s, Bt * N * sizeof(float));
             t->bad_t[tid] = !eqp_all_finite(sf, Bt * N) || !eqp_all_finite(sn, Bt * N);
             if (c->nudge == EQP_NUDGE_SYMMETRIC) {
@@ -229,8 +239,10 @@ static void epoch_thread(void *arg, int tid, int nt) {
              * nudge of either sign (beta carries it), (s^+b, s^-b) over 2 beta if symmetric */
             const int sym = c->nudge == EQP_NUDGE_SYMMETRIC;
             float scale[EQP_MAX_LAYERS];
+            /* clamp (predictive coding): -lr (dE/dtheta(s^c) - dE/dtheta(s^0)), no 1/beta */
+            const float div = c->nudge == EQP_NUDGE_CLAMP ? 1.0f : (sym ? 2.0f : 1.0f) * beta;
             for (int k = 0; k < c->n_lr; k++)
-                scale[k] = -c->lr[k] / ((sym ? 2.0f : 1.0f) * beta * (float)B);
+                scale[k] = -c->lr[k] / (div * (float)B);
             m->ops->accum_grad_params(m, t->xb, t->sn, sym ? t->sm : t->sf, scale, m->params,
                                       w->work, B, tid, nt);
             if (t->ro_grad && tid == 0) {
@@ -441,8 +453,8 @@ static void eval_thread(void *arg, int tid, int nt) {
     double cost = 0.0;
     for (size_t i = lo; i < hi; i += EVAL_CHUNK) {
         size_t B = hi - i < EVAL_CHUNK ? hi - i : EVAL_CHUNK;
-        memset(w->s, 0, B * m->n_state * sizeof(float));
         eqp_clamp(m, w, d->x + i * d->dim, NULL, B);
+        eqp_init_state(m, w, B);
         eqp_relax(m, w, B, 0.0f, j->steps, m->cfg.eps, 0.0f, NULL, NULL);
         err += eqp_count_errors(m, w, w->s, d->y + i, B, &cost);
     }
