@@ -19,6 +19,7 @@ static const cli_opt opts[] = {
      "pc-mlp-fashion (predictive coding); snn-*: see --preset snn-mlp --help [ep-1h]"},
     {"model", 1, "energy model: layered | pc (linear predictive coding) | pcn (nonlinear) [preset]"},
     {"act", 1, "pcn: activation of the hidden predictions, linear|tanh|sigmoid|relu|gelu [tanh]"},
+    {"optim", 1, "sgd | adam (the EP/PC update over -lr as Adam's gradient) [sgd]"},
     {"variance", 1, "pcn: prediction-error variances sigma_l^2, one or one per layer [1]"},
     {"data", 1, "mnist | fashion | DIR with the four IDX files [mnist]"},
     {"train-limit", 1, "use only the first N training examples [all]"},

@@ -81,6 +81,9 @@ typedef struct eqp_config {
     int act;                      /* eqp_act of the pcn model's hidden layers ("act=tanh") */
     int n_var;                    /* 1, or one per state layer (n_layers - 1) */
     float var[EQP_MAX_LAYERS];    /* pcn: prediction-error variances sigma_l^2 ("variance=1") */
+    int optim;                    /* 0 "sgd": theta += the update itself; 1 "adam": the update
+                                     over -lr is a gradient for Adam (Kingma & Ba 2015; b1 0.9,
+                                     b2 0.999, eps 1e-8), lr per group as given */
     int epochs;                   /* epochs to train */
     int threads;                  /* worker threads (each owns a share of every mini-batch) */
     uint64_t seed;                /* every random draw derives from it */
@@ -97,7 +100,7 @@ eqp_status eqp_config_preset(eqp_config *c, const char *name);
  * nudge-steps (K), eps, beta, nudge (positive|negative|random|symmetric; aliases one-sided,
  * random-sign, centered), random-sign (yes = random, no = positive), persistent, batch,
  * shuffle, eval-steps, tol, readout (mse|ce), act (linear|tanh|sigmoid|relu|gelu), variance
- * (one sigma^2 > 0, or one per state layer, joined by ','), epochs,
+ * (one sigma^2 > 0, or one per state layer, joined by ','), optim (sgd|adam), epochs,
  * threads, seed. The message names the key, the value and what was expected. Changing
  * sizes resizes lr only if their count no longer fits (then eqp_config_check complains). */
 eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value);
