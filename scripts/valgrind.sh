@@ -38,6 +38,14 @@ vg snn-train 0 train --preset snn-mlp --data $data --train-limit 100 --test-limi
 vg snn-resume 0 train --resume "$tmp/s.ckpt" --data $data --train-limit 100 --test-limit 50 \
     --epochs 2
 vg snn-eval 0 eval --model "$tmp/s.model" --data $data --limit 50
+vg bp-train 0 train --learner bp --data $data --train-limit 100 --test-limit 50 \
+    --sizes 784-16-10 --batch 25 --epochs 1 --save "$tmp/b.model" --checkpoint "$tmp/b.ckpt" \
+    --log "$tmp/b.jsonl"
+vg bp-resume 0 train --resume "$tmp/b.ckpt" --data $data --train-limit 100 --test-limit 50 \
+    --epochs 2
+vg bp-cnn 0 train --preset bp-cnn --data $data --train-limit 50 --test-limit 20 --conv1 2 \
+    --conv2 3 --fc 8 --batch 25 --epochs 1
+vg bp-eval 0 eval --model "$tmp/b.model" --data $data --limit 50
 vg bad-file 1 eval --model "$data/t10k-labels-idx1-ubyte.gz" --data $data
 rm -rf "$tmp"
 echo "$passed passed, $failed failed"

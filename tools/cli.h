@@ -51,4 +51,10 @@ int cmd_train_snn(int argc, char **argv);
 int cmd_eval_snn(const char *model, const char *data, const char *split, size_t limit,
                  int threads, int json);
 
+/* Backprop (cmd_train_bp.c): chosen by cmd_train for --learner bp, bp-* presets and bp
+ * checkpoints, and by cmd_eval for bp network files. */
+int cmd_train_bp(int argc, char **argv);
+int cmd_eval_bp(const char *model, const char *data, const char *split, size_t limit,
+                int threads, int json);
+
 #endif

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "eqprop/bp.h"
 #include "eqprop/checkpoint.h"
 #include "eqprop/data.h"
 #include "eqprop/ep.h"
@@ -63,6 +64,8 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "eqprop eval: --model FILE is required\n");
         return EXIT_USAGE;
     }
+    if (eqp_bp_file_is_bp(model))
+        return cmd_eval_bp(model, data, split, limit, (int)threads, json);
     if (eqp_snn_file_is_snn(model))
         return cmd_eval_snn(model, data, split, limit, (int)threads, json);
     eqp_model *m = NULL;

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "eqprop/bp.h"
 #include "eqprop/checkpoint.h"
 #include "eqprop/data.h"
 #include "eqprop/ep.h"
@@ -16,7 +17,8 @@ static const cli_opt opts[] = {
     {"help", 0, "show this help"},
     {"preset", 1,
      "ep-1h | ep-2h | ep-3h (Scellier & Bengio 2017) | ep-mlp-best | pc-mlp-mnist | "
-     "pc-mlp-fashion (predictive coding); snn-*: see --preset snn-mlp --help [ep-1h]"},
+     "pc-mlp-fashion (predictive coding); snn-*: see --preset snn-mlp --help; bp-mlp | "
+     "bp-cnn: see --learner bp --help [ep-1h]"},
     {"model", 1, "energy model: layered | pc (linear predictive coding) | pcn (nonlinear) [preset]"},
     {"act", 1, "pcn: activation of the hidden predictions, linear|tanh|sigmoid|relu|gelu [tanh]"},
     {"optim", 1, "sgd | adam (the EP/PC update over -lr as Adam's gradient) [sgd]"},
@@ -102,7 +104,27 @@ static int wants_snn(int argc, char **argv) {
     return 0;
 }
 
+/* A backprop run: --learner bp, --preset bp-..., or --resume of a bp checkpoint. */
+static int wants_bp(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        if (strncmp(a, "--learner=", 10) == 0 || strncmp(a, "--preset=", 9) == 0 ||
+            strncmp(a, "--resume=", 9) == 0)
+            v = strchr(a, '=') + 1;
+        else if ((strcmp(a, "--learner") == 0 || strcmp(a, "--preset") == 0 ||
+                  strcmp(a, "--resume") == 0) &&
+                 i + 1 < argc)
+            v = argv[i + 1];
+        if (v && (strcmp(v, "bp") == 0 || eqp_bp_is_preset(v) ||
+                  (strncmp(a, "--resume", 8) == 0 && eqp_bp_file_is_bp(v))))
+            return 1;
+    }
+    return 0;
+}
+
 int cmd_train(int argc, char **argv) {
+    if (wants_bp(argc, argv))
+        return cmd_train_bp(argc, argv);
     if (wants_snn(argc, argv))
         return cmd_train_snn(argc, argv);
     const char *preset = NULL, *data = "mnist", *save = NULL, *ckpt = NULL, *resume = NULL;

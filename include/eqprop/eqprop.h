@@ -2,6 +2,8 @@
 #ifndef EQPROP_EQPROP_H
 #define EQPROP_EQPROP_H
 
+#include "eqprop/ad.h"
+#include "eqprop/bp.h"
 #include "eqprop/checkpoint.h"
 #include "eqprop/config.h"
 #include "eqprop/data.h"
