@@ -123,6 +123,10 @@ static int wants_bp(int argc, char **argv) {
 }
 
 int cmd_train(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) /* --preset hopfield-*: a memory to store, not a trainer */
+        if ((!strcmp(argv[i], "--preset") && i + 1 < argc && !strncmp(argv[i + 1], "hopfield-", 9)) ||
+            !strncmp(argv[i], "--preset=hopfield-", 18))
+            return cmd_hopfield(argc, argv);
     if (wants_bp(argc, argv))
         return cmd_train_bp(argc, argv);
     if (wants_snn(argc, argv))

@@ -11,14 +11,14 @@
 #include "internal.h"
 
 /* pc-mlp-* settings (chosen on training subsets, docs/RESULTS.md) */
-#define PC_LR1 1e-3f
-#define PC_LR2 1e-3f
-#define PC_LR3 1e-3f
-#define PC_LR4 1e-3f
+#define PC_LR1 3e-4f
+#define PC_LR2 3e-4f
+#define PC_LR3 3e-4f
+#define PC_LR4 3e-4f
 #define PC_EPS 0.1f
 #define PC_BATCH 64
-#define PC_EPOCHS_MNIST 20
-#define PC_EPOCHS_FASHION 20
+#define PC_EPOCHS_MNIST 25
+#define PC_EPOCHS_FASHION 25
 
 const char *const eqp_config_keys[] = {
     "model",      "sizes",  "lr",          "free-steps", "nudge-steps", "eps",
