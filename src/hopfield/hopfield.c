@@ -59,8 +59,8 @@ eqp_status eqp_hopfield_store(eqp_hopfield *h, const int8_t *xi, size_t P) {
                             k / n, k % n, xi[k]);
     memset(h->W, 0, n * n * sizeof(float));
     if (P > 0) {
-        /* W = (1/n) X^T X as one rank-P update; the entries are integers / n, exact in float
-         * for P < 2^24 */
+        /* W = (1/n) X^T X as one rank-P update (the sums are exact integers; the scaling
+         * rounds each entry once) */
         float *X = eqp_alloc(tot, sizeof(float));
         if (!X)
             return eqp_fail(EQP_ENOMEM, "hopfield: cannot allocate %zu patterns", P);
