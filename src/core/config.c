@@ -15,7 +15,7 @@
 #define PC_LR2 3e-4f
 #define PC_LR3 3e-4f
 #define PC_LR4 3e-4f
-#define PC_EPS 0.1f
+#define PC_EPS 0.05f
 #define PC_BATCH 64
 #define PC_EPOCHS_MNIST 25
 #define PC_EPOCHS_FASHION 25
