@@ -46,6 +46,12 @@ vg bp-resume 0 train --resume "$tmp/b.ckpt" --data $data --train-limit 100 --tes
 vg bp-cnn 0 train --preset bp-cnn --data $data --train-limit 50 --test-limit 20 --conv1 2 \
     --conv2 3 --fc 8 --batch 25 --epochs 1
 vg bp-eval 0 eval --model "$tmp/b.model" --data $data --limit 50
+vg pc-train 0 train --preset pc-mlp-mnist --data $data --train-limit 100 --test-limit 50 \
+    --sizes 784-16-16-10 --lr 1e-3,1e-3,1e-3 --epochs 1 --checkpoint "$tmp/p.ckpt"
+vg pc-resume 0 train --resume "$tmp/p.ckpt" --data $data --train-limit 100 --test-limit 50 \
+    --epochs 2
+vg hopfield 0 hopfield --n 100 --cues 5 --loads 0.05,0.2
+vg hopfield-modern 0 train --preset hopfield-modern --n 100 --cues 5 --loads 0.5
 vg bad-file 1 eval --model "$data/t10k-labels-idx1-ubyte.gz" --data $data
 rm -rf "$tmp"
 echo "$passed passed, $failed failed"

@@ -57,4 +57,7 @@ int cmd_train_bp(int argc, char **argv);
 int cmd_eval_bp(const char *model, const char *data, const char *split, size_t limit,
                 int threads, int json);
 
+/* Hopfield memory (cmd_hopfield.c): `eqprop hopfield`, and cmd_train for hopfield-* presets. */
+int cmd_hopfield(int argc, char **argv);
+
 #endif

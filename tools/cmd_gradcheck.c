@@ -20,7 +20,7 @@ static const cli_opt opts[] = {
     {"preset", 1, "ep-1h | ep-2h | ep-3h: the network to check [a small 20-10-5 net]"},
     {"sizes", 1, "layer sizes [20-10-5 without --preset]"},
     {"model", 1, "check this saved model instead of fresh Glorot weights"},
-    {"model-kind", 1, "energy model: layered | pc [layered]"},
+    {"model-kind", 1, "energy model: layered | pc | pcn [layered]"},
     {"data", 1, "draw the batches from mnist | fashion | DIR [random inputs and labels]"},
     {"batch", 1, "examples per check [4]"},
     {"seeds", 1, "independent repetitions (new weights and inputs each) [10]"},

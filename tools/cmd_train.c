@@ -16,8 +16,13 @@
 static const cli_opt opts[] = {
     {"help", 0, "show this help"},
     {"preset", 1,
-     "ep-1h | ep-2h | ep-3h (Scellier & Bengio 2017) | ep-mlp-best; snn-*: see --preset "
-     "snn-mlp --help; bp-mlp | bp-cnn: see --learner bp --help [ep-1h]"},
+     "ep-1h | ep-2h | ep-3h (Scellier & Bengio 2017) | ep-mlp-best | pc-mlp-mnist | "
+     "pc-mlp-fashion (predictive coding); snn-*: see --preset snn-mlp --help; bp-mlp | "
+     "bp-cnn: see --learner bp --help [ep-1h]"},
+    {"model", 1, "energy model: layered | pc (linear predictive coding) | pcn (nonlinear) [preset]"},
+    {"act", 1, "pcn: activation of the hidden predictions, linear|tanh|sigmoid|relu|gelu [tanh]"},
+    {"optim", 1, "sgd | adam (the EP/PC update over -lr as Adam's gradient) [sgd]"},
+    {"variance", 1, "pcn: prediction-error variances sigma_l^2, one or one per layer [1]"},
     {"data", 1, "mnist | fashion | DIR with the four IDX files [mnist]"},
     {"train-limit", 1, "use only the first N training examples [all]"},
     {"test-limit", 1, "use only the first N test examples [all]"},
@@ -31,8 +36,8 @@ static const cli_opt opts[] = {
     {"eps", 1, "step size eps [0.5]"},
     {"beta", 1, "nudging strength beta [preset: 1 for ep-1h, 2 for ep-2h/3h]"},
     {"nudge", 1,
-     "positive | negative | random | symmetric (centered) [random for ep-1h, "
-     "positive for ep-2h/3h]"},
+     "positive | negative | random | symmetric (centered) | clamp (output held at the target, "
+     "update without 1/beta: predictive coding) [random for ep-1h, positive for ep-2h/3h]"},
     {"random-sign", 1, "yes|no: the same as --nudge random|positive"},
     {"persistent", 1, "yes|no: persistent particles [yes]"},
     {"batch", 1, "mini-batch size [20]"},
@@ -119,6 +124,10 @@ static int wants_bp(int argc, char **argv) {
 }
 
 int cmd_train(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) /* --preset hopfield-*: a memory to store, not a trainer */
+        if ((!strcmp(argv[i], "--preset") && i + 1 < argc && !strncmp(argv[i + 1], "hopfield-", 9)) ||
+            !strncmp(argv[i], "--preset=hopfield-", 18))
+            return cmd_hopfield(argc, argv);
     if (wants_bp(argc, argv))
         return cmd_train_bp(argc, argv);
     if (wants_snn(argc, argv))

@@ -10,7 +10,8 @@ static void usage(FILE *f) {
                "  train    train an energy-based network with Equilibrium Propagation\n"
                "  eval     classification error of a saved model on a dataset\n"
                "  gradcheck  does a learning signal follow the gradient? (finite differences,\n"
-               "           BPTT, statistics across seeds)\n\n"
+               "           BPTT, statistics across seeds)\n"
+               "  hopfield associative recall of a classical or modern Hopfield memory\n\n"
                "'eqprop <command> --help' lists each command's options.\n");
 }
 
@@ -28,6 +29,8 @@ int main(int argc, char **argv) {
         return cmd_train(argc - 1, argv + 1);
     if (strcmp(c, "eval") == 0)
         return cmd_eval(argc - 1, argv + 1);
+    if (strcmp(c, "hopfield") == 0)
+        return cmd_hopfield(argc - 1, argv + 1);
     if (strcmp(c, "gradcheck") == 0)
         return cmd_gradcheck(argc - 1, argv + 1);
     fprintf(stderr, "eqprop: unknown command '%s'\n", c);

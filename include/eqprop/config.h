@@ -40,7 +40,21 @@ typedef enum eqp_nudge {
     EQP_NUDGE_RANDOM,
     EQP_NUDGE_SYMMETRIC,
     EQP_NUDGE_NEGATIVE,
+    /* clamp: the second phase holds the output units at the target (the beta -> infinity
+     * limit of nudging) and the update is -lr (dE/dtheta(s^clamped) - dE/dtheta(s^0)), with
+     * no 1/beta: the predictive-coding rule (Whittington & Bogacz 2017), and contrastive
+     * Hebbian learning for the layered model. Needs readout mse. */
+    EQP_NUDGE_CLAMP,
 } eqp_nudge;
+
+/* Activation of the pcn model's predictions f(s_{l-1} W_l + b_l) on its hidden layers. */
+typedef enum eqp_act {
+    EQP_ACT_LINEAR = 0,
+    EQP_ACT_TANH,
+    EQP_ACT_SIGMOID,
+    EQP_ACT_RELU,
+    EQP_ACT_GELU,
+} eqp_act;
 
 typedef struct eqp_config {
     char model[32];               /* energy model name: "layered" */
@@ -65,6 +79,12 @@ typedef struct eqp_config {
     float tol;                    /* > 0: end a training phase once max|s_t+1 - s_t| < tol, and
                                      fail with EQP_ENOCONVERGE if its step budget runs out
                                      first; 0: fixed step counts [0] */
+    int act;                      /* eqp_act of the pcn model's hidden layers ("act=tanh") */
+    int n_var;                    /* 1, or one per state layer (n_layers - 1) */
+    float var[EQP_MAX_LAYERS];    /* pcn: prediction-error variances sigma_l^2 ("variance=1") */
+    int optim;                    /* 0 "sgd": theta += the update itself; 1 "adam": the update
+                                     over -lr is a gradient for Adam (Kingma & Ba 2015; b1 0.9,
+                                     b2 0.999, eps 1e-8), lr per group as given */
     int epochs;                   /* epochs to train */
     int threads;                  /* worker threads (each owns a share of every mini-batch) */
     uint64_t seed;                /* every random draw derives from it */
@@ -73,13 +93,15 @@ typedef struct eqp_config {
 /* The ep-1h preset. */
 void eqp_config_default(eqp_config *c);
 
-/* Overwrite c with preset `name` ("ep-1h", "ep-2h", "ep-3h"). EQP_EINVAL for other names. */
+/* Overwrite c with preset `name` ("ep-1h", "ep-2h", "ep-3h", "ep-mlp-best", "pc-mlp-mnist",
+ * "pc-mlp-fashion"). EQP_EINVAL for other names. */
 eqp_status eqp_config_preset(eqp_config *c, const char *name);
 
 /* Set one key from its text, parsed strictly. Keys: model, sizes, lr, free-steps (T),
  * nudge-steps (K), eps, beta, nudge (positive|negative|random|symmetric; aliases one-sided,
  * random-sign, centered), random-sign (yes = random, no = positive), persistent, batch,
- * shuffle, eval-steps, tol, readout (mse|ce), lr-decay, epochs,
+ * shuffle, eval-steps, tol, readout (mse|ce), lr-decay, act (linear|tanh|sigmoid|relu|gelu), variance
+ * (one sigma^2 > 0, or one per state layer, joined by ','), optim (sgd|adam), epochs,
  * threads, seed. The message names the key, the value and what was expected. Changing
  * sizes resizes lr only if their count no longer fits (then eqp_config_check complains). */
 eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value);
@@ -94,8 +116,10 @@ size_t eqp_config_to_text(const eqp_config *c, char *buf, size_t n);
 /* Parse "key=value" lines (as written by eqp_config_to_text) over c. */
 eqp_status eqp_config_from_text(eqp_config *c, const char *text);
 
-/* "positive", "negative", "random" or "symmetric". */
+/* "positive", "negative", "random", "symmetric" or "clamp". */
 const char *eqp_nudge_name(eqp_nudge mode);
+/* "linear", "tanh", "sigmoid", "relu" or "gelu". */
+const char *eqp_act_name(int act);
 
 /* Names of the keys eqp_config_set accepts, NULL-terminated (for --help and checks). */
 extern const char *const eqp_config_keys[];

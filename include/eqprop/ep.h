@@ -49,6 +49,16 @@ eqp_status eqp_set_target(const eqp_model *m, eqp_workspace *w, const float *tar
 void eqp_relax(const eqp_model *m, eqp_workspace *w, size_t B, float beta, int steps, float eps,
                float tol, int *done, double *residual);
 
+/* As eqp_relax with beta = 0, but the output units are set to the targets and held there
+ * (the clamped phase of predictive coding and of contrastive Hebbian learning; the limit
+ * beta -> infinity of nudging). Needs readout mse. */
+void eqp_relax_clamped(const eqp_model *m, eqp_workspace *w, size_t B, int steps, float eps,
+                       float tol, int *done, double *residual);
+
+/* Set the B clamped rows' state to where a free phase starts without persistent particles:
+ * the model's own guess if it has one (pcn: the feed-forward pass), else zero. */
+void eqp_init_state(const eqp_model *m, eqp_workspace *w, size_t B);
+
 /* F = E + beta C summed over the B rows of state s (double; for checks). */
 double eqp_total_energy(const eqp_model *m, const eqp_workspace *w, const float *s, size_t B,
                         float beta);
@@ -65,7 +75,9 @@ typedef struct eqp_ep_opts {
 /* EP's estimate of dL/dtheta on one batch, averaged over its B rows, into grad (n_params).
  * labels NULL: use the targets set with eqp_set_target after an eqp_clamp of the same x.
  * The free phase starts from the state rows in the workspace (the caller sets them); after
- * the call they hold the free fixed point. rng is used only by EQP_NUDGE_RANDOM. */
+ * the call they hold the free fixed point. rng is used only by EQP_NUDGE_RANDOM. With
+ * EQP_NUDGE_CLAMP, grad is the predictive-coding update direction
+ * (dE/dtheta(s^clamped) - dE/dtheta(s^0)) / B, not divided by beta. */
 eqp_status eqp_ep_estimate(const eqp_model *m, eqp_workspace *w, const float *x,
                            const uint8_t *labels, size_t B, const eqp_ep_opts *o, eqp_rng *rng,
                            float *grad);

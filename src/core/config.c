@@ -10,11 +10,21 @@
 #include "eqprop/model.h"
 #include "internal.h"
 
+/* pc-mlp-* settings (chosen on training subsets, docs/RESULTS.md) */
+#define PC_LR1 3e-4f
+#define PC_LR2 3e-4f
+#define PC_LR3 3e-4f
+#define PC_LR4 3e-4f
+#define PC_EPS 0.05f
+#define PC_BATCH 64
+#define PC_EPOCHS_MNIST 25
+#define PC_EPOCHS_FASHION 25
+
 const char *const eqp_config_keys[] = {
     "model",      "sizes",  "lr",          "free-steps", "nudge-steps", "eps",
     "beta",       "nudge",  "random-sign", "persistent", "batch",       "shuffle",
     "eval-steps", "tol",    "readout",     "lr-decay",   "epochs",      "threads",
-    "seed",       NULL};
+    "seed",       "act",    "variance",    "optim",      NULL};
 
 static const struct {
     const char *name;
@@ -22,7 +32,14 @@ static const struct {
 } nudge_names[] = {{"positive", EQP_NUDGE_POSITIVE},  {"negative", EQP_NUDGE_NEGATIVE},
                    {"random", EQP_NUDGE_RANDOM},      {"symmetric", EQP_NUDGE_SYMMETRIC},
                    {"one-sided", EQP_NUDGE_POSITIVE}, {"random-sign", EQP_NUDGE_RANDOM},
-                   {"centered", EQP_NUDGE_SYMMETRIC}, {NULL, EQP_NUDGE_POSITIVE}};
+                   {"centered", EQP_NUDGE_SYMMETRIC}, {"clamp", EQP_NUDGE_CLAMP},
+                   {NULL, EQP_NUDGE_POSITIVE}};
+
+static const char *const act_names[] = {"linear", "tanh", "sigmoid", "relu", "gelu", NULL};
+
+const char *eqp_act_name(int act) {
+    return act >= 0 && act <= EQP_ACT_GELU ? act_names[act] : "unknown";
+}
 
 const char *eqp_nudge_name(eqp_nudge mode) {
     for (int k = 0; nudge_names[k].name; k++)
@@ -59,12 +76,16 @@ void eqp_config_default(eqp_config *c) {
     c->epochs = 30;
     c->threads = 2;
     c->seed = 1;
+    c->act = EQP_ACT_TANH;
+    c->n_var = 1;
+    c->var[0] = 1.0f;
 }
 
 eqp_status eqp_config_preset(eqp_config *c, const char *name) {
     if (!name)
         return eqp_fail(EQP_EINVAL,
-                        "--preset: expected ep-1h, ep-2h, ep-3h or ep-mlp-best, got nothing");
+                        "--preset: expected ep-1h, ep-2h, ep-3h, ep-mlp-best, pc-mlp-mnist or "
+                        "pc-mlp-fashion, got nothing");
     eqp_config d;
     eqp_config_default(&d);
     if (strcmp(name, "ep-1h") == 0) {
@@ -110,7 +131,32 @@ eqp_status eqp_config_preset(eqp_config *c, const char *name) {
         *c = d;
         return EQP_OK;
     }
-    return eqp_fail(EQP_EINVAL, "--preset: expected ep-1h, ep-2h, ep-3h or ep-mlp-best, got '%s'",
+    if (strcmp(name, "pc-mlp-mnist") == 0 || strcmp(name, "pc-mlp-fashion") == 0) {
+        /* PCX's MLP (784-128-128-128-10, GELU, squared error on a linearly predicted output,
+         * T = 5 inference steps with the output clamped, feed-forward initialisation and
+         * prediction) trained by the predictive-coding rule with Adam (PCX: AdamW; with SGD
+         * the lower layers' updates are 10-100x smaller than backprop's at these step
+         * sizes, measured: docs/RESULTS.md) */
+        static const size_t sizes[] = {784, 128, 128, 128, 10};
+        static const float lr[] = {PC_LR1, PC_LR2, PC_LR3, PC_LR4};
+        set_layers(&d, 5, sizes, lr);
+        snprintf(d.model, sizeof d.model, "pcn");
+        d.act = EQP_ACT_GELU;
+        d.nudge = EQP_NUDGE_CLAMP;
+        d.optim = 1;
+        d.persistent = 0;
+        d.free_steps = 1;
+        d.nudge_steps = 5;
+        d.eps = PC_EPS;
+        d.eval_steps = 1;
+        d.batch = PC_BATCH;
+        d.epochs = name[7] == 'm' ? PC_EPOCHS_MNIST : PC_EPOCHS_FASHION;
+        *c = d;
+        return EQP_OK;
+    }
+    return eqp_fail(EQP_EINVAL,
+                    "--preset: expected ep-1h, ep-2h, ep-3h, ep-mlp-best, pc-mlp-mnist or "
+                    "pc-mlp-fashion, got '%s'",
                     name);
 }
 
@@ -243,6 +289,36 @@ bad:
                     v);
 }
 
+/* "1" or "1,0.5,0.5" */
+static eqp_status parse_var(const char *v, eqp_config *c) {
+    float var[EQP_MAX_LAYERS];
+    int n = 0;
+    const char *p = v;
+    while (1) {
+        char *end;
+        errno = 0;
+        double x = strtod(p, &end);
+        if (end == p || errno == ERANGE || !isfinite(x) || !(x > 0) || x > 1e30 ||
+            n == EQP_MAX_LAYERS)
+            goto bad;
+        var[n++] = (float)x;
+        if (*end == '\0')
+            break;
+        if (*end != ',')
+            goto bad;
+        p = end + 1;
+    }
+    c->n_var = n;
+    for (int i = 0; i < n; i++)
+        c->var[i] = var[i];
+    return EQP_OK;
+bad:
+    return eqp_fail(EQP_EINVAL,
+                    "--variance: expected one variance > 0, or one per state layer, joined by "
+                    "',' (e.g. 1 or 1,1,0.5), got '%s'",
+                    v);
+}
+
 eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value) {
     long x = 0;
     eqp_status st;
@@ -250,7 +326,7 @@ eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value) {
         return eqp_fail(EQP_EINVAL, "config: key and value must be given");
     if (strcmp(key, "model") == 0) {
         if (!eqp_model_known(value))
-            return eqp_fail(EQP_EINVAL, "--model: expected layered or pc, got '%s'", value);
+            return eqp_fail(EQP_EINVAL, "--model: expected layered, pc or pcn, got '%s'", value);
         snprintf(c->model, sizeof c->model, "%s", value);
         return EQP_OK;
     }
@@ -294,6 +370,24 @@ eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value) {
             return eqp_fail(EQP_EINVAL, "--lr-decay: expected a factor in (0, 1], got '%s'", value);
         return EQP_OK;
     }
+    if (strcmp(key, "act") == 0) {
+        for (int k = 0; act_names[k]; k++)
+            if (strcmp(value, act_names[k]) == 0) {
+                c->act = k;
+                return EQP_OK;
+            }
+        return eqp_fail(EQP_EINVAL,
+                        "--act: expected linear, tanh, sigmoid, relu or gelu, got '%s'", value);
+    }
+    if (strcmp(key, "variance") == 0)
+        return parse_var(value, c);
+    if (strcmp(key, "optim") == 0) {
+        if (strcmp(value, "sgd") == 0 || strcmp(value, "adam") == 0) {
+            c->optim = value[0] == 'a';
+            return EQP_OK;
+        }
+        return eqp_fail(EQP_EINVAL, "--optim: expected sgd or adam, got '%s'", value);
+    }
     if (strcmp(key, "beta") == 0)
         return eqp_parse_positive(key, value, &c->beta);
     if (strcmp(key, "random-sign") == 0) {
@@ -310,8 +404,8 @@ eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value) {
                 return EQP_OK;
             }
         return eqp_fail(EQP_EINVAL,
-                        "--nudge: expected positive, negative, random or symmetric (or one-sided, "
-                        "random-sign, centered), got '%s'",
+                        "--nudge: expected positive, negative, random, symmetric or clamp (or "
+                        "one-sided, random-sign, centered), got '%s'",
                         value);
     }
     if (strcmp(key, "persistent") == 0)
@@ -343,7 +437,7 @@ eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value) {
 
 eqp_status eqp_config_check(const eqp_config *c) {
     if (!eqp_model_known(c->model))
-        return eqp_fail(EQP_EINVAL, "model: expected layered or pc, got '%s'", c->model);
+        return eqp_fail(EQP_EINVAL, "model: expected layered, pc or pcn, got '%s'", c->model);
     if (c->n_layers < 2 || c->n_layers > EQP_MAX_LAYERS)
         return eqp_fail(EQP_EINVAL, "sizes: expected 2 to %d layers, got %d", EQP_MAX_LAYERS,
                         c->n_layers);
@@ -380,8 +474,24 @@ eqp_status eqp_config_check(const eqp_config *c) {
     if (!(c->tol >= 0) || !isfinite(c->tol))
         return eqp_fail(EQP_EINVAL, "tol: expected a number >= 0, got %g", (double)c->tol);
     if (c->nudge != EQP_NUDGE_POSITIVE && c->nudge != EQP_NUDGE_NEGATIVE &&
-        c->nudge != EQP_NUDGE_RANDOM && c->nudge != EQP_NUDGE_SYMMETRIC)
+        c->nudge != EQP_NUDGE_RANDOM && c->nudge != EQP_NUDGE_SYMMETRIC &&
+        c->nudge != EQP_NUDGE_CLAMP)
         return eqp_fail(EQP_EINVAL, "nudge: unknown mode %d", (int)c->nudge);
+    if (c->nudge == EQP_NUDGE_CLAMP && c->readout)
+        return eqp_fail(EQP_EINVAL, "nudge clamp: needs readout mse (the output units in the "
+                                    "state, to hold at the target), got readout ce");
+    if (c->optim != 0 && c->optim != 1)
+        return eqp_fail(EQP_EINVAL, "optim: unknown optimiser %d", c->optim);
+    if (c->act < EQP_ACT_LINEAR || c->act > EQP_ACT_GELU)
+        return eqp_fail(EQP_EINVAL, "act: unknown activation %d", c->act);
+    if (c->n_var != 1 && c->n_var != c->n_layers - 1)
+        return eqp_fail(EQP_EINVAL,
+                        "variance: expected 1 value or %d (one per state layer), got %d",
+                        c->n_layers - 1, c->n_var);
+    for (int i = 0; i < c->n_var; i++)
+        if (!(c->var[i] > 0) || !isfinite(c->var[i]))
+            return eqp_fail(EQP_EINVAL, "variance: value %d is %g, expected a finite number > 0",
+                            i + 1, (double)c->var[i]);
     if (c->threads < 1 || c->threads > 256)
         return eqp_fail(EQP_EINVAL, "threads: expected 1..256, got %d", c->threads);
     if (c->epochs < 0)
@@ -399,15 +509,21 @@ size_t eqp_config_to_text(const eqp_config *c, char *buf, size_t n) {
     for (int i = 0; i < c->n_lr && off < sizeof lr; i++)
         off +=
             (size_t)snprintf(lr + off, sizeof lr - off, "%s%.9g", i ? "," : "", (double)c->lr[i]);
+    char var[256] = "";
+    off = 0;
+    for (int i = 0; i < c->n_var && off < sizeof var; i++)
+        off +=
+            (size_t)snprintf(var + off, sizeof var - off, "%s%.9g", i ? "," : "", (double)c->var[i]);
     int len = snprintf(buf, n,
                        "model=%s\nsizes=%s\nlr=%s\nfree-steps=%d\nnudge-steps=%d\neps=%.9g\n"
                        "beta=%.9g\nnudge=%s\npersistent=%d\nbatch=%d\nshuffle=%d\n"
                        "eval-steps=%d\ntol=%.9g\nreadout=%s\nlr-decay=%.9g\nepochs=%d\nthreads=%d\n"
-                       "seed=%" PRIu64 "\n",
+                       "seed=%" PRIu64 "\nact=%s\nvariance=%s\noptim=%s\n",
                        c->model, sizes, lr, c->free_steps, c->nudge_steps, (double)c->eps,
                        (double)c->beta, eqp_nudge_name(c->nudge), c->persistent, c->batch,
                        c->shuffle, c->eval_steps, (double)c->tol, c->readout ? "ce" : "mse",
-                       (double)c->lr_decay, c->epochs, c->threads, c->seed);
+                       (double)c->lr_decay, c->epochs, c->threads, c->seed, eqp_act_name(c->act),
+                       var, c->optim ? "adam" : "sgd");
     return len < 0 ? 0 : (size_t)len;
 }
 

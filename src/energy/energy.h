@@ -46,6 +46,10 @@ typedef struct eqp_energy_ops {
                         const float *scale, float *acc, float *work, size_t B);
     /* a <- a * P'(z) elementwise: the derivative of project at the unprojected point z. */
     void (*project_vjp)(const eqp_model *m, const float *z, float *a, size_t B);
+    /* Optional (NULL: start from zero). The state a free phase starts from when there are no
+     * persistent particles (training) and when evaluating: s <- the model's own guess given
+     * the clamp context (pcn: the feed-forward pass, which is its free minimum). */
+    void (*init_state)(const eqp_model *m, const float *ctx, float *s, float *work, size_t B);
     /* Set up model-specific sizes and the parameter blocks; called by eqp_model_create. */
     eqp_status (*init)(eqp_model *m, eqp_rng *rng);
 } eqp_energy_ops;
@@ -75,6 +79,7 @@ struct eqp_model {
 
 extern const eqp_energy_ops eqp_layered_ops;
 extern const eqp_energy_ops eqp_pc_ops;
+extern const eqp_energy_ops eqp_pcn_ops;
 
 /* The table of every energy model, NULL-terminated. */
 extern const eqp_energy_ops *const eqp_energy_models[];

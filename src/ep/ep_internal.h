@@ -56,6 +56,10 @@ struct eqp_trainer {
     long steps_sum[2], phases;  /* since the epoch (re)started: for the means in the stats */
     float *ro_grad;             /* (n_params) scratch of the ce readout's gradient, or NULL */
     uint8_t *labels_b;          /* (batch) labels of the current mini-batch */
+    /* optim adam: one optimiser per parameter block (its group's rate) and the update's
+     * gradient (n_params), summed by accum_grad_params, applied and cleared per block share */
+    struct eqp_optim *adam[EQP_MAX_BLOCKS];
+    float *grad;
     int nc_batch, nc_phase;
     double nc_res;
 };

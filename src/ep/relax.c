@@ -215,17 +215,34 @@ double eqp_total_energy(const eqp_model *m, const eqp_workspace *w, const float 
     return F;
 }
 
-void eqp_relax(const eqp_model *m, eqp_workspace *w, size_t B, float beta, int steps, float eps,
-               float tol, int *done, double *residual) {
+/* The output units of every row <- the targets (clamp) or g's output units <- 0 (hold). */
+static void clamp_outputs(const eqp_model *m, eqp_workspace *w, float *a, size_t B, int set) {
+    const size_t N = w->N, no = w->n_out, oo = m->out_offset;
+    for (size_t b = 0; b < B; b++) {
+        if (set)
+            memcpy(a + b * N + oo, w->target + b * no, no * sizeof(float));
+        else
+            memset(a + b * N + oo, 0, no * sizeof(float));
+    }
+}
+
+/* clamp: the output units are set to the targets and held there (their force is zeroed, so
+ * the residual counts only the free units) */
+static void relax(const eqp_model *m, eqp_workspace *w, size_t B, float beta, int clamp,
+                  int steps, float eps, float tol, int *done, double *residual) {
     const size_t n = B * w->N;
     float *s = w->s, *g = w->g;
     const int track = tol > 0.0f || residual != NULL;
     double res = 0.0;
     int t = 0;
+    if (clamp)
+        clamp_outputs(m, w, s, B, 1);
     while (t < steps) {
         m->ops->grad_state(m, w->ctx, s, g, w->work, B);
         if (beta != 0.0f)
             add_cost_grad(m, w, s, g, B, beta);
+        if (clamp)
+            clamp_outputs(m, w, g, B, 0);
         if (track) {
             /* keep the old state in g so that the projected step can be measured */
             for (size_t i = 0; i < n; i++) {
@@ -253,6 +270,23 @@ void eqp_relax(const eqp_model *m, eqp_workspace *w, size_t B, float beta, int s
         *done = t;
     if (residual)
         *residual = res;
+}
+
+void eqp_relax(const eqp_model *m, eqp_workspace *w, size_t B, float beta, int steps, float eps,
+               float tol, int *done, double *residual) {
+    relax(m, w, B, beta, 0, steps, eps, tol, done, residual);
+}
+
+void eqp_relax_clamped(const eqp_model *m, eqp_workspace *w, size_t B, int steps, float eps,
+                       float tol, int *done, double *residual) {
+    relax(m, w, B, 0.0f, 1, steps, eps, tol, done, residual);
+}
+
+void eqp_init_state(const eqp_model *m, eqp_workspace *w, size_t B) {
+    if (m->ops->init_state)
+        m->ops->init_state(m, w->ctx, w->s, w->work, B);
+    else
+        memset(w->s, 0, B * w->N * sizeof(float));
 }
 
 size_t eqp_count_errors(const eqp_model *m, const eqp_workspace *w, const float *s,
@@ -303,7 +337,17 @@ eqp_status eqp_ep_estimate(const eqp_model *m, eqp_workspace *w, const float *x,
         beta *= (float)eqp_rng_sign(rng);
     else if (o->nudge == EQP_NUDGE_NEGATIVE)
         beta = -beta;
-    if (o->nudge == EQP_NUDGE_SYMMETRIC) {
+    if (o->nudge == EQP_NUDGE_CLAMP) {
+        /* the predictive-coding rule: (dE/dtheta(s^clamped) - dE/dtheta(s^0)) / B */
+        if (m->cfg.readout) {
+            memcpy(w->s, w->s_free, n * sizeof(float));
+            return eqp_fail(EQP_EINVAL, "ep: nudge clamp needs readout mse");
+        }
+        eqp_relax_clamped(m, w, B, o->nudge_steps, o->eps, o->tol, NULL, NULL);
+        for (int k = 0; k < EQP_MAX_LAYERS; k++)
+            scale[k] = 1.0f / (float)B;
+        m->ops->accum_grad_params(m, x, w->s, w->s_free, scale, grad, w->work, B, 0, 1);
+    } else if (o->nudge == EQP_NUDGE_SYMMETRIC) {
         /* (dE/dtheta(s^+b) - dE/dtheta(s^-b)) / (2b), both phases from the free state */
         float *s_plus = w->s_aux;
         eqp_relax(m, w, B, beta, o->nudge_steps, o->eps, o->tol, NULL, NULL);

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "ep_internal.h"
+#include "eqprop/optim.h"
 #include "internal.h"
 
 static double now_seconds(void) {
@@ -84,6 +85,14 @@ eqp_status eqp_trainer_create(eqp_model *m, const eqp_config *c, const eqp_datas
         if (!t->particles)
             goto fail;
     }
+    if (c->optim) {
+        if (!(t->grad = eqp_calloc(m->n_params, sizeof(float))))
+            goto fail;
+        for (int k = 0; k < m->n_blocks; k++)
+            if ((st = eqp_optim_create("adam", m->blocks[k].size, c->lr[m->blocks[k].group], 0.9f,
+                                       0.999f, 1e-8f, 0.0f, &t->adam[k])))
+                goto fail;
+    }
     /* full-batch rows: the update step hands the whole mini-batch to every thread's part */
     for (int i = 0; i < t->nthreads; i++)
         if ((st = eqp_workspace_create(m, B, &t->ws[i])))
@@ -121,6 +130,9 @@ void eqp_trainer_free(eqp_trainer *t) {
     eqp_dealloc(t->ro_grad);
     eqp_dealloc(t->labels_b);
     eqp_dealloc(t->particles);
+    eqp_dealloc(t->grad);
+    for (int k = 0; k < EQP_MAX_BLOCKS; k++)
+        eqp_optim_free(t->adam[k]);
     free(t);
 }
 
@@ -181,10 +193,10 @@ static void epoch_thread(void *arg, int tid, int nt) {
                 labels[r] = d->y[ex];
                 if (t->particles)
                     memcpy(w->s + r * N, t->particles + ex * N, N * sizeof(float));
-                else
-                    memset(w->s + r * N, 0, N * sizeof(float));
             }
             eqp_clamp(m, w, xr, labels, Bt);
+            if (!t->particles)
+                eqp_init_state(m, w, Bt);
             int used;
             double res;
             /* with tol > 0 a phase ends once settled, and one that runs out of steps first is
@@ -202,7 +214,17 @@ static void epoch_thread(void *arg, int tid, int nt) {
             float *sf = t->sf + r0 * N, *sn = t->sn + r0 * N;
             memcpy(sf, w->s, Bt * N * sizeof(float));
             t->err_t[tid] = eqp_count_errors(m, w, sf, labels, Bt, &t->cost_t[tid]);
-            PHASE(beta, c->nudge_steps, 1);
+            if (c->nudge == EQP_NUDGE_CLAMP) { /* output held at the target */
+                eqp_relax_clamped(m, w, Bt, c->nudge_steps, c->eps, c->tol, &used,
+                                  c->tol > 0 ? &res : NULL);
+                t->steps_t[2 * tid + 1] += used;
+                if (c->tol > 0 && !(res < (double)c->tol) && !t->nc_t[tid]) {
+                    t->nc_t[tid] = 2;
+                    t->res_t[tid] = res;
+                }
+            } else {
+                PHASE(beta, c->nudge_steps, 1);
+            }
             memcpy(sn, w->s, Bt * N * sizeof(float));
             t->bad_t[tid] = !eqp_all_finite(sf, Bt * N) || !eqp_all_finite(sn, Bt * N);
             if (c->nudge == EQP_NUDGE_SYMMETRIC) {
@@ -229,10 +251,13 @@ static void epoch_thread(void *arg, int tid, int nt) {
              * nudge of either sign (beta carries it), (s^+b, s^-b) over 2 beta if symmetric */
             const int sym = c->nudge == EQP_NUDGE_SYMMETRIC;
             float scale[EQP_MAX_LAYERS];
+            /* clamp (predictive coding): -lr (dE/dtheta(s^c) - dE/dtheta(s^0)), no 1/beta */
+            const float div = c->nudge == EQP_NUDGE_CLAMP ? 1.0f : (sym ? 2.0f : 1.0f) * beta;
+            /* adam: the same update over -lr is the gradient estimate, gathered in t->grad */
             for (int k = 0; k < c->n_lr; k++)
-                scale[k] = -t->lr_now[k] / ((sym ? 2.0f : 1.0f) * beta * (float)B);
-            m->ops->accum_grad_params(m, t->xb, t->sn, sym ? t->sm : t->sf, scale, m->params,
-                                      w->work, B, tid, nt);
+                scale[k] = (t->grad ? 1.0f : -t->lr_now[k]) / (div * (float)B);
+            m->ops->accum_grad_params(m, t->xb, t->sn, sym ? t->sm : t->sf, scale,
+                                      t->grad ? t->grad : m->params, w->work, B, tid, nt);
             if (t->ro_grad && tid == 0) {
                 /* the ce readout is outside the energy: -lr dC/d(Wr, br) at the free fixed
                  * points, gathered first (the rows read Wr) and then applied */
@@ -242,9 +267,24 @@ static void epoch_thread(void *arg, int tid, int nt) {
                 const size_t lo = m->ro_W, hi = m->ro_b + m->n_out;
                 memset(t->ro_grad + lo, 0, (hi - lo) * sizeof(float));
                 eqp_readout_grad(m, w, t->sf, t->ro_grad, 1.0f, B);
-                const float k = -t->lr_now[c->n_lr - 1] / (float)B;
+                const float k = (t->grad ? 1.0f : -t->lr_now[c->n_lr - 1]) / (float)B;
+                float *dst = t->grad ? t->grad : m->params;
                 for (size_t i = lo; i < hi; i++)
-                    m->params[i] += k * t->ro_grad[i];
+                    dst[i] += k * t->ro_grad[i];
+            }
+            if (t->grad) {
+                if (tid == 0)
+                    for (int k = 0; k < m->n_blocks; k++)
+                        eqp_optim_begin_step(t->adam[k]);
+                eqp_barrier_wait(&t->bar);
+                /* each thread a share of every block: apply, then clear for the next batch */
+                for (int k = 0; k < m->n_blocks; k++) {
+                    const size_t off = m->blocks[k].offset, sz = m->blocks[k].size;
+                    const size_t lo = sz * (size_t)tid / (size_t)nt;
+                    const size_t hi = sz * (size_t)(tid + 1) / (size_t)nt;
+                    eqp_optim_update(t->adam[k], m->params + off, t->grad + off, lo, hi);
+                    memset(t->grad + off + lo, 0, (hi - lo) * sizeof(float));
+                }
             }
         }
         if (tid == 0) {
@@ -346,6 +386,9 @@ eqp_status eqp_trainer_run(eqp_trainer *t, size_t max_batches, eqp_epoch_stats *
     const double decay = pow((double)t->cfg.lr_decay, (double)t->epoch);
     for (int k = 0; k < t->cfg.n_lr; k++)
         t->lr_now[k] = (float)((double)t->cfg.lr[k] * decay);
+    if (t->grad)
+        for (int k = 0; k < t->m->n_blocks; k++)
+            eqp_optim_set_lr(t->adam[k], t->lr_now[t->m->blocks[k].group]);
     t->batch_end = max_batches && max_batches < t->n_batches - t->batch_pos
                        ? t->batch_pos + max_batches
                        : t->n_batches;
@@ -445,8 +488,8 @@ static void eval_thread(void *arg, int tid, int nt) {
     double cost = 0.0;
     for (size_t i = lo; i < hi; i += EVAL_CHUNK) {
         size_t B = hi - i < EVAL_CHUNK ? hi - i : EVAL_CHUNK;
-        memset(w->s, 0, B * m->n_state * sizeof(float));
         eqp_clamp(m, w, d->x + i * d->dim, NULL, B);
+        eqp_init_state(m, w, B);
         eqp_relax(m, w, B, 0.0f, j->steps, m->cfg.eps, 0.0f, NULL, NULL);
         err += eqp_count_errors(m, w, w->s, d->y + i, B, &cost);
     }

@@ -5,6 +5,7 @@
 
 #include "../ep/ep_internal.h"
 #include "eqprop/checkpoint.h"
+#include "eqprop/optim.h"
 #include "binfile.h"
 #include "internal.h"
 
@@ -42,6 +43,12 @@ eqp_status eqp_checkpoint_save(const char *path, const eqp_model *m, const eqp_t
         eqp_bw_put(&w, &hp, 1);
         if (hp)
             eqp_bw_put(&w, t->particles, t->data->n * m->n_state * sizeof(float));
+        if (t->grad) /* optim adam: per block, the step count and the two moments */
+            for (int k = 0; k < m->n_blocks; k++) {
+                eqp_bw_u64(&w, eqp_optim_steps(t->adam[k]));
+                eqp_bw_put(&w, eqp_optim_moments(t->adam[k], 0), m->blocks[k].size * sizeof(float));
+                eqp_bw_put(&w, eqp_optim_moments(t->adam[k], 1), m->blocks[k].size * sizeof(float));
+            }
     }
     return eqp_bw_close(&w);
 }
@@ -162,10 +169,15 @@ eqp_status eqp_checkpoint_restore(const char *path, eqp_trainer *t) {
                       (unsigned long long)seen, (unsigned long long)errors, hp);
         goto done;
     }
-    size_t want = hp ? (size_t)(n * width * sizeof(float)) : 0;
+    size_t want = hp ? (size_t)(n * width * sizeof(float)) : 0, want_p = want;
+    if (t->grad)
+        for (int k = 0; k < m->n_blocks; k++)
+            want += 8 + 2 * m->blocks[k].size * sizeof(float);
     if (r.len - r.pos != want) {
         st = r.len - r.pos < want
-                 ? eqp_fail(EQP_EFORMAT, "%s: truncated: particles need %zu bytes, %zu remain",
+                 ? eqp_fail(EQP_EFORMAT,
+                            "%s: truncated: particles and optimiser state need %zu bytes, %zu "
+                            "remain",
                             path, want, r.len - r.pos)
                  : eqp_fail(EQP_EFORMAT, "%s: %zu unexpected bytes at the end", path,
                             r.len - r.pos - want);
@@ -183,9 +195,44 @@ eqp_status eqp_checkpoint_restore(const char *path, eqp_trainer *t) {
                 goto done;
             }
         }
-        memcpy(t->particles, r.buf + r.pos, want);
-        r.pos += want;
     }
+    if (t->grad) { /* the moments must be finite too, and the step counts agree */
+        size_t q = r.pos + want_p;
+        uint64_t steps0 = 0;
+        for (int k = 0; k < m->n_blocks; k++) {
+            uint64_t steps;
+            memcpy(&steps, r.buf + q, 8);
+            if (k == 0)
+                steps0 = steps;
+            const size_t nb = 2 * m->blocks[k].size;
+            int bad = steps != steps0;
+            for (size_t i = 0; i < nb && !bad; i++) {
+                float v;
+                memcpy(&v, r.buf + q + 8 + i * sizeof(float), sizeof v);
+                bad = !isfinite(v) || (i >= nb / 2 && v < 0);
+            }
+            if (bad) {
+                st = eqp_fail(EQP_EFORMAT, "%s: Adam state of block %s is inconsistent", path,
+                              m->blocks[k].name);
+                goto done;
+            }
+            q += 8 + nb * sizeof(float);
+        }
+    }
+    if (hp) {
+        memcpy(t->particles, r.buf + r.pos, want_p);
+        r.pos += want_p;
+    }
+    if (t->grad)
+        for (int k = 0; k < m->n_blocks; k++) {
+            const size_t bytes = m->blocks[k].size * sizeof(float);
+            uint64_t steps;
+            memcpy(&steps, r.buf + r.pos, 8);
+            eqp_optim_set_steps(t->adam[k], steps);
+            memcpy(eqp_optim_moments(t->adam[k], 0), r.buf + r.pos + 8, bytes);
+            memcpy(eqp_optim_moments(t->adam[k], 1), r.buf + r.pos + 8 + bytes, bytes);
+            r.pos += 8 + 2 * bytes;
+        }
     memcpy(t->m->params, m->params, m->n_params * sizeof(float));
     t->epoch = (int)epoch;
     t->batch_pos = batch_pos;
