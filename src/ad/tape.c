@@ -73,7 +73,9 @@ static int new_node(eqp_ad *t, ad_op op, int ndim, const size_t *shape, int a, i
     if (ndim < 1 || ndim > EQP_AD_MAX_DIMS)
         return bad(t, EQP_ESHAPE, "ad: %s: expected 1..4 dimensions, got %d",
                    ad_op_names[op], ndim);
-    size_t n = 1;
+    size_t n = 1, sh[EQP_AD_MAX_DIMS];
+    memcpy(sh, shape, (size_t)ndim * sizeof *sh); /* shape may point into the table, which
+                                                    the realloc below can move */
     for (int d = 0; d < ndim; d++)
         if (shape[d] == 0 || eqp_mul_size(n, shape[d], &n))
             return bad(t, EQP_ESHAPE, "ad: %s: dimension %zu has size %zu (expected >= 1, no "
@@ -91,7 +93,7 @@ static int new_node(eqp_ad *t, ad_op op, int ndim, const size_t *shape, int a, i
     memset(nd, 0, sizeof *nd);
     nd->op = op;
     nd->ndim = ndim;
-    memcpy(nd->shape, shape, (size_t)ndim * sizeof *shape);
+    memcpy(nd->shape, sh, (size_t)ndim * sizeof *sh);
     nd->n = n;
     nd->in[0] = a;
     nd->in[1] = b;
@@ -199,20 +201,23 @@ static int conv_common(eqp_ad *t, ad_op op, int x, int w, int b, int stride, int
             ad_conv_out(wo, (int)kw, stride, pad) != X->shape[3])
             return SHAPE_ERR(nm, "inconsistent geometry (%zu x %zu)", ho, wo);
     }
-    int id = new_node(t, op, 4, (size_t[]){X->shape[0], cout, ho, wo}, x, w, b);
+    /* im2col buffer: conv2d keeps the columns of every example for the backward pass;
+     * the transposed op needs one example's columns at a time (X is read before new_node,
+     * which may move the node table) */
+    const size_t B = X->shape[0];
+    const size_t rows = (op == AD_CONV2D ? cin : cout) * kh * kw;
+    const size_t cols = op == AD_CONV2D ? ho * wo : X->shape[2] * X->shape[3];
+    size_t e = 0, aux = 0;
+    if (eqp_mul_size(rows, cols, &e) || (op == AD_CONV2D && eqp_mul_size(e, B, &e)) ||
+        eqp_mul_size(e, t->esize, &aux))
+        return bad(t, EQP_ENOMEM, "ad: %s: scratch size overflows (%zu x %zu)", nm, rows, cols);
+    int id = new_node(t, op, 4, (size_t[]){B, cout, ho, wo}, x, w, b);
     if (id < 0)
         return id;
     ad_node *nd = &t->nodes[id];
     nd->ip[0] = stride;
     nd->ip[1] = pad;
-    /* im2col buffer: conv2d keeps the columns of every example for the backward pass;
-     * the transposed op needs one example's columns at a time */
-    const size_t rows = (op == AD_CONV2D ? cin : cout) * kh * kw;
-    const size_t cols = op == AD_CONV2D ? ho * wo : X->shape[2] * X->shape[3];
-    size_t e = 0;
-    if (eqp_mul_size(rows, cols, &e) || (op == AD_CONV2D && eqp_mul_size(e, X->shape[0], &e)) ||
-        eqp_mul_size(e, t->esize, &nd->aux_size))
-        return bad(t, EQP_ENOMEM, "ad: %s: scratch size overflows (%zu x %zu)", nm, rows, cols);
+    nd->aux_size = aux;
     return id;
 }
 
@@ -340,9 +345,10 @@ static int loss_common(eqp_ad *t, ad_op op, int a, int target) {
         return SHAPE_ERR(nm, "prediction has %zu elements, target %zu", A->n, T->n);
     if (op == AD_SOFTMAX_CE && A->ndim != 2)
         return SHAPE_ERR(nm, "expected logits (B, K), got %d dimensions", A->ndim);
+    const size_t n = A->n; /* before new_node moves the table */
     int id = new_node(t, op, 1, (size_t[]){1}, a, target, -1);
     if (id >= 0 && op == AD_SOFTMAX_CE)
-        t->nodes[id].aux_size = A->n * t->esize;
+        t->nodes[id].aux_size = n * t->esize;
     return id;
 }
 
