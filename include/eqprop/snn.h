@@ -157,6 +157,12 @@ typedef struct eqp_snn_config {
     float clip;    /* gradient clipping by global norm (0: off) */
     int tbptt;     /* truncation length K (0: full BPTT) */
     char learner[8]; /* bptt | eprop (one hidden lif/alif layer + readout; see above) [bptt] */
+    /* e-prop's learning signal L = B dE/dv: B = W_out^T (symmetric), a fixed random matrix
+     * (random) or one that follows W_out's updates (adaptive) [symmetric] */
+    char feedback[12];
+    int update_every; /* e-prop: apply the update every K steps of a sequence (0: at its end) */
+    int loss_start;   /* ce-membrane / mse-membrane: steps before this one carry no loss and do
+                         not count in the prediction [0] */
     int batch;     /* mini-batch size */
     int epochs;    /* epochs to train */
     int threads;   /* threads sharing each mini-batch */

@@ -31,6 +31,7 @@ void eqp_snn_config_default(eqp_snn_config *c) {
     c->off_target = 0.0f;
     snprintf(c->optim, sizeof c->optim, "adam");
     snprintf(c->learner, sizeof c->learner, "bptt");
+    snprintf(c->feedback, sizeof c->feedback, "symmetric");
     c->lr = 5e-4f;
     c->adam_b1 = 0.9f;
     c->adam_b2 = 0.999f;
