@@ -82,13 +82,13 @@ static eqp_status preset_eprop_evidence(eqp_snn_config *c) {
     c->loss_start = 210;
     c->decay = 0.60653066f;
     c->adapt_decay = 0.99501248f;
-    c->adapt_strength = 0.2f;
+    c->adapt_strength = 0.03f;
     c->threshold = 0.6f;
     c->reg_rate = 1.0f;
     c->rate_target = 0.1f;
     c->lr = 5e-3f;
     c->batch = 64;
-    c->epochs = 60;
+    c->epochs = 15;
     return eqp_snn_config_set(c, "sizes", "40-100r-2");
 }
 
