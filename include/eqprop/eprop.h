@@ -35,6 +35,23 @@ eqp_status eqp_eprop_online_step(eqp_eprop_online *o, const float *x, const floa
 /* Bytes of the learner's state (workspace, optimiser moments, gradient). */
 size_t eqp_eprop_online_bytes(const eqp_eprop_online *o);
 
+/* How e-prop's update compares with BPTT's gradient (src/eprop/align.c), in double, for the
+ * network of config c (any learner/feedback; weights drawn from seed, W and V scaled by
+ * w_scale for activity) on one batch of B random inputs (spikes at rate 0.2 per step and
+ * channel) with random labels (ce-membrane) or targets (mse-membrane, uniform in [-1/2, 1/2]).
+ * The two agree exactly (rel ~1e-15) when the hidden layer is not recurrent and the reset is
+ * detached; elsewhere e-prop drops the learning signal's paths through V and the reset. */
+typedef struct eqp_eprop_align {
+    double cosine_hidden;  /* cosine over the hidden layer's W, b (and V) */
+    double cosine_w, cosine_v; /* over W_1 alone, over V_1 alone (NaN if not recurrent) */
+    double cosine_all;     /* over every block e-prop updates (hidden and readout) */
+    double rel_hidden;     /* max |e-prop - BPTT| / max |BPTT| over the hidden blocks */
+    double norm_ratio;     /* |e-prop| / |BPTT| over the hidden blocks */
+    double hidden_spikes;  /* in the batch (a silent net makes a trivial check) */
+} eqp_eprop_align;
+eqp_status eqp_eprop_alignment(const eqp_snn_config *c, size_t B, uint64_t seed, double w_scale,
+                               eqp_eprop_align *out);
+
 #ifdef __cplusplus
 }
 #endif
