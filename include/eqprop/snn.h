@@ -63,9 +63,12 @@
  * the hidden neurons' own parameters get no update. Where nothing else carries credit (hidden
  * layer not recurrent, detach_reset) e-prop's update equals BPTT's gradient exactly
  * (tests/test_eprop.c); with recurrence it drops the learning signal's path through V. There
- * trainer uses it with learner=eprop (--learner eprop), symmetric feedback; it refuses
- * train-threshold, train-decay and train-reset (e-prop updates only the synapses and the
- * readout).
+ * trainer uses it with learner=eprop (--learner eprop): feedback symmetric, random or
+ * adaptive (B kept in the parameters), the spike regularisers (exact in that setting too),
+ * updates at a sequence's end or every update-every steps; it refuses train-threshold,
+ * train-decay and train-reset (e-prop updates only the synapses and the readout). Presets
+ * eprop-smnist, eprop-evidence (include/eqprop/tasks.h) and eprop-online (a stream:
+ * include/eqprop/eprop.h).
  *
  * In "smooth" mode the forward pass uses the smooth function f whose derivative is the
  * surrogate (z_t = f(v_t - theta)), so that BPTT is the exact gradient and can be checked
