@@ -38,6 +38,11 @@ vg snn-train 0 train --preset snn-mlp --data $data --train-limit 100 --test-limi
 vg snn-resume 0 train --resume "$tmp/s.ckpt" --data $data --train-limit 100 --test-limit 50 \
     --epochs 2
 vg snn-eval 0 eval --model "$tmp/s.model" --data $data --limit 50
+vg eprop-online 0 train --preset eprop-online --stream-steps 300 --drift-at 150 --window 100 \
+    --sizes 40-12r-2 --log "$tmp/o.jsonl"
+vg eprop-evidence 0 train --preset eprop-evidence --data evidence --train-limit 16 \
+    --test-limit 8 --sizes 40-8r-2 --batch 8 --epochs 1 --update-every 100
+vg eprop-gradcheck 0 gradcheck --learner eprop --sizes 28-8r-10 --seeds 2
 vg bad-file 1 eval --model "$data/t10k-labels-idx1-ubyte.gz" --data $data
 rm -rf "$tmp"
 echo "$passed passed, $failed failed"

@@ -26,6 +26,7 @@ static const cli_opt opts[] = {
     {"feedback", 1, "symmetric | random | adaptive [symmetric]"},
     {"neuron", 1, "lif | alif [lif]"},
     {"seed", 1, "network and stream seed [1]"},
+    {"KEY", 1, "any other SNN config key (eqprop train --preset snn-mlp --help), e.g. --sizes"},
     {"log", 1, "JSON-lines log, one object per window"},
     {"quiet", 0, "no per-window lines on stdout"},
     {NULL, 0, NULL},
@@ -39,11 +40,23 @@ int cmd_train_online(int argc, char **argv) {
     long total = 40000, drift = dop.drift_at, window = 1000;
     const char *logpath = NULL, *val;
     int quiet = 0;
+    /* the options above, and every SNN config key as --key value */
     for (int i = 1; i < argc;) {
-        int k = cli_next(opts, argc, argv, &i, &val, "train");
-        if (k < 0)
+        if (strncmp(argv[i], "--", 2) != 0) {
+            fprintf(stderr, "eqprop train: unexpected argument '%s'\n", argv[i]);
             return EXIT_USAGE;
-        const char *nm = opts[k].name;
+        }
+        const char *nm = argv[i] + 2;
+        val = NULL;
+        if (strcmp(nm, "help") && strcmp(nm, "quiet")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "eqprop train: %s: expected a value\n", argv[i]);
+                return EXIT_USAGE;
+            }
+            val = argv[i + 1];
+            i += 2;
+        } else
+            i++;
         if (strcmp(nm, "help") == 0) {
             printf("usage: eqprop train --preset eprop-online [options]\n\n"
                    "e-prop learns to decode a 2-d latent signal from 40 Poisson channels on one\n"
