@@ -505,14 +505,16 @@ static void test_refused(void) {
 
 /* the trainer with learner=eprop on the snn-regress task (shortened as in test_snn_train.c):
  * the fit of the training examples falls well below predicting 0, as with BPTT (printed) */
-static double train_regress(const char *learner, double *fit0, double *base) {
+static double train_regress(const char *learner, const char *key, const char *val, double *fit0,
+                            double *base) {
     eqp_snn_config r;
     eqp_snn_config_preset(&r, "snn-regress");
     eqp_snn_config_set(&r, "sizes", "100-100r-3");
     eqp_snn_config_set(&r, "steps", "100");
     eqp_snn_config_set(&r, "batch", "2");
     eqp_snn_config_set(&r, "threads", "2");
-    if (eqp_snn_config_set(&r, "learner", learner) != EQP_OK)
+    if (eqp_snn_config_set(&r, "learner", learner) != EQP_OK ||
+        (key && eqp_snn_config_set(&r, key, val) != EQP_OK))
         return -1;
     eqp_snn_regress rg;
     eqp_snn_regress_default(&r, &rg);
@@ -544,8 +546,18 @@ static double train_regress(const char *learner, double *fit0, double *base) {
 
 static void test_trainer(void) {
     double f0 = 0, base = 0, b0 = 0, bb = 0;
-    const double fe = train_regress("eprop", &f0, &base);
-    const double fb = train_regress("bptt", &b0, &bb);
+    const double fe = train_regress("eprop", NULL, NULL, &f0, &base);
+    const double fb = train_regress("bptt", NULL, NULL, &b0, &bb);
+    /* online: an update every 20 of the 100 steps (5 per sequence), and random feedback */
+    double o0 = 0, ob = 0, r0 = 0, rb = 0;
+    const double fo = train_regress("eprop", "update-every", "20", &o0, &ob);
+    const double fr = train_regress("eprop", "feedback", "random", &r0, &rb);
+    printf("ok snn-regress e-prop online (update every 20 steps): train mse %.4f; random "
+           "feedback %.4f\n",
+           fo, fr);
+    CHECK(fo >= 0 && fo < 0.5 * ob && fo < 0.5 * o0, "online e-prop fits: mse %.4f (zero %.4f)",
+          fo, ob);
+    CHECK(fr >= 0 && fr < 0.5 * rb, "random-feedback e-prop fits: mse %.4f (zero %.4f)", fr, rb);
     printf("ok snn-regress (4 x 100 steps, 100r, 60 epochs): e-prop train mse %.4f, BPTT %.4f "
            "(untrained %.4f, predicting 0 %.4f)\n",
            fe, fb, f0, base);
