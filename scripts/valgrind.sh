@@ -52,6 +52,11 @@ vg pc-resume 0 train --resume "$tmp/p.ckpt" --data $data --train-limit 100 --tes
     --epochs 2
 vg hopfield 0 hopfield --n 100 --cues 5 --loads 0.05,0.2
 vg hopfield-modern 0 train --preset hopfield-modern --n 100 --cues 5 --loads 0.5
+vg eprop-online 0 train --preset eprop-online --stream-steps 300 --drift-at 150 --window 100 \
+    --sizes 40-12r-2 --log "$tmp/o.jsonl"
+vg eprop-evidence 0 train --preset eprop-evidence --data evidence --train-limit 16 \
+    --test-limit 8 --sizes 40-8r-2 --batch 8 --epochs 1 --update-every 100
+vg eprop-gradcheck 0 gradcheck --learner eprop --sizes 28-8r-10 --seeds 2
 vg bad-file 1 eval --model "$data/t10k-labels-idx1-ubyte.gz" --data $data
 rm -rf "$tmp"
 echo "$passed passed, $failed failed"

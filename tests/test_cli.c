@@ -617,6 +617,33 @@ static void test_snn_regress(void) {
     expect(rc, 1, 0, "--plot-json into a missing directory", "no-such-dir/plot.json", NULL);
 }
 
+/* The e-prop commands: the online demo logs windows before and after the drift, the evidence
+ * task trains from --data evidence, gradcheck --learner eprop reports the exact control; bad
+ * e-prop options exit 2 naming the option. */
+static void test_eprop_cli(void) {
+    char log[4096];
+    tp(log, "online.jsonl");
+    expect(run("train", "--preset", "eprop-online", "--stream-steps", "400", "--drift-at", "200",
+               "--window", "100", "--sizes", "40-12r-2", "--log", log, NULL),
+           0, 1, "eprop-online", "mse(frozen at drift)", "400", NULL);
+    char text[8192] = "";
+    slurp(log, text, sizeof text);
+    CHECK(strstr(text, "\"after_drift\": false") && strstr(text, "\"after_drift\": true") &&
+              strstr(text, "\"mse_frozen\": 0."),
+          "eprop-online log: '%s'", text);
+    expect(run("train", "--preset", "eprop-evidence", "--train-limit", "16", "--test-limit", "8",
+               "--sizes", "40-8r-2", "--batch", "8", "--epochs", "1", NULL),
+           0, 1, "eprop-evidence", "learner eprop", "test error", NULL);
+    expect(run("gradcheck", "--learner", "eprop", "--sizes", "28-8r-10", "--seeds", "2", NULL), 0,
+           1, "gradcheck --learner eprop", "cosine over the hidden layer", "exact setting", NULL);
+    expect(run("train", "--preset", "eprop-smnist", "--feedback", "mirror", NULL), 2, 0,
+           "--feedback mirror", "--feedback", "mirror", NULL);
+    expect(run("train", "--preset", "eprop-online", "--window", "0", NULL), 2, 0, "--window 0",
+           "--window", NULL);
+    expect(run("train", "--preset", "eprop-online", "--loss", "ce-membrane", NULL), 1, 0,
+           "eprop-online with ce-membrane", "mse-membrane", NULL);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     const char *env = getenv("EQPROP_BIN");
@@ -648,6 +675,7 @@ int main(int argc, char **argv) {
     test_tiny_run();
     test_interrupt();
     test_snn();
+    test_eprop_cli();
     test_snn_regress();
     rm_tmp();
     TEST_END();

@@ -57,6 +57,7 @@ typedef struct {
     double gmax;   /* max |BPTT| (guard against a trivial zero) */
     double dloss;  /* |loss difference| */
     double spikes; /* hidden spikes in the batch */
+    double hsum;   /* sum of |BPTT| over the hidden layer's blocks */
     int ok;
 } cmp;
 
@@ -96,7 +97,7 @@ static cmp compare(const eqp_snn_config *c, int const_input) {
     memset(w->grad, 0, np * sizeof(double));
     memset(e->grad, 0, np * sizeof(double));
     snn_run_f64(n, w, x, const_input, labels, targets, B, 1.0 / B, 1);
-    if (eprop_run_f64(n, e, x, const_input, labels, targets, NULL, B, 1.0 / B) != EQP_OK)
+    if (eprop_run_f64(n, e, x, const_input, labels, targets, B, 1.0 / B) != EQP_OK)
         printf("eprop_run: %s\n", eqp_last_error());
     double err = 0, gmax = 0, dot = 0, na = 0, nb = 0, herr = 0, hmax = 0;
     for (int k = 0; k < n->n_blocks; k++) {
@@ -109,7 +110,7 @@ static cmp compare(const eqp_snn_config *c, int const_input) {
             be = fmax(be, fabs(a - g));
             bm = fmax(bm, fabs(a));
             if (hidden)
-                dot += a * g, na += a * a, nb += g * g;
+                dot += a * g, na += a * a, nb += g * g, r.hsum += fabs(a);
         }
         err = fmax(err, be);
         gmax = fmax(gmax, bm);
@@ -152,6 +153,17 @@ static void test_exact(void) {
           "adapt-decay", "0.9", NULL}},
         {"alif hard reset zero",
          {"loss", "ce-membrane", "neuron", "alif", "reset", "zero", "adapt-strength", "0.3", NULL}},
+        /* the spike regularisers and a loss window, under e-prop's own learning signal */
+        {"lif reg-rate", {"loss", "mse-membrane", "reg-rate", "300", "rate-target", "0.1", NULL}},
+        {"lif reg-l1 l2",
+         {"loss", "ce-membrane", "reg-l1", "0.5", "reg-l2", "0.05", "smooth", "yes", NULL}},
+        {"alif reg-rate",
+         {"loss", "ce-membrane", "neuron", "alif", "adapt-strength", "0.3", "reg-rate", "100",
+          "rate-target", "0.05", NULL}},
+        {"lif loss-start", {"loss", "ce-membrane", "loss-start", "17", NULL}},
+        {"alif loss-start mse",
+         {"loss", "mse-membrane", "neuron", "alif", "adapt-strength", "0.3", "loss-start", "9",
+          NULL}},
     };
     for (size_t v = 0; v < sizeof vs / sizeof vs[0]; v++)
         for (int ci = 0; ci < 2; ci++) {
@@ -173,6 +185,15 @@ static void test_exact(void) {
                   "%s (%s input): e-prop vs BPTT rel %.3e, block %.3e", vs[v].name,
                   ci ? "const" : "spike", r.rel, r.blk);
             CHECK(r.dloss < 1e-9 * (1 + r.gmax), "%s: losses differ by %g", vs[v].name, r.dloss);
+            if (strstr(vs[v].name, "reg")) { /* the regulariser changes the gradient checked */
+                eqp_snn_config c0 = c;
+                c0.reg_l1 = c0.reg_l2 = c0.reg_rate = 0;
+                cmp r0 = compare(&c0, ci);
+                printf("ok   %s: hidden |g| %.4g, without the regulariser %.4g\n", vs[v].name,
+                       r.hsum, r0.hsum);
+                CHECK(fabs(r.hsum - r0.hsum) > 0.01 * r0.hsum, "%s: the regulariser is negligible",
+                      vs[v].name);
+            }
         }
 }
 
@@ -225,7 +246,7 @@ static size_t ws_bytes(int T) {
         uint8_t labels[B] = {0, 1, 2};
         for (size_t i = 0; i < (size_t)B * c.sizes[0]; i++)
             x[i] = 0.5;
-        CHECK(eprop_run_f64(n, e, x, 1, labels, NULL, NULL, B, 1.0 / B) == EQP_OK &&
+        CHECK(eprop_run_f64(n, e, x, 1, labels, NULL, B, 1.0 / B) == EQP_OK &&
                   isfinite(e->loss),
               "T = %d: run", T);
         free(x);
@@ -241,10 +262,8 @@ static void test_memory(void) {
     CHECK(a > 0 && a == b, "workspace grows with T: %zu vs %zu", a, b);
 }
 
-/* float from the same source: the f32 instance on the same parameters follows the f64 one;
- * an explicit feedback matrix equal to W_out gives symmetric e-prop exactly, a random one a
- * different, finite update */
-static void test_float_and_feedback(void) {
+/* float from the same source: the f32 instance on the same parameters follows the f64 one */
+static void test_float(void) {
     eqp_snn_config c;
     base(&c);
     eqp_snn_config_set(&c, "loss", "ce-membrane");
@@ -274,8 +293,8 @@ static void test_float_and_feedback(void) {
         xd[i] = (double)(xf[i] = (float)eqp_rng_uniform(&rng));
     memset(ef->grad, 0, np * sizeof(float));
     memset(ed->grad, 0, np * sizeof(double));
-    eprop_run_f32(nf, ef, xf, 1, labels, NULL, NULL, B, 1.0f / B);
-    eprop_run_f64(nd, ed, xd, 1, labels, NULL, NULL, B, 1.0 / B);
+    eprop_run_f32(nf, ef, xf, 1, labels, NULL, B, 1.0f / B);
+    eprop_run_f64(nd, ed, xd, 1, labels, NULL, B, 1.0 / B);
     double err = 0, gmax = 0;
     for (size_t i = 0; i < np; i++) {
         err = fmax(err, fabs((double)ef->grad[i] - ed->grad[i]));
@@ -284,35 +303,157 @@ static void test_float_and_feedback(void) {
     printf("ok float vs double: rel %.2e (max|g| %.3g)\n", err / gmax, gmax);
     CHECK(gmax > 1e-4 && err < 1e-4 * gmax, "float vs double e-prop: rel %g", err / gmax);
     CHECK_CLOSE(ef->loss, ed->loss, 1e-5, 1e-5, "float vs double loss");
-
-    /* feedback = W_out: the same update bit for bit */
-    const snn_layer_f64 *O = &nd->layer[1];
-    const size_t nfb = O->n * O->n_in;
-    double *fb = malloc(nfb * sizeof *fb), *g0 = malloc(np * sizeof *g0);
-    memcpy(g0, ed->grad, np * sizeof(double));
-    memcpy(fb, O->W, nfb * sizeof(double));
-    memset(ed->grad, 0, np * sizeof(double));
-    eprop_run_f64(nd, ed, xd, 1, labels, NULL, fb, B, 1.0 / B);
-    CHECK(memcmp(g0, ed->grad, np * sizeof(double)) == 0, "feedback = W_out differs from NULL");
-    /* random fixed feedback: the hidden update changes, the readout's does not */
-    for (size_t i = 0; i < nfb; i++)
-        fb[i] = eqp_rng_uniform(&rng) - 0.5;
-    memset(ed->grad, 0, np * sizeof(double));
-    eprop_run_f64(nd, ed, xd, 1, labels, NULL, fb, B, 1.0 / B);
-    const snn_layer_f64 *H = &nd->layer[0];
-    double dh = 0, dout = 0;
-    for (size_t i = 0; i < H->n * H->n_in; i++)
-        dh = fmax(dh, fabs(ed->grad[H->off_W + i] - g0[H->off_W + i]));
-    for (size_t i = 0; i < nfb; i++)
-        dout = fmax(dout, fabs(ed->grad[O->off_W + i] - g0[O->off_W + i]));
-    CHECK(dh > 1e-6 && dout == 0, "random feedback: hidden change %g, readout change %g", dh, dout);
-    free(fb);
-    free(g0);
 done:
     eprop_ws_free_f32(ef);
     eprop_ws_free_f64(ed);
     snn_net_free_f32(nf);
     snn_net_free_f64(nd);
+}
+
+/* one e-prop update of a 6-9r-4 net (learner eprop, feedback fb) on fixed data into g */
+typedef struct {
+    snn_net_f64 *n;
+    eprop_ws_f64 *e;
+    double x[25 * B * 6];
+    uint8_t labels[B];
+} fixture;
+
+static int fixture_new(fixture *f, const char *feedback, const char *extra_key,
+                       const char *extra_val) {
+    memset(f, 0, sizeof *f);
+    eqp_snn_config c;
+    base(&c);
+    eqp_snn_config_set(&c, "loss", "ce-membrane");
+    eqp_snn_config_set(&c, "sizes", "6-9r-4");
+    eqp_snn_config_set(&c, "learner", "eprop");
+    eqp_snn_config_set(&c, "feedback", feedback);
+    if (extra_key)
+        eqp_snn_config_set(&c, extra_key, extra_val);
+    eqp_rng rng;
+    eqp_rng_seed(&rng, 5);
+    if (snn_net_create_f64(&c, &rng, &f->n) != EQP_OK ||
+        eprop_ws_create_f64(f->n, B, &f->e) != EQP_OK) {
+        printf("fixture: %s\n", eqp_last_error());
+        return 0;
+    }
+    eqp_rng_seed(&rng, 6); /* the same data whatever the parameter draws */
+    for (size_t i = 0; i < sizeof f->x / sizeof f->x[0]; i++)
+        f->x[i] = eqp_rng_uniform(&rng) < 0.3 ? 1.0 : 0.0;
+    for (int b = 0; b < B; b++)
+        f->labels[b] = (uint8_t)(b % 4);
+    return 1;
+}
+
+static void fixture_free(fixture *f) {
+    eprop_ws_free_f64(f->e);
+    snn_net_free_f64(f->n);
+}
+
+static void fixture_grad(fixture *f) {
+    memset(f->e->grad, 0, f->n->n_params * sizeof(double));
+    if (eprop_run_f64(f->n, f->e, f->x, 0, f->labels, NULL, B, 1.0 / B) != EQP_OK)
+        printf("eprop_run: %s\n", eqp_last_error());
+}
+
+/* Feedback weights: symmetric has no B block; random and adaptive keep B (n_out, n_1) in the
+ * parameters. B = W_out gives symmetric e-prop bit for bit; a random B changes the hidden
+ * update and not the readout's; adaptive gives B W_out's update; only adaptive trains B. */
+static void test_feedback(void) {
+    fixture s, r, a;
+    if (!fixture_new(&s, "symmetric", NULL, NULL) || !fixture_new(&r, "random", NULL, NULL) ||
+        !fixture_new(&a, "adaptive", NULL, NULL)) {
+        CHECK(0, "feedback fixtures");
+        return;
+    }
+    const snn_layer_f64 *O = &r.n->layer[1], *H = &r.n->layer[0];
+    const size_t nfb = O->n * O->n_in, ns = s.n->n_params;
+    CHECK(!s.n->has_fb && r.n->has_fb && a.n->has_fb && r.n->n_params == ns + nfb &&
+              r.n->off_fb == ns,
+          "feedback blocks: symmetric %d, random %d (%zu = %zu + %zu)", s.n->has_fb, r.n->has_fb,
+          r.n->n_params, ns, nfb);
+    /* the same draws for everything but B */
+    CHECK(memcmp(s.n->params, r.n->params, ns * sizeof(double)) == 0,
+          "random feedback changed the other parameters' initialisation");
+    int tr_r = -1, tr_a = -1;
+    for (int k = 0; k < r.n->n_blocks; k++)
+        if (r.n->block[k].off == r.n->off_fb)
+            tr_r = r.n->block[k].trainable, tr_a = a.n->block[k].trainable;
+    CHECK(tr_r == 0 && tr_a == 1, "B block trainable: random %d, adaptive %d", tr_r, tr_a);
+    fixture_grad(&s);
+    double *g0 = malloc(ns * sizeof *g0);
+    memcpy(g0, s.e->grad, ns * sizeof(double));
+    memcpy(r.n->params + r.n->off_fb, O->W, nfb * sizeof(double));
+    fixture_grad(&r);
+    CHECK(memcmp(g0, r.e->grad, ns * sizeof(double)) == 0, "feedback = W_out differs from symmetric");
+    eqp_rng rng;
+    eqp_rng_seed(&rng, 9);
+    for (size_t i = 0; i < nfb; i++)
+        r.n->params[r.n->off_fb + i] = eqp_rng_uniform(&rng) - 0.5;
+    fixture_grad(&r);
+    double dh = 0, dout = 0, dot = 0, na = 0, nb = 0;
+    for (size_t i = 0; i < H->n * H->n_in; i++) {
+        const double u = g0[H->off_W + i], v = r.e->grad[H->off_W + i];
+        dh = fmax(dh, fabs(u - v));
+        dot += u * v, na += u * u, nb += v * v;
+    }
+    for (size_t i = 0; i < nfb; i++)
+        dout = fmax(dout, fabs(r.e->grad[O->off_W + i] - g0[O->off_W + i]));
+    printf("ok random feedback: hidden W change %.3g (cosine to symmetric %.3f), readout change "
+           "%g\n",
+           dh, dot / sqrt(na * nb + 1e-300), dout);
+    CHECK(dh > 1e-6 && dout == 0, "random feedback: hidden change %g, readout change %g", dh, dout);
+    fixture_grad(&a);
+    CHECK(memcmp(a.e->grad + a.n->off_fb, a.e->grad + O->off_W, nfb * sizeof(double)) == 0,
+          "adaptive feedback: B's update is not W_out's");
+    double gb = 0;
+    for (size_t i = 0; i < nfb; i++)
+        gb = fmax(gb, fabs(a.e->grad[a.n->off_fb + i]));
+    CHECK(gb > 1e-6, "adaptive feedback: B's update is trivially 0 (%g)", gb);
+    free(g0);
+    fixture_free(&s);
+    fixture_free(&r);
+    fixture_free(&a);
+}
+
+/* Online: the sequence in chunks (eprop_steps of 7, 7, 7, 4 steps) with no update between
+ * them gives the update of one pass (to rounding); with a regulariser the chunks use the
+ * counts so far, so they differ from the pass (the last chunk's share is the pass's). */
+static void test_chunks(void) {
+    const char *reg_keys[] = {NULL, "reg-rate"};
+    for (int rk = 0; rk < 2; rk++) {
+        fixture f;
+        if (!fixture_new(&f, "symmetric", reg_keys[rk], "0.5")) {
+            CHECK(0, "chunk fixture");
+            return;
+        }
+        const size_t np = f.n->n_params;
+        fixture_grad(&f);
+        double *g0 = malloc(np * sizeof *g0);
+        memcpy(g0, f.e->grad, np * sizeof(double));
+        const double loss0 = f.e->loss;
+        memset(f.e->grad, 0, np * sizeof(double));
+        eprop_begin_f64(f.n, f.e, B);
+        for (int t0 = 0; t0 < 25; t0 += 7) {
+            const int len = 25 - t0 < 7 ? 25 - t0 : 7;
+            eprop_steps_f64(f.n, f.e, f.x + (size_t)t0 * B * 6, 0, f.labels, NULL, len, 1.0 / B);
+        }
+        eprop_finish_f64(f.n, f.e, 1.0 / B);
+        double err = 0, gmax = 0;
+        for (size_t i = 0; i < np; i++) {
+            err = fmax(err, fabs(f.e->grad[i] - g0[i]));
+            gmax = fmax(gmax, fabs(g0[i]));
+        }
+        printf("ok chunks of 7 steps%s: update rel diff %.2e, loss diff %.1e\n",
+               rk ? " with reg-rate" : "", err / gmax, fabs(f.e->loss - loss0));
+        CHECK(gmax > 1e-4 && fabs(f.e->loss - loss0) < 1e-12, "chunked loss %g vs %g",
+              f.e->loss, loss0);
+        if (rk == 0)
+            CHECK(err < 1e-12 * gmax, "chunked update differs: %g", err / gmax);
+        else
+            CHECK(err > 1e-9 * gmax && isfinite(err), "chunked reg update: %g", err / gmax);
+        free(g0);
+        fixture_free(&f);
+    }
 }
 
 static void test_refused(void) {
@@ -321,7 +462,7 @@ static void test_refused(void) {
     } bad[] = {
         {"neuron", "cuba", "cuba"},           {"neuron", "twocomp", "twocomp"},
         {"out-neuron", "lif", "out-neuron"},  {"loss", "ce-count", "loss"},
-        {"sizes", "6-9-9-4", "hidden layer"}, {"reg-l1", "0.01", "regularisers"},
+        {"sizes", "6-9-9-4", "hidden layer"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         eqp_snn_config c;
@@ -364,14 +505,16 @@ static void test_refused(void) {
 
 /* the trainer with learner=eprop on the snn-regress task (shortened as in test_snn_train.c):
  * the fit of the training examples falls well below predicting 0, as with BPTT (printed) */
-static double train_regress(const char *learner, double *fit0, double *base) {
+static double train_regress(const char *learner, const char *key, const char *val, double *fit0,
+                            double *base) {
     eqp_snn_config r;
     eqp_snn_config_preset(&r, "snn-regress");
     eqp_snn_config_set(&r, "sizes", "100-100r-3");
     eqp_snn_config_set(&r, "steps", "100");
     eqp_snn_config_set(&r, "batch", "2");
     eqp_snn_config_set(&r, "threads", "2");
-    if (eqp_snn_config_set(&r, "learner", learner) != EQP_OK)
+    if (eqp_snn_config_set(&r, "learner", learner) != EQP_OK ||
+        (key && eqp_snn_config_set(&r, key, val) != EQP_OK))
         return -1;
     eqp_snn_regress rg;
     eqp_snn_regress_default(&r, &rg);
@@ -403,8 +546,18 @@ static double train_regress(const char *learner, double *fit0, double *base) {
 
 static void test_trainer(void) {
     double f0 = 0, base = 0, b0 = 0, bb = 0;
-    const double fe = train_regress("eprop", &f0, &base);
-    const double fb = train_regress("bptt", &b0, &bb);
+    const double fe = train_regress("eprop", NULL, NULL, &f0, &base);
+    const double fb = train_regress("bptt", NULL, NULL, &b0, &bb);
+    /* online: an update every 20 of the 100 steps (5 per sequence), and random feedback */
+    double o0 = 0, ob = 0, r0 = 0, rb = 0;
+    const double fo = train_regress("eprop", "update-every", "20", &o0, &ob);
+    const double fr = train_regress("eprop", "feedback", "random", &r0, &rb);
+    printf("ok snn-regress e-prop online (update every 20 steps): train mse %.4f; random "
+           "feedback %.4f\n",
+           fo, fr);
+    CHECK(fo >= 0 && fo < 0.5 * ob && fo < 0.5 * o0, "online e-prop fits: mse %.4f (zero %.4f)",
+          fo, ob);
+    CHECK(fr >= 0 && fr < 0.5 * rb, "random-feedback e-prop fits: mse %.4f (zero %.4f)", fr, rb);
     printf("ok snn-regress (4 x 100 steps, 100r, 60 epochs): e-prop train mse %.4f, BPTT %.4f "
            "(untrained %.4f, predicting 0 %.4f)\n",
            fe, fb, f0, base);
@@ -444,7 +597,9 @@ int main(void) {
     test_exact();
     test_recurrent();
     test_memory();
-    test_float_and_feedback();
+    test_float();
+    test_feedback();
+    test_chunks();
     test_refused();
     test_trainer();
     TEST_END();

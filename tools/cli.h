@@ -48,6 +48,8 @@ int cmd_gradcheck(int argc, char **argv);
 /* Spiking networks (cmd_train_snn.c): chosen by cmd_train / cmd_eval for snn-* presets and
  * SNN model files. */
 int cmd_train_snn(int argc, char **argv);
+/* e-prop on the drifting decoding stream (cmd_online.c; eqprop train --preset eprop-online). */
+int cmd_train_online(int argc, char **argv);
 int cmd_eval_snn(const char *model, const char *data, const char *split, size_t limit,
                  int threads, int json);
 

@@ -176,7 +176,13 @@ static double slope_loglog(const double *b, const double *e, size_t n) {
     return lr.slope;
 }
 
+int cmd_gradcheck_eprop(int argc, char **argv); /* cmd_gradcheck_eprop.c */
+
 int cmd_gradcheck(int argc, char **argv) {
+    for (int i = 1; i + 1 < argc; i++) /* e-prop vs BPTT on a spiking network */
+        if ((!strcmp(argv[i], "--learner") && !strcmp(argv[i + 1], "eprop")) ||
+            (!strcmp(argv[i], "--preset") && !strncmp(argv[i + 1], "eprop-", 6)))
+            return cmd_gradcheck_eprop(argc, argv);
     const char *preset = NULL, *sizes = NULL, *model_path = NULL, *data = NULL, *json = NULL;
     const char *kind = "layered", *val;
     long batch = 4, seeds = 10, seed0 = 1, dirs_opt = -1, max_steps = 20000;

@@ -15,15 +15,20 @@
 #include "cli.h"
 #include "eqprop/data.h"
 #include "eqprop/snn.h"
+#include "eqprop/tasks.h"
 
 /* The options: files and data, then one per config key (from the library's key table, so the
  * two never drift apart), each with the preset's default in brackets. */
 static const cli_opt fixed[] = {
     {"help", 0, "show this help (with --preset snn-regress: that preset's defaults)"},
     {"preset", 1,
-     "snn-mlp | snn-conv-mnist | snn-conv-fashion | snn-latency-fashion | snn-regress "
-     "(*-fashion presets default to --data fashion) [snn-mlp]"},
-    {"data", 1, "mnist | fashion | DIR with the four IDX files [mnist] (not snn-regress)"},
+     "snn-mlp | snn-conv-mnist | snn-conv-fashion | snn-latency-fashion | snn-regress | "
+     "eprop-smnist | eprop-evidence | eprop-online (*-fashion presets default to --data "
+     "fashion, eprop-evidence to --data evidence; eprop-online: see its --help) [snn-mlp]"},
+    {"data", 1,
+     "mnist | fashion | DIR with the four IDX files | evidence (the evidence-accumulation "
+     "task in 10 ms steps, fresh training trials each epoch; eprop-evidence's) [mnist] (not "
+     "snn-regress)"},
     {"train-limit", 1, "use only the first N training examples [all] (not snn-regress)"},
     {"test-limit", 1, "use only the first N test examples [all] (not snn-regress)"},
     {"task-train", 1, "snn-regress: training examples drawn from the task generator [16]"},
@@ -245,6 +250,9 @@ static int parse_rate(const char *flag, const char *v, float *out) {
 }
 
 int cmd_train_snn(int argc, char **argv) {
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--preset") == 0 && strcmp(argv[i + 1], "eprop-online") == 0)
+            return cmd_train_online(argc, argv);
     const char *preset = "snn-mlp", *data = "mnist", *save = NULL, *ckpt = NULL, *resume = NULL;
     int data_given = 0;
     const char *logpath = NULL, *plot = NULL, *val, *data_flag = NULL, *task_flag = NULL;
@@ -333,6 +341,8 @@ int cmd_train_snn(int argc, char **argv) {
         const size_t pl = strlen(preset);
         if (!data_given && pl > 8 && strcmp(preset + pl - 8, "-fashion") == 0)
             data = "fashion";
+        if (!data_given && strcmp(preset, "eprop-evidence") == 0)
+            data = "evidence";
     }
     if (resume && (n_overrides > 0 || preset_given || task_flag)) {
         fprintf(stderr,
@@ -351,6 +361,8 @@ int cmd_train_snn(int argc, char **argv) {
     eqp_snn_trainer *t = NULL;
     FILE *log = NULL;
     eqp_snn_regress rg;
+    eqp_evidence_opts evo;
+    int evidence = 0;
     d.regress = strcmp(preset, "snn-regress") == 0;
     eqp_snn_regress_default(&cfg, &rg);
     if (resume) {
@@ -396,6 +408,15 @@ int cmd_train_snn(int argc, char **argv) {
     if (d.regress) {
         if (eqp_snn_regress_task(&cfg, &rg, 0, &d.rtrain) ||
             eqp_snn_regress_task(&cfg, &rg, 1, &d.rtest)) {
+            cli_error("train", NULL);
+            goto out;
+        }
+    } else if (strcmp(data, "evidence") == 0) {
+        eqp_evidence_opts_default(&evo, 10);
+        evidence = 1;
+        if (eqp_evidence_dataset(&evo, train_limit ? train_limit : 2000, cfg.seed * 2 + 1,
+                                 &d.train) ||
+            eqp_evidence_dataset(&evo, test_limit ? test_limit : 1000, cfg.seed * 2 + 2, &d.test)) {
             cli_error("train", NULL);
             goto out;
         }
@@ -469,6 +490,9 @@ int cmd_train_snn(int argc, char **argv) {
     eval_result ev = {-1.0, 0.0, 0.0, 0.0};
     while (eqp_snn_trainer_epoch(t) < cfg.epochs) {
         eqp_snn_epoch_stats es;
+        if (evidence) /* fresh trials each epoch (the paper draws a new batch per update) */
+            eqp_evidence_refill(&evo, d.train,
+                                cfg.seed * 2 + 1 + 1000003ull * (uint64_t)eqp_snn_trainer_epoch(t));
         eqp_status st = eqp_snn_trainer_run_epoch(t, &es);
         cli_progress_clear();
         if (st == EQP_EINTERRUPTED) {

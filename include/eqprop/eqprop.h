@@ -8,12 +8,14 @@
 #include "eqprop/config.h"
 #include "eqprop/data.h"
 #include "eqprop/encode.h"
+#include "eqprop/eprop.h"
 #include "eqprop/ep.h"
 #include "eqprop/model.h"
 #include "eqprop/optim.h"
 #include "eqprop/rng.h"
 #include "eqprop/snn.h"
 #include "eqprop/stats.h"
+#include "eqprop/tasks.h"
 #include "eqprop/status.h"
 
 #endif

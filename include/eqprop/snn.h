@@ -63,9 +63,12 @@
  * the hidden neurons' own parameters get no update. Where nothing else carries credit (hidden
  * layer not recurrent, detach_reset) e-prop's update equals BPTT's gradient exactly
  * (tests/test_eprop.c); with recurrence it drops the learning signal's path through V. There
- * trainer uses it with learner=eprop (--learner eprop), symmetric feedback; it refuses
- * train-threshold, train-decay and train-reset (e-prop updates only the synapses and the
- * readout).
+ * trainer uses it with learner=eprop (--learner eprop): feedback symmetric, random or
+ * adaptive (B kept in the parameters), the spike regularisers (exact in that setting too),
+ * updates at a sequence's end or every update-every steps; it refuses train-threshold,
+ * train-decay and train-reset (e-prop updates only the synapses and the readout). Presets
+ * eprop-smnist, eprop-evidence (include/eqprop/tasks.h) and eprop-online (a stream:
+ * include/eqprop/eprop.h).
  *
  * In "smooth" mode the forward pass uses the smooth function f whose derivative is the
  * surrogate (z_t = f(v_t - theta)), so that BPTT is the exact gradient and can be checked
@@ -158,6 +161,12 @@ typedef struct eqp_snn_config {
     float clip;    /* gradient clipping by global norm (0: off) */
     int tbptt;     /* truncation length K (0: full BPTT) */
     char learner[8]; /* bptt | eprop (one hidden lif/alif layer + readout; see above) [bptt] */
+    /* e-prop's learning signal L = B dE/dv: B = W_out^T (symmetric), a fixed random matrix
+     * (random) or one that follows W_out's updates (adaptive) [symmetric] */
+    char feedback[12];
+    int update_every; /* e-prop: apply the update every K steps of a sequence (0: at its end) */
+    int loss_start;   /* ce-membrane / mse-membrane: steps before this one carry no loss and do
+                         not count in the prediction [0] */
     int batch;     /* mini-batch size */
     int epochs;    /* epochs to train */
     int threads;   /* threads sharing each mini-batch */

@@ -22,8 +22,21 @@
  *   pw_kj(t) = kappa_k pw_kj(t-1) + z_j(t),  pb_k(t) = kappa_k pb_k(t-1) + 1,
  *   pa_k(t)  = kappa_k pa_k(t-1) + v_k(t-1),
  *   dE/dW_kj += dE/dv_k(t) pw_kj(t), dE/db_k += dE/dv_k(t) pb_k(t), dE/dkappa_k += dE/dv_k pa_k.
- * Memory: (B, n_1, P) times (dim + 1) for the hidden traces (P = n_in + 1 [+ n_1]) and one step
- * of state, independent of T. The hidden neurons' own parameters get no update. */
+ * Feedback (cfg.feedback): B = W_out^T (symmetric), a fixed random matrix (random) or one
+ * given W_out's own update at every step (adaptive; with weight decay the two converge), both
+ * kept in the net's "B" parameter block, so checkpoints carry them.
+ *
+ * Spike regularisers (reg-l1, reg-l2, reg-rate of loss.c, on the hidden spikes): their
+ * dE/dz_j(t) = inv_b (l1 + 2 l2 h_j + 2 r (h_j / T - r0) / T) depends on the count h_j of the
+ * whole sequence, so each chunk sums its unfiltered traces, esum_ji = sum_t e_ji(t), and adds
+ * dE/dz_j esum_ji at the chunk's end with the count so far: at a sequence's end (no update
+ * inside it) this is BPTT's regulariser gradient exactly in the exact setting.
+ *
+ * Online updates (cfg.update_every = K): the caller runs K steps (eprop_steps), applies the
+ * update and goes on; the traces carry on with the new weights (Bellec et al.'s online
+ * e-prop). Memory: (B, n_1, P) times (dim + 1 [+ 1 with a regulariser]) for the hidden traces
+ * (P = n_in + 1 [+ n_1]) and one step of state, independent of T. The hidden neurons' own
+ * parameters get no update. */
 #ifndef R
 #include <math.h>
 #include <stdlib.h>
@@ -57,10 +70,6 @@ eqp_status F(eprop_check)(const F(snn_net) * n) {
     if (n->plan.loss != EQP_LOSS_CE_MEM && n->plan.loss != EQP_LOSS_MSE_MEM)
         return eqp_fail(EQP_EINVAL, "eprop: --loss: expected ce-membrane or mse-membrane, got '%s'",
                         eqp_loss_name(n->plan.loss));
-    const eqp_snn_config *c = &n->cfg;
-    if (c->reg_l1 > 0 || c->reg_l2 > 0 || c->reg_rate > 0)
-        return eqp_fail(EQP_EINVAL, "eprop: spike regularisers (reg-l1, reg-l2, reg-rate) are not "
-                                    "supported, expected 0");
     for (size_t k = 1; k < O->n; k++)
         if (O->par[k] != O->par[0])
             return eqp_fail(EQP_EINVAL,
@@ -73,9 +82,10 @@ eqp_status F(eprop_check)(const F(snn_net) * n) {
 void F(eprop_ws_free)(F(eprop_ws) * w) {
     if (!w)
         return;
-    R *bufs[] = {w->s0,   w->s1, w->z0, w->z1, w->cur,  w->o0,   w->o1,  w->zo,
-                 w->curo, w->A,  w->c,  w->h,  w->tmp,  w->pre,  w->eps, w->ebar,
-                 w->pw,   w->pb, w->pa, w->dv, w->lsig, w->sumv, w->grad};
+    R *bufs[] = {w->s0,  w->s1,  w->z0,   w->z1,   w->cur,  w->o0,   w->o1,  w->zo,
+                 w->curo, w->A,  w->c,    w->h,    w->tmp,  w->pre,  w->eps, w->ebar,
+                 w->esum, w->hcnt, w->gP, w->pw,   w->pb,   w->pa,   w->dv,  w->lsig,
+                 w->sumv, w->grad};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         eqp_dealloc(bufs[i]);
     eqp_dealloc(w->pred);
@@ -106,9 +116,11 @@ eqp_status F(eprop_ws_create)(const F(snn_net) * n, size_t Bmax, F(eprop_ws) * *
     F(eprop_ws) *w = calloc(1, sizeof *w);
     if (!w)
         return eqp_fail(EQP_ENOMEM, "eprop: out of memory");
+    const eqp_snn_config *cf = &n->cfg;
     w->Bmax = Bmax;
     w->bytes = sizeof *w;
     w->dim = H->ops->eprop_dim;
+    w->reg = cf->reg_l1 > 0 || cf->reg_l2 > 0 || cf->reg_rate > 0;
     w->P = H->n_in + 1 + (H->recurrent ? H->n : 0);
     const size_t nh = H->n, no = O->n, dim = (size_t)w->dim, ns = (size_t)H->ns;
     int bad = 0;
@@ -126,8 +138,13 @@ eqp_status F(eprop_ws_create)(const F(snn_net) * n, size_t Bmax, F(eprop_ws) * *
     w->h = F(ws_buf)(w, dim, Bmax, nh, &bad);
     w->tmp = F(ws_buf)(w, 1, Bmax, nh, &bad);
     w->pre = F(ws_buf)(w, 1, Bmax, w->P, &bad);
-    w->eps = F(ws_buf)(w, Bmax * nh, w->P, dim, &bad);
+    w->eps = F(ws_buf)(w, dim * Bmax, nh, w->P, &bad);
     w->ebar = F(ws_buf)(w, Bmax, nh, w->P, &bad);
+    if (w->reg) {
+        w->esum = F(ws_buf)(w, Bmax, nh, w->P, &bad);
+        w->hcnt = F(ws_buf)(w, 1, Bmax, nh, &bad);
+    }
+    w->gP = F(ws_buf)(w, 1, nh, w->P, &bad);
     w->pw = F(ws_buf)(w, Bmax, no, nh, &bad);
     w->pb = F(ws_buf)(w, 1, Bmax, no, &bad);
     w->pa = F(ws_buf)(w, 1, Bmax, no, &bad);
@@ -146,7 +163,6 @@ eqp_status F(eprop_ws_create)(const F(snn_net) * n, size_t Bmax, F(eprop_ws) * *
     return EQP_OK;
 }
 
-
 /* out (B, m) = bias + in (B, k) W^T, W (m, k) */
 static void F(eprop_linear)(const R *in, const R *W, const R *bias, R *out, size_t B, size_t k,
                             size_t m) {
@@ -156,81 +172,126 @@ static void F(eprop_linear)(const R *in, const R *W, const R *bias, R *out, size
          (int)k, RC(1), out, (int)m);
 }
 
-/* The hidden synapses' step: eps, ebar forward, and dE/dW += L ebar (rows b, units j). */
-EQP_HOT static void F(eprop_hidden)(const F(snn_layer) * H, F(eprop_ws) * w, R kappa, R *gW, R *gb,
-                                    R *gV, size_t B) {
-    const size_t nh = H->n, ni = H->n_in, P = w->P, Bn = B * nh;
+/* One step of the hidden synapses' traces, for every row b and unit j over its P inputs:
+ * eps forward, ebar = kappa ebar + e, gP_j += L_j ebar (and esum += e with a regulariser).
+ * Contiguous loops over i (the inputs), one per component layout, so they vectorise. */
+EQP_HOT static void F(eprop_hidden)(F(eprop_ws) * w, size_t nh, R kappa, size_t B) {
+    const size_t P = w->P, Bn = B * nh, plane = w->Bmax * nh * P;
     const int dim = w->dim;
     for (size_t b = 0; b < B; b++) {
-        const R *x = w->pre + b * P;
+        const R *restrict x = w->pre + b * P;
         for (size_t j = 0; j < nh; j++) {
             const size_t u = b * nh + j;
-            R *eps = w->eps + u * P * (size_t)dim, *eb = w->ebar + u * P;
+            R *restrict ev = w->eps + u * P, *restrict eb = w->ebar + u * P;
+            R *restrict g = w->gP + j * P;
+            R *restrict es = w->reg ? w->esum + u * P : NULL;
             const R ls = w->lsig[u];
             if (dim == 1) {
                 const R a = w->A[u], cc = w->c[u], hh = w->h[u];
-                for (size_t i = 0; i < P; i++) {
-                    const R e = a * eps[i] + cc * x[i];
-                    eps[i] = e;
-                    eb[i] = kappa * eb[i] + hh * e;
-                }
+                if (es)
+                    for (size_t i = 0; i < P; i++) {
+                        const R e = a * ev[i] + cc * x[i];
+                        ev[i] = e;
+                        es[i] += hh * e;
+                        eb[i] = kappa * eb[i] + hh * e;
+                        g[i] += ls * eb[i];
+                    }
+                else
+                    for (size_t i = 0; i < P; i++) {
+                        const R e = a * ev[i] + cc * x[i];
+                        ev[i] = e;
+                        eb[i] = kappa * eb[i] + hh * e;
+                        g[i] += ls * eb[i];
+                    }
             } else {
+                R *restrict ea = ev + plane;
                 const R a0 = w->A[u], a1 = w->A[Bn + u], a2 = w->A[2 * Bn + u],
                         a3 = w->A[3 * Bn + u];
                 const R c0 = w->c[u], c1 = w->c[Bn + u], h0 = w->h[u], h1 = w->h[Bn + u];
                 for (size_t i = 0; i < P; i++) {
-                    const R ev = eps[2 * i], ea = eps[2 * i + 1];
-                    const R nv = a0 * ev + a1 * ea + c0 * x[i];
-                    const R na = a2 * ev + a3 * ea + c1 * x[i];
-                    eps[2 * i] = nv;
-                    eps[2 * i + 1] = na;
-                    eb[i] = kappa * eb[i] + h0 * nv + h1 * na;
+                    const R nv = a0 * ev[i] + a1 * ea[i] + c0 * x[i];
+                    const R na = a2 * ev[i] + a3 * ea[i] + c1 * x[i];
+                    ev[i] = nv;
+                    ea[i] = na;
+                    const R e = h0 * nv + h1 * na;
+                    if (es)
+                        es[i] += e;
+                    eb[i] = kappa * eb[i] + e;
+                    g[i] += ls * eb[i];
                 }
             }
-            R *gw = gW + j * ni;
-            for (size_t i = 0; i < ni; i++)
-                gw[i] += ls * eb[i];
-            gb[j] += ls * eb[ni];
-            if (gV)
-                for (size_t i = 0; i < nh; i++)
-                    gV[i * nh + j] += ls * eb[ni + 1 + i];
         }
     }
 }
 
-eqp_status F(eprop_run)(const F(snn_net) * n, F(eprop_ws) * w, const R *x, int const_input,
-                        const uint8_t *labels, const R *targets, const R *feedback, size_t B,
-                        R inv_b) {
-    if (B > w->Bmax)
-        return eqp_fail(EQP_ESHAPE, "eprop: batch of %zu rows, workspace holds %zu", B, w->Bmax);
+eqp_status F(eprop_begin)(const F(snn_net) * n, F(eprop_ws) * w, size_t B) {
+    if (B > w->Bmax || B == 0)
+        return eqp_fail(EQP_ESHAPE, "eprop: batch of %zu rows, workspace holds 1..%zu", B,
+                        w->Bmax);
     eqp_status st = F(eprop_check)(n);
     if (st)
         return st;
     const F(snn_layer) *H = &n->layer[0], *O = &n->layer[1];
-    const size_t nh = H->n, ni = H->n_in, no = O->n, P = w->P, ns = (size_t)H->ns;
-    const size_t Bn = B * nh, Bo = B * no;
-    const int T = n->cfg.steps, ce = n->plan.loss == EQP_LOSS_CE_MEM;
-    const R kappa = O->par[0], *fb = feedback ? feedback : O->W;
-    const R on = (R)n->cfg.on_target, off = (R)n->cfg.off_target;
-    R *gW = w->grad + H->off_W, *gb = w->grad + H->off_b;
-    R *gV = H->recurrent ? w->grad + H->off_V : NULL;
-    R *gWo = w->grad + O->off_W, *gbo = w->grad + O->off_b, *gka = w->grad + O->off_par;
-    R p[256];
-    if (no > sizeof p / sizeof p[0])
-        return eqp_fail(EQP_EINVAL, "eprop: at most 256 output units, got %zu", no);
+    const size_t nh = H->n, no = O->n, P = w->P, ns = (size_t)H->ns;
+    const size_t Bn = B * nh, Bo = B * no, plane = w->Bmax * nh * P;
+    w->B = B;
+    w->t = 0;
     memset(w->s0, 0, ns * Bn * sizeof(R));
     memset(w->z0, 0, Bn * sizeof(R));
     memset(w->o0, 0, (size_t)O->ns * Bo * sizeof(R));
-    memset(w->eps, 0, Bn * P * (size_t)w->dim * sizeof(R));
+    for (int d = 0; d < w->dim; d++)
+        memset(w->eps + (size_t)d * plane, 0, Bn * P * sizeof(R));
     memset(w->ebar, 0, Bn * P * sizeof(R));
+    if (w->reg) {
+        memset(w->esum, 0, Bn * P * sizeof(R));
+        memset(w->hcnt, 0, Bn * sizeof(R));
+    }
     memset(w->pw, 0, Bo * nh * sizeof(R));
     memset(w->pb, 0, Bo * sizeof(R));
     memset(w->pa, 0, Bo * sizeof(R));
     memset(w->sumv, 0, Bo * sizeof(R));
-    w->loss = 0.0;
+    w->loss = w->reg_loss = 0.0;
     w->spikes[0] = w->spikes[1] = 0.0;
-    for (int t = 0; t < T; t++) {
-        const R *xt = const_input ? x : x + (size_t)t * B * ni;
+    return EQP_OK;
+}
+
+/* The regulariser's share at the end of a chunk: gP_j += dE/dz_j esum_j with the counts so
+ * far, esum cleared. */
+static void F(eprop_reg_chunk)(const F(snn_net) * n, F(eprop_ws) * w, R inv_b) {
+    const eqp_snn_config *c = &n->cfg;
+    const size_t nh = n->layer[0].n, P = w->P, B = w->B;
+    const R T = (R)c->steps, l1 = (R)c->reg_l1, l2 = RC(2) * (R)c->reg_l2;
+    const R lr = RC(2) * (R)c->reg_rate / T, r0 = (R)c->rate_target;
+    for (size_t b = 0; b < B; b++)
+        for (size_t j = 0; j < nh; j++) {
+            const size_t u = b * nh + j;
+            const R hc = w->hcnt[u], f = inv_b * (l1 + l2 * hc + lr * (hc / T - r0));
+            R *es = w->esum + u * P, *g = w->gP + j * P;
+            for (size_t i = 0; i < P; i++) {
+                g[i] += f * es[i];
+                es[i] = RC(0);
+            }
+        }
+}
+
+eqp_status F(eprop_steps)(const F(snn_net) * n, F(eprop_ws) * w, const R *x, int const_input,
+                          const uint8_t *labels, const R *targets, int len, R inv_b) {
+    const F(snn_layer) *H = &n->layer[0], *O = &n->layer[1];
+    const size_t nh = H->n, ni = H->n_in, no = O->n, P = w->P, B = w->B;
+    const size_t Bn = B * nh, Bo = B * no;
+    const int ce = n->plan.loss == EQP_LOSS_CE_MEM;
+    const R kappa = O->par[0], *fb = n->has_fb ? n->params + n->off_fb : O->W;
+    const R on = (R)n->cfg.on_target, off = (R)n->cfg.off_target;
+    R *gWo = w->grad + O->off_W, *gbo = w->grad + O->off_b, *gka = w->grad + O->off_par;
+    R p[256];
+    if (no > sizeof p / sizeof p[0])
+        return eqp_fail(EQP_EINVAL, "eprop: at most 256 output units, got %zu", no);
+    if (B == 0)
+        return eqp_fail(EQP_EINVAL, "eprop: eprop_steps before eprop_begin");
+    memset(w->gP, 0, nh * P * sizeof(R));
+    for (int k = 0; k < len; k++, w->t++) {
+        const R *xt = const_input ? x : x + (size_t)k * B * ni;
+        const int scored = w->t >= n->cfg.loss_start;
         /* hidden layer: current, step, eligibility coefficients */
         F(eprop_linear)(xt, H->W, H->b, w->cur, B, ni, nh);
         if (H->recurrent)
@@ -238,6 +299,9 @@ eqp_status F(eprop_run)(const F(snn_net) * n, F(eprop_ws) * w, const R *x, int c
                  (int)nh, H->V, (int)nh, RC(1), w->cur, (int)nh);
         H->ops->forward(H, w->cur, w->s0, w->z0, w->s1, w->z1, B);
         H->ops->eprop_step(H, w->s0, w->s1, w->z0, w->A, w->c, w->h, w->tmp, B);
+        if (w->reg)
+            for (size_t i = 0; i < Bn; i++)
+                w->hcnt[i] += w->z1[i];
         /* readout, the loss at this step and its direct derivative dE/dv(t) */
         F(eprop_linear)(w->z1, O->W, O->b, w->curo, B, nh, no);
         O->ops->forward(O, w->curo, w->o0, NULL, w->o1, w->zo, B);
@@ -246,33 +310,38 @@ eqp_status F(eprop_run)(const F(snn_net) * n, F(eprop_ws) * w, const R *x, int c
         w->spikes[1] += F(snn_sum)(w->zo, Bo);
         for (size_t b = 0; b < B; b++) {
             const size_t o = b * no;
+            if (!scored) {
+                for (size_t q = 0; q < no; q++)
+                    w->dv[o + q] = RC(0);
+                continue;
+            }
             if (ce) {
                 const double lse = F(snn_softmax)(v + o, p, no);
                 w->loss += (double)inv_b * (lse - (double)v[o + labels[b]]);
-                for (size_t k = 0; k < no; k++)
-                    w->dv[o + k] = inv_b * (p[k] - (labels[b] == k ? RC(1) : RC(0)));
+                for (size_t q = 0; q < no; q++)
+                    w->dv[o + q] = inv_b * (p[q] - (labels[b] == q ? RC(1) : RC(0)));
             } else {
-                for (size_t k = 0; k < no; k++) {
-                    const R d = targets ? targets[((size_t)t * B + b) * no + k]
-                                        : (labels[b] == k ? on : off);
-                    const double e = (double)v[o + k] - (double)d;
+                for (size_t q = 0; q < no; q++) {
+                    const R d = targets ? targets[((size_t)k * B + b) * no + q]
+                                        : (labels[b] == q ? on : off);
+                    const double e = (double)v[o + q] - (double)d;
                     w->loss += 0.5 * (double)inv_b * e * e;
-                    w->dv[o + k] = inv_b * (v[o + k] - d);
+                    w->dv[o + q] = inv_b * (v[o + q] - d);
                 }
             }
-            for (size_t k = 0; k < no; k++)
-                w->sumv[o + k] += v[o + k];
+            for (size_t q = 0; q < no; q++)
+                w->sumv[o + q] += v[o + q];
         }
         /* the readout's exact gradient through its own traces */
         for (size_t b = 0; b < B; b++)
-            for (size_t k = 0; k < no; k++) {
-                const size_t q = b * no + k;
-                const R ka = O->par[k], d = w->dv[q];
-                w->pa[q] = ka * w->pa[q] + w->o0[q];
-                w->pb[q] = ka * w->pb[q] + 1;
-                gka[k] += d * w->pa[q];
-                gbo[k] += d * w->pb[q];
-                R *pw = w->pw + q * nh, *g = gWo + k * nh;
+            for (size_t q = 0; q < no; q++) {
+                const size_t r = b * no + q;
+                const R ka = O->par[q], d = w->dv[r];
+                w->pa[r] = ka * w->pa[r] + w->o0[r];
+                w->pb[r] = ka * w->pb[r] + 1;
+                gka[q] += d * w->pa[r];
+                gbo[q] += d * w->pb[r];
+                R *pw = w->pw + r * nh, *g = gWo + q * nh;
                 const R *z = w->z1 + b * nh;
                 for (size_t j = 0; j < nh; j++) {
                     pw[j] = ka * pw[j] + z[j];
@@ -290,11 +359,45 @@ eqp_status F(eprop_run)(const F(snn_net) * n, F(eprop_ws) * w, const R *x, int c
             if (H->recurrent)
                 memcpy(pr + ni + 1, w->z0 + b * nh, nh * sizeof(R));
         }
-        F(eprop_hidden)(H, w, kappa, gW, gb, gV, B);
+        F(eprop_hidden)(w, nh, kappa, B);
         R *sw = w->s0;
         w->s0 = w->s1, w->s1 = sw;
         sw = w->z0, w->z0 = w->z1, w->z1 = sw;
         sw = w->o0, w->o0 = w->o1, w->o1 = sw;
+    }
+    if (w->reg)
+        F(eprop_reg_chunk)(n, w, inv_b);
+    /* the unit-major update into the W (n_1, n_in), b and V (n_1 from, n_1 to) blocks */
+    R *gW = w->grad + H->off_W, *gb = w->grad + H->off_b;
+    for (size_t j = 0; j < nh; j++) {
+        const R *g = w->gP + j * P;
+        R *gw = gW + j * ni;
+        for (size_t i = 0; i < ni; i++)
+            gw[i] += g[i];
+        gb[j] += g[ni];
+        if (H->recurrent) {
+            R *gV = w->grad + H->off_V;
+            for (size_t i = 0; i < nh; i++)
+                gV[i * nh + j] += g[ni + 1 + i];
+        }
+    }
+    if (n->has_fb && strcmp(n->cfg.feedback, "adaptive") == 0)
+        memcpy(w->grad + n->off_fb, gWo, no * nh * sizeof(R));
+    return EQP_OK;
+}
+
+void F(eprop_finish)(const F(snn_net) * n, F(eprop_ws) * w, R inv_b) {
+    const eqp_snn_config *c = &n->cfg;
+    const size_t no = n->layer[1].n, nh = n->layer[0].n, B = w->B;
+    if (w->reg) {
+        const double T = (double)c->steps;
+        double r = (double)c->reg_l1 * (double)inv_b * w->spikes[0];
+        for (size_t i = 0; i < B * nh; i++) {
+            const double h = (double)w->hcnt[i], e = h / T - (double)c->rate_target;
+            r += (double)inv_b * ((double)c->reg_l2 * h * h + (double)c->reg_rate * e * e);
+        }
+        w->reg_loss = r;
+        w->loss += r;
     }
     for (size_t b = 0; b < B; b++) {
         const R *s = w->sumv + b * no;
@@ -304,6 +407,15 @@ eqp_status F(eprop_run)(const F(snn_net) * n, F(eprop_ws) * w, const R *x, int c
                 best = k;
         w->pred[b] = (uint8_t)best;
     }
-    return EQP_OK;
+}
+
+eqp_status F(eprop_run)(const F(snn_net) * n, F(eprop_ws) * w, const R *x, int const_input,
+                        const uint8_t *labels, const R *targets, size_t B, R inv_b) {
+    eqp_status st = F(eprop_begin)(n, w, B);
+    if (!st)
+        st = F(eprop_steps)(n, w, x, const_input, labels, targets, n->cfg.steps, inv_b);
+    if (!st)
+        F(eprop_finish)(n, w, inv_b);
+    return st;
 }
 #endif

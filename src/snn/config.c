@@ -67,6 +67,9 @@ static const struct key {
     {"clip", K_NONNEG, O(clip), 0, 0, 0, "clip the gradient to this global norm (0: off)"},
     {"tbptt", K_INT, O(tbptt), 0, 100000, 0, "truncate BPTT to chunks of K steps (0: full)"},
     {"learner", K_STR, S(learner), "bptt | eprop (online e-prop: one hidden lif/alif layer, readout output, ce/mse-membrane)"},
+    {"feedback", K_STR, S(feedback), "e-prop learning signal's feedback weights: symmetric | random | adaptive"},
+    {"update-every", K_INT, O(update_every), 0, 1000000, 0, "e-prop: apply the update every K steps (0: at the end of each sequence)"},
+    {"loss-start", K_INT, O(loss_start), 0, 100000, 0, "ce/mse-membrane: the first step that carries loss and counts in the prediction"},
     {"batch", K_INT, O(batch), 1, 100000, 0, "mini-batch size"},
     {"epochs", K_INT, O(epochs), 0, 1000000, 0, "epochs to train (total, also when resuming)"},
     {"threads", K_INT, O(threads), 1, 256, 0, "threads sharing each mini-batch"},
@@ -419,6 +422,24 @@ eqp_status eqp_snn_config_check(const eqp_snn_config *c) {
     if (strcmp(c->learner, "eprop") == 0 && (c->train_threshold || c->train_decay || c->train_reset))
         return eqp_fail(EQP_EINVAL, "--learner: eprop updates synapses only, expected "
                                     "train-threshold, train-decay and train-reset off");
+    if (strcmp(c->feedback, "symmetric") != 0 && strcmp(c->feedback, "random") != 0 &&
+        strcmp(c->feedback, "adaptive") != 0)
+        return eqp_fail(EQP_EINVAL, "--feedback: expected symmetric, random or adaptive, got '%s'",
+                        c->feedback);
+    if (strcmp(c->learner, "eprop") != 0 && (strcmp(c->feedback, "symmetric") != 0 ||
+                                             c->update_every > 0))
+        return eqp_fail(EQP_EINVAL, "--feedback %s, --update-every %d: e-prop options, expected "
+                                    "--learner eprop (got '%s')",
+                        c->feedback, c->update_every, c->learner);
+    if (c->loss_start < 0 || c->loss_start >= c->steps)
+        return eqp_fail(EQP_EINVAL, "loss-start: expected a step in 0..%d (steps - 1), got %d",
+                        c->steps - 1, c->loss_start);
+    if (c->loss_start > 0 && strcmp(c->loss, "ce-membrane") != 0 &&
+        strcmp(c->loss, "mse-membrane") != 0)
+        return eqp_fail(EQP_EINVAL,
+                        "loss-start: only for the per-step losses ce-membrane and mse-membrane, "
+                        "got loss '%s'",
+                        c->loss);
     if (!(c->decay >= 0 && c->decay <= 1))
         return eqp_fail(EQP_EINVAL, "decay: expected a number in [0, 1], got %g", (double)c->decay);
     const struct {

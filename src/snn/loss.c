@@ -154,15 +154,17 @@ void F(snn_loss_stats)(const F(snn_net) * n, F(snn_ws) * w, int l, int t0, int l
             }
             continue;
         }
+        /* loss-start (membrane losses only): earlier steps carry no loss, no vote */
+        const int scored = t >= c->loss_start;
         for (size_t i = 0; i < Bn; i++) {
             w->cnt[i] += z[i];
-            w->sumv[i] += v[i];
+            w->sumv[i] += scored ? v[i] : RC(0);
             if (v[i] > w->maxv[i]) {
                 w->maxv[i] = v[i];
                 w->argt[i] = t;
             }
         }
-        if (!per_step_value)
+        if (!per_step_value || !scored)
             continue;
         if (n->plan.loss == EQP_LOSS_CE_MEM) {
             for (size_t b = 0; b < B; b++)
@@ -304,6 +306,11 @@ void F(snn_loss_grad)(const F(snn_net) * n, F(snn_ws) * w, int t0, int len, cons
         R *dv = w->dV + (size_t)k * Bn, *dz = w->dZ[lo] + (size_t)(k + 1) * Bn;
         for (size_t b = 0; b < B; b++) {
             const size_t o = b * no;
+            if (t < c->loss_start) { /* a membrane loss (config check) before its window */
+                for (size_t j = 0; j < no; j++)
+                    dv[o + j] = RC(0);
+                continue;
+            }
             switch (n->plan.loss) {
             case EQP_LOSS_CE_MEM:
                 F(snn_softmax)(v + o, p, no);

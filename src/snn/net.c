@@ -198,6 +198,12 @@ eqp_status F(snn_net_create)(const eqp_snn_config *c, eqp_rng *rng, F(snn_net) *
             F(add_block)(n, pn, l, L->n, tr);
         }
     }
+    if (strcmp(c->learner, "eprop") == 0 && strcmp(c->feedback, "symmetric") != 0 && n->L >= 2) {
+        const F(snn_layer) *O = &n->layer[n->L - 1];
+        n->has_fb = 1;
+        n->off_fb = n->n_params;
+        F(add_block)(n, "B", n->L, O->n * O->n_in, strcmp(c->feedback, "adaptive") == 0);
+    }
     n->params = eqp_alloc(n->n_params, sizeof(R));
     if (!n->params) {
         size_t np = n->n_params;
@@ -224,6 +230,12 @@ eqp_status F(snn_net_create)(const eqp_snn_config *c, eqp_rng *rng, F(snn_net) *
         }
         L->ops->init(c, n->params + L->off_par, L->n);
         L->par = n->params + L->off_par;
+    }
+    if (n->has_fb) { /* drawn last: the other parameters are those of symmetric feedback */
+        const F(snn_layer) *O = &n->layer[n->L - 1];
+        const double a = 1.0 / sqrt((double)O->n_in);
+        for (size_t i = 0; i < O->n * O->n_in; i++)
+            n->params[n->off_fb + i] = (R)(a * (2.0 * eqp_rng_uniform(rng) - 1.0));
     }
     *out = n;
     return EQP_OK;

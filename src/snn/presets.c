@@ -31,6 +31,7 @@ void eqp_snn_config_default(eqp_snn_config *c) {
     c->off_target = 0.0f;
     snprintf(c->optim, sizeof c->optim, "adam");
     snprintf(c->learner, sizeof c->learner, "bptt");
+    snprintf(c->feedback, sizeof c->feedback, "symmetric");
     c->lr = 5e-4f;
     c->lr_decay = 1.0f;
     c->adam_b1 = 0.9f;
@@ -44,7 +45,68 @@ void eqp_snn_config_default(eqp_snn_config *c) {
 }
 
 int eqp_snn_is_preset(const char *name) {
-    return name && strncmp(name, "snn-", 4) == 0;
+    return name && (strncmp(name, "snn-", 4) == 0 || strncmp(name, "eprop-", 6) == 0);
+}
+
+/* e-prop presets (Bellec et al. 2020's settings where the task is theirs): one recurrent
+ * hidden layer, leaky readouts, the triangle pseudo-derivative of height 0.3. */
+static void preset_eprop_common(eqp_snn_config *c) {
+    snprintf(c->out_neuron, sizeof c->out_neuron, "readout");
+    snprintf(c->surrogate, sizeof c->surrogate, "triangle");
+    snprintf(c->learner, sizeof c->learner, "eprop");
+    c->threads = 1;
+}
+
+/* sequential MNIST, one 28-pixel row per step (28 steps), 28-256r-10 LIF (alpha 0.9,
+ * theta 0.5), per-step membrane cross-entropy, Adam lr 2e-3, batch 64, 10 epochs */
+static eqp_status preset_eprop_smnist(eqp_snn_config *c) {
+    preset_eprop_common(c);
+    snprintf(c->encoder, sizeof c->encoder, "rows");
+    c->steps = 28;
+    c->decay = 0.9f;
+    c->threshold = 0.5f;
+    c->lr = 2e-3f;
+    c->batch = 64;
+    c->epochs = 10;
+    return eqp_snn_config_set(c, "sizes", "28-256r-10");
+}
+
+/* evidence accumulation (include/eqprop/tasks.h) in 10 ms steps: 225 steps, 40 inputs,
+ * 100 recurrent ALIF units (tau_m 20 ms: alpha e^-0.5; tau_a 2 s: rho e^-0.005; theta 0.6),
+ * 2 readouts (tau_out 20 ms), cross-entropy over the recall window only (the last 15 steps),
+ * firing-rate regularisation toward 10 Hz (0.1 per step), Adam lr 5e-3, batch 64 */
+static eqp_status preset_eprop_evidence(eqp_snn_config *c) {
+    preset_eprop_common(c);
+    snprintf(c->neuron, sizeof c->neuron, "alif");
+    snprintf(c->encoder, sizeof c->encoder, "rows");
+    c->steps = 225;
+    c->loss_start = 210;
+    c->decay = 0.60653066f;
+    c->adapt_decay = 0.99501248f;
+    c->adapt_strength = 0.03f;
+    c->threshold = 0.6f;
+    c->reg_rate = 1.0f;
+    c->rate_target = 0.1f;
+    c->lr = 5e-3f;
+    c->batch = 64;
+    c->epochs = 15;
+    return eqp_snn_config_set(c, "sizes", "40-100r-2");
+}
+
+/* the drifting decoding stream (tools/cmd_online.c): 40 channels into 100 recurrent LIF
+ * units (alpha 0.9, theta 0.5), 2 readouts (alpha 0.9) regressing the latent signal by
+ * mse-membrane, an Adam update every 10 steps at lr 1e-3, one stream (batch 1) */
+static eqp_status preset_eprop_online(eqp_snn_config *c) {
+    preset_eprop_common(c);
+    snprintf(c->loss, sizeof c->loss, "mse-membrane");
+    c->steps = 1000; /* unused by the stream: only bounds loss-start */
+    c->decay = 0.9f;
+    c->threshold = 0.5f;
+    c->update_every = 10;
+    c->lr = 1e-3f;
+    c->batch = 1;
+    c->epochs = 1;
+    return eqp_snn_config_set(c, "sizes", "40-100r-2");
 }
 
 /* Sequence regression on eqp_regress_task (the task itself: eqp_snn_regress_default): frozen
@@ -99,6 +161,21 @@ eqp_status eqp_snn_config_preset(eqp_snn_config *c, const char *name) {
             *c = d;
         return st;
     }
+    if (name && strncmp(name, "eprop-", 6) == 0) {
+        eqp_status st = strcmp(name, "eprop-smnist") == 0     ? preset_eprop_smnist(&d)
+                        : strcmp(name, "eprop-evidence") == 0 ? preset_eprop_evidence(&d)
+                        : strcmp(name, "eprop-online") == 0   ? preset_eprop_online(&d)
+                                                              : EQP_EINVAL;
+        if (st == EQP_EINVAL && strcmp(name, "eprop-smnist") && strcmp(name, "eprop-evidence") &&
+            strcmp(name, "eprop-online"))
+            return eqp_fail(EQP_EINVAL,
+                            "--preset: expected eprop-smnist, eprop-evidence or eprop-online, got "
+                            "'%s'",
+                            name);
+        if (!st)
+            *c = d;
+        return st;
+    }
     if (name && strcmp(name, "snn-latency-fashion") == 0) {
         /* 784-1000-10 on a latency code (one spike per pixel, brighter earlier, linear over
          * the 25 steps) read out by leaky integrators: measured best of three one-epoch
@@ -111,6 +188,7 @@ eqp_status eqp_snn_config_preset(eqp_snn_config *c, const char *name) {
     }
     return eqp_fail(EQP_EINVAL,
                     "--preset: expected snn-mlp, snn-conv-mnist, snn-conv-fashion, "
-                    "snn-latency-fashion or snn-regress, got '%s'",
+                    "snn-latency-fashion, snn-regress, eprop-smnist, eprop-evidence or "
+                    "eprop-online, got '%s'",
                     name ? name : "");
 }

@@ -77,6 +77,11 @@ typedef struct F(snn_net) {
     F(snn_layer) layer[EQP_SNN_MAX_LAYERS];
     size_t n_params;
     R *params;
+    /* e-prop with feedback random or adaptive: the feedback matrix B (n_out, n_hidden), laid
+     * out as the output layer's W, in the parameter block "B<L>" at off_fb (has_fb; trainable
+     * for adaptive, which gives it W_out's update) */
+    int has_fb;
+    size_t off_fb;
     /* parameter blocks, for names in messages and trainable masks */
     int n_blocks;
     struct {
@@ -192,17 +197,24 @@ typedef struct F(eprop_ws) {
     size_t Bmax, bytes; /* bytes: everything allocated for this workspace */
     size_t P;           /* presynaptic inputs per hidden unit: n_in + 1 (bias) [+ n_1] */
     int dim;            /* the hidden neuron's eprop_dim */
+    int reg;            /* a spike regulariser is on (esum, hcnt are kept) */
+    int t;              /* steps run since eprop_begin */
+    size_t B;           /* rows of the current sequence */
     R *s0, *s1, *z0, *z1, *cur;       /* hidden state (ns, B, n_1), spikes, current (B, n_1) */
     R *o0, *o1, *zo, *curo;           /* readout state and output (B, n_out) */
     R *A, *c, *h, *tmp;               /* the neuron's coefficients for one step */
     R *pre;                           /* (B, P) presynaptic inputs of the step */
-    R *eps;                           /* (B, n_1, P, dim) eligibility vectors */
+    R *eps;                           /* (dim, B, n_1, P) eligibility vectors */
     R *ebar;                          /* (B, n_1, P) eligibility traces filtered by kappa */
+    R *esum;                          /* (B, n_1, P) sum of e over the chunk (regularisers) */
+    R *hcnt;                          /* (B, n_1) hidden spike counts since eprop_begin */
+    R *gP;                            /* (n_1, P) the hidden update, unit by unit */
     R *pw, *pb, *pa;                  /* readout traces (B, n_out, n_1), (B, n_out), (B, n_out) */
     R *dv, *lsig, *sumv;              /* dE/dv (B, n_out), learning signal (B, n_1), sum_t v */
     R *grad;                          /* (n_params) accumulated update (as a gradient) */
-    uint8_t *pred;                    /* (B) argmax of sum_t v */
-    double loss;
+    uint8_t *pred;                    /* (B) argmax of sum_t v over the scored steps */
+    double loss;                      /* data term and regularisers (after eprop_finish) */
+    double reg_loss;                  /* the regularisers' share of loss */
     double spikes[2]; /* sum of the hidden spikes and of the readout's output over the batch */
 } F(eprop_ws);
 
@@ -211,11 +223,23 @@ eqp_status F(eprop_check)(const F(snn_net) * n);
 eqp_status F(eprop_ws_create)(const F(snn_net) * n, size_t Bmax, F(eprop_ws) * *out);
 void F(eprop_ws_free)(F(eprop_ws) * w);
 
-/* One batch forward in time with e-prop: adds to w->grad (not cleared) the e-prop update
- * written as a gradient (same sign and scaling as snn_run's), sets w->loss and w->pred.
- * Arguments as snn_run's; the loss must be ce-membrane or mse-membrane, no regularisers.
- * feedback: the fixed feedback matrix B (n_out, n_1) of random e-prop, or NULL for
- * symmetric e-prop (B = W_out). Hidden neuron parameters (theta, alpha, ...) get no update. */
+/* One sequence of B rows in three calls, forward in time:
+ *   eprop_begin   zero the state and the traces;
+ *   eprop_steps   run the next len steps: x is the chunk's input, (B, n_in) if const_input,
+ *                 else (len, B, n_in); targets (len, B, n_out) for mse-membrane with explicit
+ *                 targets, else NULL (labels give ce-membrane's class / on-off targets). Adds
+ *                 to w->grad (not cleared) the chunk's e-prop update written as a gradient
+ *                 (sign and scaling of snn_run's: inv_b = 1 / full batch) and, for adaptive
+ *                 feedback, sets the B block's gradient to W_out's. The parameters may change
+ *                 between calls (online learning): the traces carry on;
+ *   eprop_finish  the prediction (w->pred) and the regularisers' share of w->loss.
+ * Steps before cfg.loss_start carry no loss and no vote. The spike regularisers' learning
+ * signal uses the counts so far (at the end of a sequence: BPTT's). feedback: the net's B
+ * block (random, adaptive) or W_out (symmetric). Hidden neuron parameters get no update. */
+eqp_status F(eprop_begin)(const F(snn_net) * n, F(eprop_ws) * w, size_t B);
+eqp_status F(eprop_steps)(const F(snn_net) * n, F(eprop_ws) * w, const R *x, int const_input,
+                          const uint8_t *labels, const R *targets, int len, R inv_b);
+void F(eprop_finish)(const F(snn_net) * n, F(eprop_ws) * w, R inv_b);
+/* begin, steps over the whole sequence (cfg.steps), finish. */
 eqp_status F(eprop_run)(const F(snn_net) * n, F(eprop_ws) * w, const R *x, int const_input,
-                        const uint8_t *labels, const R *targets, const R *feedback, size_t B,
-                        R inv_b);
+                        const uint8_t *labels, const R *targets, size_t B, R inv_b);

@@ -168,6 +168,67 @@ static void share(size_t n, int tid, int nt, size_t *lo, size_t *hi) {
 /* the gradient buffer of thread k, whichever learner */
 #define THREAD_GRAD(t, k) ((t)->ew[k] ? (t)->ew[k]->grad : (t)->ws[k]->grad)
 
+/* Every thread, after its share of a (chunk of a) mini-batch is in its gradient buffer: sum
+ * the threads' gradients over this thread's parameter share in thread order, check them,
+ * clip by global norm, update the trainable ranges; thread 0 projects. Returns 1 if the
+ * gradient had NaN/Inf (nothing applied). Three barriers. */
+static int reduce_update(eqp_snn_trainer *t, int tid, int nt, size_t plo, size_t phi) {
+    snn_net_f32 *net = t->n->net;
+    const eqp_snn_config *c = &net->cfg;
+    eqp_barrier_wait(&t->bar);
+    double ss = 0.0;
+    int bad = 0;
+    for (size_t c0 = plo; c0 < phi; c0 += 4096) {
+        const size_t c1 = phi - c0 < 4096 ? phi : c0 + 4096;
+        float *gs = t->gsum;
+        memcpy(gs + c0, THREAD_GRAD(t, 0) + c0, (c1 - c0) * sizeof(float));
+        for (int k = 1; k < nt; k++) {
+            const float *gk = THREAD_GRAD(t, k);
+            for (size_t i = c0; i < c1; i++)
+                gs[i] += gk[i];
+        }
+        float acc[16] = {0};
+        size_t i = c0;
+        for (; i + 16 <= c1; i += 16)
+            for (int q = 0; q < 16; q++)
+                acc[q] += gs[i + q] * gs[i + q];
+        for (; i < c1; i++)
+            ss += (double)gs[i] * (double)gs[i];
+        for (int q = 0; q < 16; q++)
+            ss += (double)acc[q];
+    }
+    bad = !isfinite(ss);
+    t->norm2_t[tid] = ss;
+    t->bad_t[tid] = bad;
+    if (tid == 0)
+        eqp_optim_begin_step(t->opt);
+    eqp_barrier_wait(&t->bar);
+    double norm2 = 0.0;
+    bad = 0;
+    for (int k = 0; k < nt; k++) {
+        norm2 += t->norm2_t[k];
+        bad |= t->bad_t[k];
+    }
+    if (!bad) {
+        const double norm = sqrt(norm2);
+        if (c->clip > 0 && norm > (double)c->clip) {
+            const float s = (float)((double)c->clip / norm);
+            for (size_t i = plo; i < phi; i++)
+                t->gsum[i] *= s;
+        }
+        for (int k = 0; k < t->n_ranges; k++) {
+            size_t lo = t->range[k][0] > plo ? t->range[k][0] : plo;
+            size_t hi = t->range[k][1] < phi ? t->range[k][1] : phi;
+            if (lo < hi)
+                eqp_optim_update(t->opt, net->params, t->gsum, lo, hi);
+        }
+    }
+    eqp_barrier_wait(&t->bar);
+    if (tid == 0 && !bad)
+        snn_net_project_f32(net);
+    return bad;
+}
+
 static void epoch_thread(void *arg, int tid, int nt) {
     eqp_snn_trainer *t = arg;
     snn_net_f32 *net = t->n->net;
@@ -183,6 +244,8 @@ static void epoch_thread(void *arg, int tid, int nt) {
     uint8_t labels[SNN_MAX_ROWS];
     size_t plo, phi;
     share(np, tid, nt, &plo, &phi);
+    /* e-prop online: an update every K steps inside the sequence */
+    const int T = c->steps, K = ew && c->update_every > 0 && c->update_every < T ? c->update_every : T;
     for (size_t bi = t->batch_pos; bi < t->batch_end; bi++) {
         const size_t first = bi * Bfull;
         const size_t B = n - first < Bfull ? n - first : Bfull;
@@ -193,29 +256,47 @@ static void epoch_thread(void *arg, int tid, int nt) {
         t->loss_t[tid] = t->sq_t[tid] = 0.0;
         for (int l = 0; l < net->L; l++)
             t->spk_t[tid][l] = 0.0;
+        const float inv_b = 1.0f / (float)B;
+        const uint32_t *idx = t->perm + first + r0;
+        int cst = 0, bad = 0;
         if (Bt > 0) {
-            const uint32_t *idx = t->perm + first + r0;
-            const float inv_b = 1.0f / (float)B;
             if (t->task) {
                 memset(labels, 0, Bt);
                 eqp_snn_input_fill_regress(in, t->task, idx, Bt);
-                /* the data term of mse-membrane is 1/2 sum (v - y)^2 per row, times inv_b */
-                if (ew) {
-                    eprop_run_f32(net, ew, in->x, 0, labels, in->y, NULL, Bt, inv_b);
-                    t->sq_t[tid] = 2.0 * ew->loss * (double)B; /* e-prop: no regularisers */
-                } else {
-                    snn_run_f32(net, w, in->x, 0, labels, in->y, Bt, inv_b, 1);
-                    t->sq_t[tid] = 2.0 * (w->loss - snn_loss_reg_f32(net, w, Bt, inv_b)) * (double)B;
-                }
             } else {
                 for (size_t r = 0; r < Bt; r++)
                     labels[r] = d->y[idx[r]];
                 eqp_snn_input_fill(in, d, idx, Bt, c->seed, (uint64_t)t->epoch + 1);
-                const int cst = in->kind == SNN_IN_DIRECT;
-                if (ew)
-                    eprop_run_f32(net, ew, in->x, cst, labels, NULL, NULL, Bt, inv_b);
-                else
-                    snn_run_f32(net, w, in->x, cst, labels, NULL, Bt, inv_b, 1);
+                cst = in->kind == SNN_IN_DIRECT;
+            }
+        }
+        if (ew) {
+            if (Bt > 0)
+                eprop_begin_f32(net, ew, Bt);
+            /* all chunks but the last are applied here; the last goes below as with BPTT */
+            for (int t0 = 0; t0 < T; t0 += K) {
+                const int len = T - t0 < K ? T - t0 : K;
+                if (Bt > 0)
+                    eprop_steps_f32(net, ew, cst ? in->x : in->x + (size_t)t0 * Bt * in->dim,
+                                    cst, labels, t->task ? in->y + (size_t)t0 * Bt * in->n_out : NULL,
+                                    len, inv_b);
+                if (t0 + len >= T)
+                    break;
+                if ((bad = reduce_update(t, tid, nt, plo, phi)))
+                    break;
+                memset(grad, 0, np * sizeof(float));
+            }
+            if (Bt > 0)
+                eprop_finish_f32(net, ew, inv_b);
+        } else if (Bt > 0)
+            snn_run_f32(net, w, in->x, cst, labels, t->task ? in->y : NULL, Bt, inv_b, 1);
+        if (Bt > 0) {
+            if (t->task) /* the data term of mse-membrane is 1/2 sum (v - y)^2 per row, times inv_b */
+                t->sq_t[tid] = 2.0 *
+                               (ew ? ew->loss - ew->reg_loss
+                                   : w->loss - snn_loss_reg_f32(net, w, Bt, inv_b)) *
+                               (double)B;
+            else {
                 const uint8_t *pred = ew ? ew->pred : w->pred;
                 for (size_t r = 0; r < Bt; r++)
                     t->err_t[tid] += pred[r] != labels[r];
@@ -224,59 +305,9 @@ static void epoch_thread(void *arg, int tid, int nt) {
             for (int l = 0; l < net->L; l++)
                 t->spk_t[tid][l] = ew ? ew->spikes[l] : w->spikes[l];
         }
-        eqp_barrier_wait(&t->bar);
-        /* sum the threads' gradients over this thread's share, in thread order */
-        double ss = 0.0;
-        int bad = 0;
-        for (size_t c0 = plo; c0 < phi; c0 += 4096) {
-            const size_t c1 = phi - c0 < 4096 ? phi : c0 + 4096;
-            float *gs = t->gsum;
-            memcpy(gs + c0, THREAD_GRAD(t, 0) + c0, (c1 - c0) * sizeof(float));
-            for (int k = 1; k < nt; k++) {
-                const float *gk = THREAD_GRAD(t, k);
-                for (size_t i = c0; i < c1; i++)
-                    gs[i] += gk[i];
-            }
-            float acc[16] = {0};
-            size_t i = c0;
-            for (; i + 16 <= c1; i += 16)
-                for (int q = 0; q < 16; q++)
-                    acc[q] += gs[i + q] * gs[i + q];
-            for (; i < c1; i++)
-                ss += (double)gs[i] * (double)gs[i];
-            for (int q = 0; q < 16; q++)
-                ss += (double)acc[q];
-        }
-        bad = !isfinite(ss);
-        t->norm2_t[tid] = ss;
-        t->bad_t[tid] = bad;
-        if (tid == 0)
-            eqp_optim_begin_step(t->opt);
-        eqp_barrier_wait(&t->bar);
-        double norm2 = 0.0;
-        bad = 0;
-        for (int k = 0; k < nt; k++) {
-            norm2 += t->norm2_t[k];
-            bad |= t->bad_t[k];
-        }
-        if (!bad) {
-            const double norm = sqrt(norm2);
-            if (c->clip > 0 && norm > (double)c->clip) {
-                const float s = (float)((double)c->clip / norm);
-                for (size_t i = plo; i < phi; i++)
-                    t->gsum[i] *= s;
-            }
-            for (int k = 0; k < t->n_ranges; k++) {
-                size_t lo = t->range[k][0] > plo ? t->range[k][0] : plo;
-                size_t hi = t->range[k][1] < phi ? t->range[k][1] : phi;
-                if (lo < hi)
-                    eqp_optim_update(t->opt, net->params, t->gsum, lo, hi);
-            }
-        }
-        eqp_barrier_wait(&t->bar);
+        if (!bad)
+            bad = reduce_update(t, tid, nt, plo, phi);
         if (tid == 0) {
-            if (!bad)
-                snn_net_project_f32(net);
             for (int k = 0; k < nt; k++) {
                 t->errors += t->err_t[k];
                 t->sq_sum += t->sq_t[k];
