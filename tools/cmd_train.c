@@ -24,6 +24,7 @@ static const cli_opt opts[] = {
     {"seed", 1, "random seed [1]"},
     {"threads", 1, "threads sharing each mini-batch [2]"},
     {"sizes", 1, "layer sizes, e.g. 784-500-10 [preset]"},
+    {"arch", 1, "convolutional energy model, e.g. 1x28x28-c32k5-m2-c64k5-m2-10 (sets sizes)"},
     {"lr", 1, "learning rate per weight layer, e.g. 0.1,0.05 [preset]"},
     {"free-steps", 1, "T: free-phase iterations [preset]"},
     {"nudge-steps", 1, "K: weakly clamped iterations [preset]"},

@@ -9,11 +9,13 @@
 #include "eqprop/config.h"
 #include "eqprop/model.h"
 #include "internal.h"
+#include "../energy/energy.h"
 
 const char *const eqp_config_keys[] = {
     "model",      "sizes",  "lr",          "free-steps", "nudge-steps", "eps",
     "beta",       "nudge",  "random-sign", "persistent", "batch",       "shuffle",
-    "eval-steps", "tol",    "readout",     "epochs",     "threads",     "seed",       NULL};
+    "eval-steps", "tol",    "readout",     "epochs",     "threads",     "seed",       "arch",
+    NULL};
 
 static const struct {
     const char *name;
@@ -248,12 +250,29 @@ eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value) {
         return eqp_fail(EQP_EINVAL, "config: key and value must be given");
     if (strcmp(key, "model") == 0) {
         if (!eqp_model_known(value))
-            return eqp_fail(EQP_EINVAL, "--model: expected layered or pc, got '%s'", value);
+            return eqp_fail(EQP_EINVAL, "--model: expected layered, pc or conv, got '%s'", value);
         snprintf(c->model, sizeof c->model, "%s", value);
         return EQP_OK;
     }
     if (strcmp(key, "sizes") == 0)
         return parse_sizes(value, c);
+    if (strcmp(key, "arch") == 0) {
+        int n;
+        size_t sz[EQP_MAX_LAYERS];
+        if (strlen(value) >= sizeof c->arch)
+            return eqp_fail(EQP_EINVAL, "--arch: longer than %zu characters", sizeof c->arch - 1);
+        if ((st = eqp_conv_arch_parse(value, NULL, &n, sz)))
+            return st;
+        char flat[256];
+        size_t off = 0;
+        for (int i = 0; i < n; i++)
+            off += (size_t)snprintf(flat + off, sizeof flat - off, "%s%zu", i ? "-" : "", sz[i]);
+        if ((st = parse_sizes(flat, c)))
+            return st;
+        snprintf(c->arch, sizeof c->arch, "%s", value);
+        snprintf(c->model, sizeof c->model, "conv");
+        return EQP_OK;
+    }
     if (strcmp(key, "lr") == 0)
         return parse_lr(value, c);
     if (strcmp(key, "free-steps") == 0 || strcmp(key, "T") == 0) {
@@ -334,7 +353,24 @@ eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value) {
 
 eqp_status eqp_config_check(const eqp_config *c) {
     if (!eqp_model_known(c->model))
-        return eqp_fail(EQP_EINVAL, "model: expected layered or pc, got '%s'", c->model);
+        return eqp_fail(EQP_EINVAL, "model: expected layered, pc or conv, got '%s'", c->model);
+    if (strcmp(c->model, "conv") == 0 || c->arch[0]) {
+        int n;
+        size_t sz[EQP_MAX_LAYERS];
+        if (strcmp(c->model, "conv") != 0)
+            return eqp_fail(EQP_EINVAL, "arch: only for the conv model, but model is '%s'",
+                            c->model);
+        if (!c->arch[0])
+            return eqp_fail(EQP_EINVAL, "arch: the conv model needs an architecture (e.g. "
+                                        "--arch 1x28x28-c32k5-m2-c64k5-m2-10)");
+        eqp_status ast = eqp_conv_arch_parse(c->arch, NULL, &n, sz);
+        if (ast)
+            return ast;
+        if (n != c->n_layers || memcmp(sz, c->sizes, (size_t)n * sizeof(size_t)) != 0)
+            return eqp_fail(EQP_EINVAL, "sizes: do not match the conv architecture '%s' (leave "
+                                        "--sizes out with --arch)",
+                            c->arch);
+    }
     if (c->n_layers < 2 || c->n_layers > EQP_MAX_LAYERS)
         return eqp_fail(EQP_EINVAL, "sizes: expected 2 to %d layers, got %d", EQP_MAX_LAYERS,
                         c->n_layers);
@@ -396,6 +432,11 @@ size_t eqp_config_to_text(const eqp_config *c, char *buf, size_t n) {
                        (double)c->beta, eqp_nudge_name(c->nudge), c->persistent, c->batch,
                        c->shuffle, c->eval_steps, (double)c->tol, c->readout ? "ce" : "mse",
                        c->epochs, c->threads, c->seed);
+    if (len >= 0 && c->arch[0]) {
+        size_t at = (size_t)len < n ? (size_t)len : 0;
+        int extra = snprintf(at || n == 0 ? buf + at : buf, at ? n - at : n, "arch=%s\n", c->arch);
+        len = extra < 0 ? -1 : len + extra;
+    }
     return len < 0 ? 0 : (size_t)len;
 }
 
