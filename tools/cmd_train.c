@@ -15,7 +15,8 @@
 static const cli_opt opts[] = {
     {"help", 0, "show this help"},
     {"preset", 1,
-     "ep-1h | ep-2h | ep-3h (Scellier & Bengio 2017) | ep-mlp-best; snn-*: see --preset "
+     "ep-1h | ep-2h | ep-3h (Scellier & Bengio 2017) | ep-mlp-best | ep-conv-mnist | "
+     "ep-conv-fashion; snn-*: see --preset "
      "snn-mlp --help [ep-1h]"},
     {"data", 1, "mnist | fashion | DIR with the four IDX files [mnist]"},
     {"train-limit", 1, "use only the first N training examples [all]"},

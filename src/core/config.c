@@ -64,7 +64,8 @@ void eqp_config_default(eqp_config *c) {
 eqp_status eqp_config_preset(eqp_config *c, const char *name) {
     if (!name)
         return eqp_fail(EQP_EINVAL,
-                        "--preset: expected ep-1h, ep-2h, ep-3h or ep-mlp-best, got nothing");
+                        "--preset: expected ep-1h, ep-2h, ep-3h, ep-mlp-best, ep-conv-mnist or "
+                        "ep-conv-fashion, got nothing");
     eqp_config d;
     eqp_config_default(&d);
     if (strcmp(name, "ep-1h") == 0) {
@@ -110,7 +111,33 @@ eqp_status eqp_config_preset(eqp_config *c, const char *name) {
         *c = d;
         return EQP_OK;
     }
-    return eqp_fail(EQP_EINVAL, "--preset: expected ep-1h, ep-2h, ep-3h or ep-mlp-best, got '%s'",
+    if (strcmp(name, "ep-conv-mnist") == 0 || strcmp(name, "ep-conv-fashion") == 0) {
+        /* a convolutional EBM (conv + max-pool energy terms, Ernoult et al. 2019 / Laborieux
+         * et al. 2021) with a ce readout and symmetric nudging; eps = 1 is their dynamics
+         * s <- rho(dPhi/ds). Channels 16/32 (theirs: 32/64) so that an epoch fits a few
+         * minutes on one core (docs/RESULTS.md) */
+        static const float lr[] = {0.5f, 0.35f, 0.25f};
+        eqp_status st = eqp_config_set(&d, "arch", "1x28x28-c16k5-m2-c32k5-m2-10");
+        if (st)
+            return st;
+        for (int i = 0; i < 3; i++)
+            d.lr[i] = lr[i];
+        d.readout = 1;
+        d.nudge = EQP_NUDGE_SYMMETRIC;
+        d.beta = 0.5f;
+        d.eps = 1.0f;
+        d.free_steps = 20;
+        d.nudge_steps = 6;
+        d.eval_steps = 30;
+        d.persistent = 0;
+        d.batch = 20;
+        d.epochs = 30;
+        *c = d;
+        return EQP_OK;
+    }
+    return eqp_fail(EQP_EINVAL,
+                    "--preset: expected ep-1h, ep-2h, ep-3h, ep-mlp-best, ep-conv-mnist or "
+                    "ep-conv-fashion, got '%s'",
                     name);
 }
 
