@@ -20,7 +20,9 @@ static const cli_opt opts[] = {
     {"preset", 1, "ep-1h | ep-2h | ep-3h: the network to check [a small 20-10-5 net]"},
     {"sizes", 1, "layer sizes [20-10-5 without --preset]"},
     {"model", 1, "check this saved model instead of fresh Glorot weights"},
-    {"model-kind", 1, "energy model: layered | pc | pcn [layered]"},
+    {"model-kind", 1, "energy model: layered | pc | pcn | conv [layered]"},
+    {"arch", 1, "a conv energy model, e.g. 1x8x8-c4k3-m2-5 (sets model-kind and sizes)"},
+    {"readout", 1, "mse | ce [the preset's, mse]"},
     {"data", 1, "draw the batches from mnist | fashion | DIR [random inputs and labels]"},
     {"batch", 1, "examples per check [4]"},
     {"seeds", 1, "independent repetitions (new weights and inputs each) [10]"},
@@ -184,7 +186,7 @@ int cmd_gradcheck(int argc, char **argv) {
             (!strcmp(argv[i], "--preset") && !strncmp(argv[i + 1], "eprop-", 6)))
             return cmd_gradcheck_eprop(argc, argv);
     const char *preset = NULL, *sizes = NULL, *model_path = NULL, *data = NULL, *json = NULL;
-    const char *kind = "layered", *val;
+    const char *kind = NULL, *arch = NULL, *readout = NULL, *val;
     long batch = 4, seeds = 10, seed0 = 1, dirs_opt = -1, max_steps = 20000;
     double beta = 0.01, eps = -1, tol = 1e-7, h = -1, r0 = 0.0;
     int sweep = 1, gdu = 1;
@@ -207,6 +209,10 @@ int cmd_gradcheck(int argc, char **argv) {
             model_path = val;
         } else if (!strcmp(n, "model-kind")) {
             kind = val;
+        } else if (!strcmp(n, "arch")) {
+            arch = val;
+        } else if (!strcmp(n, "readout")) {
+            readout = val;
         } else if (!strcmp(n, "data")) {
             data = val;
         } else if (!strcmp(n, "batch")) {
@@ -288,7 +294,10 @@ int cmd_gradcheck(int argc, char **argv) {
     eqp_config_default(&cfg);
     if ((preset && eqp_config_preset(&cfg, preset)) ||
         (!preset && eqp_config_set(&cfg, "sizes", "20-10-5")) ||
-        (sizes && eqp_config_set(&cfg, "sizes", sizes)) || eqp_config_set(&cfg, "model", kind) ||
+        (sizes && eqp_config_set(&cfg, "sizes", sizes)) ||
+        (kind && eqp_config_set(&cfg, "model", kind)) ||
+        (arch && eqp_config_set(&cfg, "arch", arch)) ||
+        (readout && eqp_config_set(&cfg, "readout", readout)) ||
         eqp_config_check(&cfg)) {
         cli_error("gradcheck", NULL);
         return EXIT_USAGE;

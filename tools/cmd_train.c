@@ -16,10 +16,12 @@
 static const cli_opt opts[] = {
     {"help", 0, "show this help"},
     {"preset", 1,
-     "ep-1h | ep-2h | ep-3h (Scellier & Bengio 2017) | ep-mlp-best | pc-mlp-mnist | "
-     "pc-mlp-fashion (predictive coding); snn-*: see --preset snn-mlp --help; bp-mlp | "
-     "bp-cnn: see --learner bp --help [ep-1h]"},
-    {"model", 1, "energy model: layered | pc (linear predictive coding) | pcn (nonlinear) [preset]"},
+     "ep-1h | ep-2h | ep-3h (Scellier & Bengio 2017) | ep-mlp-best | ep-conv-mnist | "
+     "ep-conv-fashion | pc-mlp-mnist | pc-mlp-fashion (predictive coding); snn-*: see --preset "
+     "snn-mlp --help; bp-mlp | bp-cnn: see --learner bp --help [ep-1h]"},
+    {"model", 1,
+     "energy model: layered | pc (linear predictive coding) | pcn (nonlinear) | conv (set by "
+     "--arch) [preset]"},
     {"act", 1, "pcn: activation of the hidden predictions, linear|tanh|sigmoid|relu|gelu [tanh]"},
     {"optim", 1, "sgd | adam (the EP/PC update over -lr as Adam's gradient) [sgd]"},
     {"variance", 1, "pcn: prediction-error variances sigma_l^2, one or one per layer [1]"},
@@ -30,6 +32,7 @@ static const cli_opt opts[] = {
     {"seed", 1, "random seed [1]"},
     {"threads", 1, "threads sharing each mini-batch [2]"},
     {"sizes", 1, "layer sizes, e.g. 784-500-10 [preset]"},
+    {"arch", 1, "convolutional energy model, e.g. 1x28x28-c32k5-m2-c64k5-m2-10 (sets sizes)"},
     {"lr", 1, "learning rate per weight layer, e.g. 0.1,0.05 [preset]"},
     {"free-steps", 1, "T: free-phase iterations [preset]"},
     {"nudge-steps", 1, "K: weakly clamped iterations [preset]"},
@@ -125,7 +128,8 @@ static int wants_bp(int argc, char **argv) {
 
 int cmd_train(int argc, char **argv) {
     for (int i = 1; i < argc; i++) /* --preset hopfield-*: a memory to store, not a trainer */
-        if ((!strcmp(argv[i], "--preset") && i + 1 < argc && !strncmp(argv[i + 1], "hopfield-", 9)) ||
+        if ((!strcmp(argv[i], "--preset") && i + 1 < argc &&
+             !strncmp(argv[i + 1], "hopfield-", 9)) ||
             !strncmp(argv[i], "--preset=hopfield-", 18))
             return cmd_hopfield(argc, argv);
     if (wants_bp(argc, argv))

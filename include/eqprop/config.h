@@ -60,6 +60,9 @@ typedef struct eqp_config {
     char model[32];               /* energy model name: "layered" */
     int n_layers;                 /* including input and output */
     size_t sizes[EQP_MAX_LAYERS]; /* "sizes=784-500-10" */
+    char arch[128];               /* model conv: "arch=1x28x28-c32k5-m2-c64k5-m2-10" (input
+                                     CxHxW, conv layers cCkK with optional max pooling mP,
+                                     dense sizes); sets model and sizes; "" otherwise */
     int n_lr;                     /* one learning rate per weight layer (n_layers - 1) */
     float lr[EQP_MAX_LAYERS];     /* "lr=0.1,0.05" */
     float lr_decay;               /* epoch e (from 0) trains at lr * lr_decay^e; 1: constant [1] */

@@ -9,22 +9,23 @@
 #include "eqprop/config.h"
 #include "eqprop/model.h"
 #include "internal.h"
+#include "../energy/energy.h"
 
 /* pc-mlp-* settings (chosen on training subsets, docs/RESULTS.md) */
-#define PC_LR1 3e-4f
-#define PC_LR2 3e-4f
-#define PC_LR3 3e-4f
-#define PC_LR4 3e-4f
-#define PC_EPS 0.05f
-#define PC_BATCH 64
-#define PC_EPOCHS_MNIST 25
+#define PC_LR1            3e-4f
+#define PC_LR2            3e-4f
+#define PC_LR3            3e-4f
+#define PC_LR4            3e-4f
+#define PC_EPS            0.05f
+#define PC_BATCH          64
+#define PC_EPOCHS_MNIST   25
 #define PC_EPOCHS_FASHION 25
 
 const char *const eqp_config_keys[] = {
-    "model",      "sizes",  "lr",          "free-steps", "nudge-steps", "eps",
-    "beta",       "nudge",  "random-sign", "persistent", "batch",       "shuffle",
-    "eval-steps", "tol",    "readout",     "lr-decay",   "epochs",      "threads",
-    "seed",       "act",    "variance",    "optim",      NULL};
+    "model",      "sizes", "lr",          "free-steps", "nudge-steps", "eps",
+    "beta",       "nudge", "random-sign", "persistent", "batch",       "shuffle",
+    "eval-steps", "tol",   "readout",     "lr-decay",   "epochs",      "threads",
+    "seed",       "act",   "variance",    "optim",      "arch",        NULL};
 
 static const struct {
     const char *name;
@@ -84,8 +85,8 @@ void eqp_config_default(eqp_config *c) {
 eqp_status eqp_config_preset(eqp_config *c, const char *name) {
     if (!name)
         return eqp_fail(EQP_EINVAL,
-                        "--preset: expected ep-1h, ep-2h, ep-3h, ep-mlp-best, pc-mlp-mnist or "
-                        "pc-mlp-fashion, got nothing");
+                        "--preset: expected ep-1h, ep-2h, ep-3h, ep-mlp-best, ep-conv-mnist, "
+                        "ep-conv-fashion, pc-mlp-mnist or pc-mlp-fashion, got nothing");
     eqp_config d;
     eqp_config_default(&d);
     if (strcmp(name, "ep-1h") == 0) {
@@ -154,9 +155,33 @@ eqp_status eqp_config_preset(eqp_config *c, const char *name) {
         *c = d;
         return EQP_OK;
     }
+    if (strcmp(name, "ep-conv-mnist") == 0 || strcmp(name, "ep-conv-fashion") == 0) {
+        /* a convolutional EBM (conv + max-pool energy terms, Ernoult et al. 2019 / Laborieux
+         * et al. 2021) with a ce readout and symmetric nudging; eps = 1 is their dynamics
+         * s <- rho(dPhi/ds). Channels 16/32 (theirs: 32/64) so that an epoch fits a few
+         * minutes on one core (docs/RESULTS.md) */
+        static const float lr[] = {0.5f, 0.35f, 0.25f};
+        eqp_status st = eqp_config_set(&d, "arch", "1x28x28-c16k5-m2-c32k5-m2-10");
+        if (st)
+            return st;
+        for (int i = 0; i < 3; i++)
+            d.lr[i] = lr[i];
+        d.readout = 1;
+        d.nudge = EQP_NUDGE_SYMMETRIC;
+        d.beta = 0.5f;
+        d.eps = 1.0f;
+        d.free_steps = 20;
+        d.nudge_steps = 6;
+        d.eval_steps = 30;
+        d.persistent = 0;
+        d.batch = 20;
+        d.epochs = 30;
+        *c = d;
+        return EQP_OK;
+    }
     return eqp_fail(EQP_EINVAL,
-                    "--preset: expected ep-1h, ep-2h, ep-3h, ep-mlp-best, pc-mlp-mnist or "
-                    "pc-mlp-fashion, got '%s'",
+                    "--preset: expected ep-1h, ep-2h, ep-3h, ep-mlp-best, ep-conv-mnist, "
+                    "ep-conv-fashion, pc-mlp-mnist or pc-mlp-fashion, got '%s'",
                     name);
 }
 
@@ -326,12 +351,30 @@ eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value) {
         return eqp_fail(EQP_EINVAL, "config: key and value must be given");
     if (strcmp(key, "model") == 0) {
         if (!eqp_model_known(value))
-            return eqp_fail(EQP_EINVAL, "--model: expected layered, pc or pcn, got '%s'", value);
+            return eqp_fail(EQP_EINVAL, "--model: expected layered, pc, pcn or conv, got '%s'",
+                            value);
         snprintf(c->model, sizeof c->model, "%s", value);
         return EQP_OK;
     }
     if (strcmp(key, "sizes") == 0)
         return parse_sizes(value, c);
+    if (strcmp(key, "arch") == 0) {
+        int n;
+        size_t sz[EQP_MAX_LAYERS];
+        if (strlen(value) >= sizeof c->arch)
+            return eqp_fail(EQP_EINVAL, "--arch: longer than %zu characters", sizeof c->arch - 1);
+        if ((st = eqp_conv_arch_parse(value, NULL, &n, sz)))
+            return st;
+        char flat[256];
+        size_t off = 0;
+        for (int i = 0; i < n; i++)
+            off += (size_t)snprintf(flat + off, sizeof flat - off, "%s%zu", i ? "-" : "", sz[i]);
+        if ((st = parse_sizes(flat, c)))
+            return st;
+        snprintf(c->arch, sizeof c->arch, "%s", value);
+        snprintf(c->model, sizeof c->model, "conv");
+        return EQP_OK;
+    }
     if (strcmp(key, "lr") == 0)
         return parse_lr(value, c);
     if (strcmp(key, "free-steps") == 0 || strcmp(key, "T") == 0) {
@@ -376,8 +419,8 @@ eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value) {
                 c->act = k;
                 return EQP_OK;
             }
-        return eqp_fail(EQP_EINVAL,
-                        "--act: expected linear, tanh, sigmoid, relu or gelu, got '%s'", value);
+        return eqp_fail(EQP_EINVAL, "--act: expected linear, tanh, sigmoid, relu or gelu, got '%s'",
+                        value);
     }
     if (strcmp(key, "variance") == 0)
         return parse_var(value, c);
@@ -437,7 +480,25 @@ eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value) {
 
 eqp_status eqp_config_check(const eqp_config *c) {
     if (!eqp_model_known(c->model))
-        return eqp_fail(EQP_EINVAL, "model: expected layered, pc or pcn, got '%s'", c->model);
+        return eqp_fail(EQP_EINVAL, "model: expected layered, pc, pcn or conv, got '%s'", c->model);
+    if (strcmp(c->model, "conv") == 0 || c->arch[0]) {
+        int n;
+        size_t sz[EQP_MAX_LAYERS];
+        if (strcmp(c->model, "conv") != 0)
+            return eqp_fail(EQP_EINVAL, "arch: only for the conv model, but model is '%s'",
+                            c->model);
+        if (!c->arch[0])
+            return eqp_fail(EQP_EINVAL, "arch: the conv model needs an architecture (e.g. "
+                                        "--arch 1x28x28-c32k5-m2-c64k5-m2-10)");
+        eqp_status ast = eqp_conv_arch_parse(c->arch, NULL, &n, sz);
+        if (ast)
+            return ast;
+        if (n != c->n_layers || memcmp(sz, c->sizes, (size_t)n * sizeof(size_t)) != 0)
+            return eqp_fail(EQP_EINVAL,
+                            "sizes: do not match the conv architecture '%s' (leave "
+                            "--sizes out with --arch)",
+                            c->arch);
+    }
     if (c->n_layers < 2 || c->n_layers > EQP_MAX_LAYERS)
         return eqp_fail(EQP_EINVAL, "sizes: expected 2 to %d layers, got %d", EQP_MAX_LAYERS,
                         c->n_layers);
@@ -512,8 +573,8 @@ size_t eqp_config_to_text(const eqp_config *c, char *buf, size_t n) {
     char var[256] = "";
     off = 0;
     for (int i = 0; i < c->n_var && off < sizeof var; i++)
-        off +=
-            (size_t)snprintf(var + off, sizeof var - off, "%s%.9g", i ? "," : "", (double)c->var[i]);
+        off += (size_t)snprintf(var + off, sizeof var - off, "%s%.9g", i ? "," : "",
+                                (double)c->var[i]);
     int len = snprintf(buf, n,
                        "model=%s\nsizes=%s\nlr=%s\nfree-steps=%d\nnudge-steps=%d\neps=%.9g\n"
                        "beta=%.9g\nnudge=%s\npersistent=%d\nbatch=%d\nshuffle=%d\n"
@@ -524,6 +585,11 @@ size_t eqp_config_to_text(const eqp_config *c, char *buf, size_t n) {
                        c->shuffle, c->eval_steps, (double)c->tol, c->readout ? "ce" : "mse",
                        (double)c->lr_decay, c->epochs, c->threads, c->seed, eqp_act_name(c->act),
                        var, c->optim ? "adam" : "sgd");
+    if (len >= 0 && c->arch[0]) {
+        size_t at = (size_t)len < n ? (size_t)len : 0;
+        int extra = snprintf(at || n == 0 ? buf + at : buf, at ? n - at : n, "arch=%s\n", c->arch);
+        len = extra < 0 ? -1 : len + extra;
+    }
     return len < 0 ? 0 : (size_t)len;
 }
 

@@ -56,6 +56,20 @@ typedef struct eqp_energy_ops {
 
 #define EQP_MAX_BLOCKS (2 * EQP_MAX_LAYERS)
 
+/* The geometry of one layer of a conv model (conv.c): C x H x W units (for a conv layer,
+ * after pooling; a dense layer is C x 1 x 1); a conv layer's k x k kernel over the layer
+ * below gives Ho x Wo outputs, pooled by pool x pool windows; Kd = k k C_below. */
+typedef struct eqp_conv_geom {
+    int conv;
+    size_t C, H, W, k, pool, Ho, Wo, Kd;
+} eqp_conv_geom;
+
+/* Parse an architecture "CxHxW-cCkK[-mP]...-D..." into per-layer geometry (layer 0 the
+ * input), the layer count and the flattened sizes; any output may be NULL. EQP_EINVAL with
+ * a message naming --arch on a malformed or inconsistent string. */
+eqp_status eqp_conv_arch_parse(const char *spec, eqp_conv_geom *geom, int *n_layers,
+                               size_t *sizes);
+
 typedef struct eqp_block {
     char name[16];
     size_t offset, size;
@@ -71,6 +85,10 @@ struct eqp_model {
      * params + ro_W, br at params + ro_b; the state holds no output units */
     size_t feat_off, n_feat, ro_W, ro_b;
     size_t layer_off[EQP_MAX_LAYERS]; /* offset of state layer l (1..L) in a row */
+    /* conv model: geometry of layers 0..n_layers-1, the largest im2col matrix and conv
+     * output of one row (floats) */
+    eqp_conv_geom geom[EQP_MAX_LAYERS];
+    size_t conv_cols, conv_z;
     size_t n_params;
     float *params;
     int n_blocks;
@@ -80,6 +98,7 @@ struct eqp_model {
 extern const eqp_energy_ops eqp_layered_ops;
 extern const eqp_energy_ops eqp_pc_ops;
 extern const eqp_energy_ops eqp_pcn_ops;
+extern const eqp_energy_ops eqp_conv_ops;
 
 /* The table of every energy model, NULL-terminated. */
 extern const eqp_energy_ops *const eqp_energy_models[];
