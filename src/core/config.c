@@ -14,7 +14,8 @@ const char *const eqp_config_keys[] = {
     "model",      "sizes",  "lr",          "free-steps", "nudge-steps", "eps",
     "beta",       "nudge",  "random-sign", "persistent", "batch",       "shuffle",
     "eval-steps", "tol",    "readout",     "lr-decay",   "epochs",      "threads",
-    "seed",       NULL};
+    "seed",       "spike-loss", "v-th", "gamma", "tau-e", "window", "gamma-out",
+    "lat-early",  "lat-late", NULL};
 
 static const struct {
     const char *name;
@@ -59,6 +60,13 @@ void eqp_config_default(eqp_config *c) {
     c->epochs = 30;
     c->threads = 2;
     c->seed = 1;
+    c->v_th = 0.5f;
+    c->gamma = 0.25f;
+    c->tau_e = 1.0f;
+    c->window = 3.0f;
+    c->gamma_out = 0.05f;
+    c->lat_early = 0.6f;
+    c->lat_late = 0.9f;
 }
 
 eqp_status eqp_config_preset(eqp_config *c, const char *name) {
@@ -250,7 +258,7 @@ eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value) {
         return eqp_fail(EQP_EINVAL, "config: key and value must be given");
     if (strcmp(key, "model") == 0) {
         if (!eqp_model_known(value))
-            return eqp_fail(EQP_EINVAL, "--model: expected layered or pc, got '%s'", value);
+            return eqp_fail(EQP_EINVAL, "--model: expected layered, pc or spiking, got '%s'", value);
         snprintf(c->model, sizeof c->model, "%s", value);
         return EQP_OK;
     }
@@ -338,12 +346,46 @@ eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value) {
     }
     if (strcmp(key, "seed") == 0)
         return eqp_parse_seed(key, value, &c->seed);
+    if (strcmp(key, "spike-loss") == 0) {
+        if (strcmp(value, "count") == 0 || strcmp(value, "latency") == 0) {
+            c->spike_loss = value[0] == 'l';
+            return EQP_OK;
+        }
+        return eqp_fail(EQP_EINVAL, "--spike-loss: expected count or latency, got '%s'", value);
+    }
+    if (strcmp(key, "v-th") == 0) {
+        char *end;
+        errno = 0;
+        double vt = strtod(value, &end);
+        if (end == value || *end != '\0' || errno == ERANGE || !isfinite(vt) || fabs(vt) > 1e6)
+            return eqp_fail(EQP_EINVAL, "--v-th: expected a number in [-1e6, 1e6], got '%s'",
+                            value);
+        c->v_th = (float)vt;
+        return EQP_OK;
+    }
+    if (strcmp(key, "gamma") == 0)
+        return eqp_parse_positive(key, value, &c->gamma);
+    if (strcmp(key, "tau-e") == 0)
+        return eqp_parse_positive(key, value, &c->tau_e);
+    if (strcmp(key, "window") == 0)
+        return eqp_parse_positive(key, value, &c->window);
+    if (strcmp(key, "gamma-out") == 0)
+        return eqp_parse_positive(key, value, &c->gamma_out);
+    if (strcmp(key, "lat-early") == 0 || strcmp(key, "lat-late") == 0) {
+        float *dst = key[4] == 'e' ? &c->lat_early : &c->lat_late;
+        if ((st = eqp_parse_positive(key, value, dst)))
+            return st;
+        if (*dst > 1.0f)
+            return eqp_fail(EQP_EINVAL, "--%s: expected a fraction of the window in (0, 1], got '%s'",
+                            key, value);
+        return EQP_OK;
+    }
     return eqp_fail(EQP_EINVAL, "config: unknown key '%s'", key);
 }
 
 eqp_status eqp_config_check(const eqp_config *c) {
     if (!eqp_model_known(c->model))
-        return eqp_fail(EQP_EINVAL, "model: expected layered or pc, got '%s'", c->model);
+        return eqp_fail(EQP_EINVAL, "model: expected layered, pc or spiking, got '%s'", c->model);
     if (c->n_layers < 2 || c->n_layers > EQP_MAX_LAYERS)
         return eqp_fail(EQP_EINVAL, "sizes: expected 2 to %d layers, got %d", EQP_MAX_LAYERS,
                         c->n_layers);
@@ -386,6 +428,27 @@ eqp_status eqp_config_check(const eqp_config *c) {
         return eqp_fail(EQP_EINVAL, "threads: expected 1..256, got %d", c->threads);
     if (c->epochs < 0)
         return eqp_fail(EQP_EINVAL, "epochs: expected >= 0, got %d", c->epochs);
+    if (strcmp(c->model, "spiking") == 0) {
+        if (c->readout)
+            return eqp_fail(EQP_EINVAL,
+                            "readout: the spiking model has its own costs (spike-loss count or "
+                            "latency), expected readout=mse, got ce");
+        if (c->spike_loss != 0 && c->spike_loss != 1)
+            return eqp_fail(EQP_EINVAL, "spike-loss: unknown loss %d", c->spike_loss);
+        if (!(c->gamma > 0) || !isfinite(c->gamma) || !(c->tau_e > 0) || !isfinite(c->tau_e) ||
+            !(c->window > 0) || !isfinite(c->window) || !(c->gamma_out > 0) ||
+            !isfinite(c->gamma_out) || !isfinite(c->v_th))
+            return eqp_fail(EQP_EINVAL,
+                            "spiking: gamma, tau-e, window and gamma-out must be finite and > 0 "
+                            "and v-th finite (got %g, %g, %g, %g, %g)",
+                            (double)c->gamma, (double)c->tau_e, (double)c->window,
+                            (double)c->gamma_out, (double)c->v_th);
+        if (!(c->lat_early > 0 && c->lat_early <= 1) || !(c->lat_late > 0 && c->lat_late <= 1))
+            return eqp_fail(EQP_EINVAL,
+                            "lat-early, lat-late: expected fractions of the window in (0, 1], "
+                            "got %g, %g",
+                            (double)c->lat_early, (double)c->lat_late);
+    }
     return EQP_OK;
 }
 
@@ -408,6 +471,17 @@ size_t eqp_config_to_text(const eqp_config *c, char *buf, size_t n) {
                        (double)c->beta, eqp_nudge_name(c->nudge), c->persistent, c->batch,
                        c->shuffle, c->eval_steps, (double)c->tol, c->readout ? "ce" : "mse",
                        (double)c->lr_decay, c->epochs, c->threads, c->seed);
+    if (len >= 0 && strcmp(c->model, "spiking") == 0) {
+        /* the spiking model's keys, only for it (older files and other models unchanged) */
+        size_t at = (size_t)len < n ? (size_t)len : n;
+        int more = snprintf(buf ? buf + at : NULL, n - at,
+                            "spike-loss=%s\nv-th=%.9g\ngamma=%.9g\ntau-e=%.9g\nwindow=%.9g\n"
+                            "gamma-out=%.9g\nlat-early=%.9g\nlat-late=%.9g\n",
+                            c->spike_loss ? "latency" : "count", (double)c->v_th,
+                            (double)c->gamma, (double)c->tau_e, (double)c->window,
+                            (double)c->gamma_out, (double)c->lat_early, (double)c->lat_late);
+        len = more < 0 ? -1 : len + more;
+    }
     return len < 0 ? 0 : (size_t)len;
 }
 
