@@ -20,7 +20,8 @@ static const cli_opt opts[] = {
     {"preset", 1, "ep-1h | ep-2h | ep-3h: the network to check [a small 20-10-5 net]"},
     {"sizes", 1, "layer sizes [20-10-5 without --preset]"},
     {"model", 1, "check this saved model instead of fresh Glorot weights"},
-    {"model-kind", 1, "energy model: layered | pc [layered]"},
+    {"model-kind", 1, "energy model: layered | pc | spiking [layered]"},
+    {"spike-loss", 1, "spiking model: count | latency [count]"},
     {"data", 1, "draw the batches from mnist | fashion | DIR [random inputs and labels]"},
     {"batch", 1, "examples per check [4]"},
     {"seeds", 1, "independent repetitions (new weights and inputs each) [10]"},
@@ -178,7 +179,7 @@ static double slope_loglog(const double *b, const double *e, size_t n) {
 
 int cmd_gradcheck(int argc, char **argv) {
     const char *preset = NULL, *sizes = NULL, *model_path = NULL, *data = NULL, *json = NULL;
-    const char *kind = "layered", *val;
+    const char *kind = "layered", *spike_loss = NULL, *val;
     long batch = 4, seeds = 10, seed0 = 1, dirs_opt = -1, max_steps = 20000;
     double beta = 0.01, eps = -1, tol = 1e-7, h = -1, r0 = 0.0;
     int sweep = 1, gdu = 1;
@@ -201,6 +202,8 @@ int cmd_gradcheck(int argc, char **argv) {
             model_path = val;
         } else if (!strcmp(n, "model-kind")) {
             kind = val;
+        } else if (!strcmp(n, "spike-loss")) {
+            spike_loss = val;
         } else if (!strcmp(n, "data")) {
             data = val;
         } else if (!strcmp(n, "batch")) {
@@ -283,6 +286,7 @@ int cmd_gradcheck(int argc, char **argv) {
     if ((preset && eqp_config_preset(&cfg, preset)) ||
         (!preset && eqp_config_set(&cfg, "sizes", "20-10-5")) ||
         (sizes && eqp_config_set(&cfg, "sizes", sizes)) || eqp_config_set(&cfg, "model", kind) ||
+        (spike_loss && eqp_config_set(&cfg, "spike-loss", spike_loss)) ||
         eqp_config_check(&cfg)) {
         cli_error("gradcheck", NULL);
         return EXIT_USAGE;

@@ -111,6 +111,9 @@ static int wants_snn(int argc, char **argv) {
 int cmd_train(int argc, char **argv) {
     if (wants_snn(argc, argv))
         return cmd_train_snn(argc, argv);
+    for (int i = 1; i + 1 < argc; i++) /* the sequence task has its own trainer */
+        if (strcmp(argv[i], "--preset") == 0 && strcmp(argv[i + 1], "sep-sequence") == 0)
+            return cmd_sep_sequence(argc, argv);
     const char *preset = NULL, *data = "mnist", *save = NULL, *ckpt = NULL, *resume = NULL;
     const char *logpath = NULL;
     size_t train_limit = 0, test_limit = 0, every = 0;

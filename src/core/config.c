@@ -118,7 +118,38 @@ eqp_status eqp_config_preset(eqp_config *c, const char *name) {
         *c = d;
         return EQP_OK;
     }
-    return eqp_fail(EQP_EINVAL, "--preset: expected ep-1h, ep-2h, ep-3h or ep-mlp-best, got '%s'",
+    if (strcmp(name, "sep-count-mnist") == 0 || strcmp(name, "sep-latency-mnist") == 0 ||
+        strcmp(name, "sep-sequence") == 0) {
+        /* spiking EP (src/energy/spiking.c): dt = 0.25 tau_m, tau_e = 0.25 tau_m, symmetric
+         * nudging; measured in docs/RESULTS.md */
+        snprintf(d.model, sizeof d.model, "spiking");
+        d.eps = 0.25f;
+        d.tau_e = 0.25f;
+        d.nudge = EQP_NUDGE_SYMMETRIC;
+        d.free_steps = 60;
+        d.nudge_steps = 20;
+        d.eval_steps = 200;
+        d.beta = 1.0f;
+        d.epochs = 15;
+        if (name[4] == 'l') {
+            d.spike_loss = 1;
+        } else if (name[4] == 's') {
+            static const size_t sizes[] = {16, 64, 3};
+            static const float lr[] = {0.2f, 0.1f};
+            set_layers(&d, 3, sizes, lr);
+            d.free_steps = 40; /* the window: T_w = 10 tau_m */
+            d.batch = 16;
+            d.epochs = 30;
+        } else {
+            static const float lr[] = {0.8f, 0.4f};
+            set_layers(&d, 3, (const size_t[]){784, 500, 10}, lr);
+        }
+        *c = d;
+        return EQP_OK;
+    }
+    return eqp_fail(EQP_EINVAL,
+                    "--preset: expected ep-1h, ep-2h, ep-3h, ep-mlp-best, sep-count-mnist, "
+                    "sep-latency-mnist or sep-sequence, got '%s'",
                     name);
 }
 
