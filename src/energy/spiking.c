@@ -108,7 +108,7 @@ static void sep_grad_state(const eqp_model *m, const float *ctx, const float *s,
         const float *sb = s + b * N, *rpb = rp + b * N, *rb = r + b * N;
         float *gb = g + b * N;
         for (size_t i = 0; i < nv; i++)
-            gb[i] = sb[i] - rpb[i] * gb[i];
+            gb[i] = rpb[i] * (sb[i] - gb[i]);
         for (size_t k = 0; k < no; k++) {
             const float d = kap * (sb[nv + k] - rb[oo + k]);
             gb[oo + k] -= d * rpb[oo + k];
@@ -174,8 +174,12 @@ static double sep_energy(const eqp_model *m, const float *x, const float *s, siz
     double E = 0.0;
     for (size_t b = 0; b < B; b++) {
         const float *sb = s + b * N;
-        for (size_t i = 0; i < nv; i++)
-            E += 0.5 * (double)sb[i] * (double)sb[i];
+        const double th = (double)m->cfg.v_th, ga = (double)m->cfg.gamma;
+        for (size_t i = 0; i < nv; i++) { /* G(V) = V s(V) - gamma softplus((V - v_th)/gamma) */
+            const double v = (double)sb[i], z = (v - th) / ga;
+            const double sp = (z > 0 ? z : 0.0) + log1p(exp(-fabs(z)));
+            E += v * rho_d(m, v) - ga * sp;
+        }
         for (int l = 1; l <= L; l++) {
             const size_t nl = SZ(m, l), np = SZ(m, l - 1), off = m->layer_off[l];
             const float *W = WPTR(m, l), *bl = BPTR(m, l);
@@ -206,7 +210,8 @@ static void sep_project_vjp(const eqp_model *m, const float *z, float *a, size_t
     (void)m, (void)z, (void)a, (void)B;
 }
 
-/* (H v)_l = v_l - s''(V_l) cur_l v_l - s'(V_l) ((s' v)_{l-1} W_l + (s' v)_{l+1} W_{l+1}^T)
+/* (H v)_l = (s'(V_l) + s''(V_l) (V_l - cur_l)) v_l
+ *           - s'(V_l) ((s' v)_{l-1} W_l + (s' v)_{l+1} W_{l+1}^T)
  *   output layer, from the accumulator term:  + kappa (s'^2 - (e - s) s'') v_L - kappa s' v_e
  *   accumulators:                               kappa (v_e - s'(V_L) v_L)
  * with s'' = s' (1 - 2 s) / gamma and cur_l the synaptic current (needs the clamp context). */
@@ -238,7 +243,8 @@ static void sep_hvp_state_ctx(const eqp_model *m, const float *ctx, const float 
         const size_t o = b * N;
         for (size_t i = 0; i < nv; i++) {
             const float rpp = rp[o + i] * (1.0f - 2.0f * r[o + i]) * ig;
-            out[o + i] = v[o + i] - rpp * cur[o + i] * v[o + i] - rp[o + i] * out[o + i];
+            out[o + i] = (rp[o + i] + rpp * (s[o + i] - cur[o + i])) * v[o + i] -
+                         rp[o + i] * out[o + i];
         }
         for (size_t k = 0; k < no; k++) {
             const size_t iv = o + oo + k, ie = o + nv + k;
