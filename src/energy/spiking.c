@@ -7,16 +7,19 @@
  * indicator), u_0 = x clamped (pixel intensities in [0, 1] are presynaptic rates, s(u_0) = x)
  * and kappa = tau_m / tau_e:
  *
- *   E = 1/2 sum_l |V_l|^2 - sum_l s(V_{l-1})^T W_l s(V_l) - sum_l b_l . s(V_l)
- *       + kappa/2 sum_k (e_k - s(V_L,k))^2
+ *   E = sum_l sum_i G(V_l,i) - sum_l s(V_{l-1})^T W_l s(V_l) - sum_l b_l . s(V_l)
+ *       + kappa/2 sum_k (e_k - s(V_L,k))^2,      G(V) = V s(V) - gamma softplus((V - v_th)/gamma)
  *
- *   dE/dV_l = V_l - s'(V_l) (s(V_{l-1}) W_l + b_l + s(V_{l+1}) W_{l+1}^T)
+ * (the continuous Hopfield energy written in the membrane potentials: G'(V) = V s'(V))
+ *
+ *   dE/dV_l = s'(V_l) (V_l - I_l),   I_l = s(V_{l-1}) W_l + b_l + s(V_{l+1}) W_{l+1}^T
  *             [- kappa (e - s(V_L)) s'(V_L) for l = L]
  *   dE/de   = kappa (e - s(V_L))
  *   dE/dW_l = -s(V_{l-1})^T s(V_l)            dE/db_l = -s(V_l)
  *
  * The relaxation s <- s - eps dE/ds is the forward-Euler integration of the continuous-time
- * dynamics tau_m dV/dt = -dE/dV (a leaky integrator whose synaptic current is gated by s'),
+ * dynamics tau_m dV/dt = -dE/dV = -s'(V) (V - I) (a leaky integrator of the synaptic current
+ * I, its speed modulated by s'; the equilibrium of a unit is V = I, unique given its inputs),
  * and so tau_e de/dt = -e + s(V_out): the leaky accumulator, with step dt = eps tau_m. At a
  * free fixed point e = s(V_out), the surrogate rate r_k = (1/T) int s_k dt of a window in which
  * the state has settled; the accumulator term vanishes there, so the accumulators do not move
