@@ -45,6 +45,8 @@ void cli_error(const char *cmd, const char *what);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_gradcheck(int argc, char **argv);
+/* Windowed spiking EP on the sequence task (cmd_sep.c). */
+int cmd_sep_sequence(int argc, char **argv);
 /* Spiking networks (cmd_train_snn.c): chosen by cmd_train / cmd_eval for snn-* presets and
  * SNN model files. */
 int cmd_train_snn(int argc, char **argv);

@@ -20,9 +20,10 @@ static const cli_opt opts[] = {
     {"preset", 1, "ep-1h | ep-2h | ep-3h: the network to check [a small 20-10-5 net]"},
     {"sizes", 1, "layer sizes [20-10-5 without --preset]"},
     {"model", 1, "check this saved model instead of fresh Glorot weights"},
-    {"model-kind", 1, "energy model: layered | pc | pcn | conv [layered]"},
+    {"model-kind", 1, "energy model: layered | pc | pcn | conv | spiking [layered]"},
     {"arch", 1, "a conv energy model, e.g. 1x8x8-c4k3-m2-5 (sets model-kind and sizes)"},
     {"readout", 1, "mse | ce [the preset's, mse]"},
+    {"spike-loss", 1, "spiking model: count | latency [count]"},
     {"data", 1, "draw the batches from mnist | fashion | DIR [random inputs and labels]"},
     {"batch", 1, "examples per check [4]"},
     {"seeds", 1, "independent repetitions (new weights and inputs each) [10]"},
@@ -186,7 +187,7 @@ int cmd_gradcheck(int argc, char **argv) {
             (!strcmp(argv[i], "--preset") && !strncmp(argv[i + 1], "eprop-", 6)))
             return cmd_gradcheck_eprop(argc, argv);
     const char *preset = NULL, *sizes = NULL, *model_path = NULL, *data = NULL, *json = NULL;
-    const char *kind = NULL, *arch = NULL, *readout = NULL, *val;
+    const char *kind = NULL, *arch = NULL, *readout = NULL, *spike_loss = NULL, *val;
     long batch = 4, seeds = 10, seed0 = 1, dirs_opt = -1, max_steps = 20000;
     double beta = 0.01, eps = -1, tol = 1e-7, h = -1, r0 = 0.0;
     int sweep = 1, gdu = 1;
@@ -213,6 +214,8 @@ int cmd_gradcheck(int argc, char **argv) {
             arch = val;
         } else if (!strcmp(n, "readout")) {
             readout = val;
+        } else if (!strcmp(n, "spike-loss")) {
+            spike_loss = val;
         } else if (!strcmp(n, "data")) {
             data = val;
         } else if (!strcmp(n, "batch")) {
@@ -298,7 +301,7 @@ int cmd_gradcheck(int argc, char **argv) {
         (kind && eqp_config_set(&cfg, "model", kind)) ||
         (arch && eqp_config_set(&cfg, "arch", arch)) ||
         (readout && eqp_config_set(&cfg, "readout", readout)) ||
-        eqp_config_check(&cfg)) {
+        (spike_loss && eqp_config_set(&cfg, "spike-loss", spike_loss)) || eqp_config_check(&cfg)) {
         cli_error("gradcheck", NULL);
         return EXIT_USAGE;
     }

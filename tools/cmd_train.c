@@ -53,6 +53,15 @@ static const cli_opt opts[] = {
     {"tol", 1,
      "end a phase once max|ds| < tol; fail if its step budget runs out first (0: fixed "
      "steps) [0]"},
+    {"model", 1, "energy model: layered | pc | spiking [layered; spiking for sep-*]"},
+    {"spike-loss", 1, "spiking: count (rate code) | latency (first-spike code) [preset]"},
+    {"v-th", 1, "spiking: threshold of the surrogate sigmoid((V - v_th)/gamma) [0.5]"},
+    {"gamma", 1, "spiking: width of the surrogate [0.25]"},
+    {"tau-e", 1, "spiking: accumulator time constant in units of tau_m [1]"},
+    {"window", 1, "spiking latency: readout window in units of tau_out [3]"},
+    {"gamma-out", 1, "spiking latency: surrogate width of the readout transient [0.05]"},
+    {"lat-early", 1, "spiking latency: target soft latency / window of the label [0.6]"},
+    {"lat-late", 1, "spiking latency: target soft latency / window of the others [0.9]"},
     {"save", 1, "write the model here after every epoch (atomically)"},
     {"checkpoint", 1, "write a resumable checkpoint here after every epoch and on Ctrl-C"},
     {"checkpoint-every", 1, "also write the checkpoint every N mini-batches [0: each epoch]"},
@@ -136,6 +145,9 @@ int cmd_train(int argc, char **argv) {
         return cmd_train_bp(argc, argv);
     if (wants_snn(argc, argv))
         return cmd_train_snn(argc, argv);
+    for (int i = 1; i + 1 < argc; i++) /* the sequence task has its own trainer */
+        if (strcmp(argv[i], "--preset") == 0 && strcmp(argv[i + 1], "sep-sequence") == 0)
+            return cmd_sep_sequence(argc, argv);
     const char *preset = NULL, *data = "mnist", *save = NULL, *ckpt = NULL, *resume = NULL;
     const char *logpath = NULL;
     size_t train_limit = 0, test_limit = 0, every = 0;

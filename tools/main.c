@@ -11,7 +11,8 @@ static void usage(FILE *f) {
                "  eval     classification error of a saved model on a dataset\n"
                "  gradcheck  does a learning signal follow the gradient? (finite differences,\n"
                "           BPTT, statistics across seeds)\n"
-               "  hopfield associative recall of a classical or modern Hopfield memory\n\n"
+               "  hopfield associative recall of a classical or modern Hopfield memory\n"
+               "  sep-sequence  windowed spiking EP on a sequence task\n\n"
                "'eqprop <command> --help' lists each command's options.\n");
 }
 
@@ -33,6 +34,8 @@ int main(int argc, char **argv) {
         return cmd_hopfield(argc - 1, argv + 1);
     if (strcmp(c, "gradcheck") == 0)
         return cmd_gradcheck(argc - 1, argv + 1);
+    if (strcmp(c, "sep-sequence") == 0)
+        return cmd_sep_sequence(argc - 1, argv + 1);
     fprintf(stderr, "eqprop: unknown command '%s'\n", c);
     usage(stderr);
     return EXIT_USAGE;

@@ -88,6 +88,20 @@ typedef struct eqp_config {
     int optim;                    /* 0 "sgd": theta += the update itself; 1 "adam": the update
                                      over -lr is a gradient for Adam (Kingma & Ba 2015; b1 0.9,
                                      b2 0.999, eps 1e-8), lr per group as given */
+    /* spiking model ("model=spiking", src/energy/spiking.c; ignored by the other models and
+     * written to the config text only for it, so older files load unchanged):
+     * surrogate indicator s(V) = sigmoid((V - v_th) / gamma) of each membrane potential V;
+     * leaky accumulators tau_e de/dt = -e + s(V_out) on the output units (tau_e in units of
+     * the membrane's tau_m; the relaxation step eps is dt / tau_m). */
+    int spike_loss;               /* 0 "count": C = 1/2 sum (e_k - d_k)^2 on the accumulators
+                                     (rate code); 1 "latency": C = 1/2 sum (t_k - T_k)^2 on the
+                                     soft first-spike time of the readout transient [count] */
+    float v_th, gamma;            /* threshold and width of the surrogate [0.5, 0.25] */
+    float tau_e;                  /* accumulator time constant / tau_m [1] */
+    float window;                 /* latency: readout window T_w in units of tau_out [3] */
+    float gamma_out;              /* latency: surrogate width of the readout transient [0.05] */
+    float lat_early, lat_late;    /* latency: target soft latency / T_w of the labelled class
+                                     and of the others [0.6, 0.9] */
     int epochs;                   /* epochs to train */
     int threads;                  /* worker threads (each owns a share of every mini-batch) */
     uint64_t seed;                /* every random draw derives from it */
@@ -104,7 +118,8 @@ eqp_status eqp_config_preset(eqp_config *c, const char *name);
  * nudge-steps (K), eps, beta, nudge (positive|negative|random|symmetric; aliases one-sided,
  * random-sign, centered), random-sign (yes = random, no = positive), persistent, batch,
  * shuffle, eval-steps, tol, readout (mse|ce), lr-decay, act (linear|tanh|sigmoid|relu|gelu), variance
- * (one sigma^2 > 0, or one per state layer, joined by ','), optim (sgd|adam), epochs,
+ * (one sigma^2 > 0, or one per state layer, joined by ','), optim (sgd|adam), spike-loss (count|latency),
+ * v-th, gamma, tau-e, window, gamma-out, lat-early, lat-late, epochs,
  * threads, seed. The message names the key, the value and what was expected. Changing
  * sizes resizes lr only if their count no longer fits (then eqp_config_check complains). */
 eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value);

@@ -52,7 +52,35 @@ typedef struct eqp_energy_ops {
     void (*init_state)(const eqp_model *m, const float *ctx, float *s, float *work, size_t B);
     /* Set up model-specific sizes and the parameter blocks; called by eqp_model_create. */
     eqp_status (*init)(eqp_model *m, eqp_rng *rng);
+    /* Optional, in place of hvp_state for a model whose Hessian depends on the clamp context
+     * (a smooth rho: the diagonal term rho''(s) * (input current) needs x W_1 + b_1):
+     * out <- (d^2 E / ds^2)(ctx, s) v. The verification code uses it when it is set. */
+    void (*hvp_state_ctx)(const eqp_model *m, const float *ctx, const float *s, const float *v,
+                          float *out, float *work, size_t B);
 } eqp_energy_ops;
+
+/* The cost table: the nudging cost C(s, d) that the relaxation, the EP estimate, the trainer,
+ * the evaluation and the gradient checks see (src/ep/relax.c). d is the (B, n_out) target
+ * (one-hot from labels, or eqp_set_target); every slot works on B rows. */
+typedef struct eqp_cost_ops {
+    const char *name;
+    /* sum over the rows of C(s_b, d_b), in double; prob is (B, n_out) scratch */
+    double (*value)(const eqp_model *m, const float *s, const float *d, float *prob, size_t B);
+    /* g += scale dC/ds (the nudging force over beta) */
+    void (*grad_state)(const eqp_model *m, const float *s, const float *d, float *g, float *prob,
+                       size_t B, float scale);
+    /* Optional: acc += scale dC/dtheta for parameters outside the energy (a readout), summed
+     * over the rows; NULL when C depends on theta only through s. */
+    void (*param_grad)(const eqp_model *m, const float *s, const float *d, float *acc,
+                       float *prob, size_t B, float scale);
+    /* scores (n_out) of one row: the prediction is their argmax */
+    void (*scores)(const eqp_model *m, const float *s_row, float *scores);
+} eqp_cost_ops;
+
+extern const eqp_cost_ops eqp_cost_mse;  /* 1/2 ||y - d||^2 on the output units (relax.c) */
+extern const eqp_cost_ops eqp_cost_ce;   /* softmax readout cross-entropy (relax.c) */
+extern const eqp_cost_ops eqp_cost_count;   /* spike-count loss on accumulators (spiking.c) */
+extern const eqp_cost_ops eqp_cost_latency; /* soft first-spike latency loss (spiking.c) */
 
 #define EQP_MAX_BLOCKS (2 * EQP_MAX_LAYERS)
 
@@ -93,12 +121,14 @@ struct eqp_model {
     float *params;
     int n_blocks;
     eqp_block blocks[EQP_MAX_BLOCKS];
+    const eqp_cost_ops *cost; /* set by init, or by eqp_model_create from cfg.readout */
 };
 
 extern const eqp_energy_ops eqp_layered_ops;
 extern const eqp_energy_ops eqp_pc_ops;
 extern const eqp_energy_ops eqp_pcn_ops;
 extern const eqp_energy_ops eqp_conv_ops;
+extern const eqp_energy_ops eqp_spiking_ops;
 
 /* The table of every energy model, NULL-terminated. */
 extern const eqp_energy_ops *const eqp_energy_models[];

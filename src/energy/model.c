@@ -7,8 +7,8 @@
 #include "energy.h"
 #include "internal.h"
 
-const eqp_energy_ops *const eqp_energy_models[] = {&eqp_layered_ops, &eqp_pc_ops, &eqp_pcn_ops,
-                                                   &eqp_conv_ops, NULL};
+const eqp_energy_ops *const eqp_energy_models[] = {&eqp_layered_ops, &eqp_pc_ops,      &eqp_pcn_ops,
+                                                   &eqp_conv_ops,    &eqp_spiking_ops, NULL};
 
 int eqp_model_known(const char *name) {
     for (int i = 0; eqp_energy_models[i]; i++)
@@ -121,6 +121,8 @@ eqp_status eqp_model_create(const eqp_config *c, eqp_rng *rng, eqp_model **out) 
         eqp_model_free(m);
         return st;
     }
+    if (!m->cost) /* the models without a cost of their own take the config's readout */
+        m->cost = c->readout ? &eqp_cost_ce : &eqp_cost_mse;
     *out = m;
     return EQP_OK;
 }

@@ -90,6 +90,41 @@ static inline float clip01(float u) {
     return u < 0.0f ? 0.0f : (u > 1.0f ? 1.0f : u);
 }
 
+/* ---- the cost table: mse and ce here; the spiking costs are in src/energy/spiking.c ---- */
+
+/* mse: C = 1/2 ||y - d||^2 on the output units y (in the state and the energy) */
+static double mse_value(const eqp_model *m, const float *s, const float *d, float *prob,
+                        size_t B) {
+    (void)prob;
+    const size_t N = m->n_state, no = m->n_out, oo = m->out_offset;
+    double c = 0.0;
+    for (size_t b = 0; b < B; b++)
+        for (size_t k = 0; k < no; k++) {
+            double e = (double)s[b * N + oo + k] - (double)d[b * no + k];
+            c += 0.5 * e * e;
+        }
+    return c;
+}
+
+static void mse_grad_state(const eqp_model *m, const float *s, const float *d, float *g,
+                           float *prob, size_t B, float scale) {
+    (void)prob;
+    const size_t N = m->n_state, no = m->n_out, oo = m->out_offset;
+    for (size_t b = 0; b < B; b++) { /* dC/dy = y - d */
+        const float *y = s + b * N + oo, *db = d + b * no;
+        float *gy = g + b * N + oo;
+        for (size_t k = 0; k < no; k++)
+            gy[k] += scale * (y[k] - db[k]);
+    }
+}
+
+static void mse_scores(const eqp_model *m, const float *s_row, float *sc) {
+    memcpy(sc, s_row + m->out_offset, m->n_out * sizeof(float));
+}
+
+const eqp_cost_ops eqp_cost_mse = {
+    .name = "mse", .value = mse_value, .grad_state = mse_grad_state, .scores = mse_scores};
+
 /* readout ce, one row: p <- softmax(rho(f) Wr + br) (the logits first, in p); returns
  * -sum_k d_k log p_k (d NULL: no cost). */
 static double readout_row(const eqp_model *m, const float *f, const float *d, float *p) {
@@ -118,37 +153,27 @@ static double readout_row(const eqp_model *m, const float *f, const float *d, fl
     return ce;
 }
 
-/* readout ce: w->prob <- softmax of every row's logits; returns the summed cross-entropy */
-static double readout_forward(const eqp_model *m, eqp_workspace *w, const float *s, size_t B) {
+/* ce: prob <- softmax of every row's logits; returns the summed cross-entropy */
+static double ce_value(const eqp_model *m, const float *s, const float *d, float *prob,
+                       size_t B) {
     double ce = 0.0;
     for (size_t b = 0; b < B; b++)
-        ce += readout_row(m, s + b * w->N + m->feat_off, w->target + b * w->n_out,
-                          w->prob + b * w->n_out);
+        ce += readout_row(m, s + b * m->n_state + m->feat_off, d + b * m->n_out,
+                          prob + b * m->n_out);
     return ce;
 }
 
-void eqp_cost_grad_state(const eqp_model *m, eqp_workspace *w, const float *s, float *g, size_t B,
-                         float scale) {
-    const size_t N = w->N, no = w->n_out;
-    if (!m->cfg.readout) { /* C = 1/2 ||y - d||^2; dC/dy = y - d */
-        const size_t oo = m->out_offset;
-        for (size_t b = 0; b < B; b++) {
-            const float *y = s + b * N + oo, *d = w->target + b * no;
-            float *gy = g + b * N + oo;
-            for (size_t k = 0; k < no; k++)
-                gy[k] += scale * (y[k] - d[k]);
-        }
-        return;
-    }
-    /* dC/ds_feat = rho'(s_feat) ((p - d) Wr^T), rho' = 1 on [0, 1] as in the energy */
-    readout_forward(m, w, s, B);
-    const size_t nf = m->n_feat, fo = m->feat_off;
+/* dC/ds_feat = rho'(s_feat) ((p - d) Wr^T), rho' = 1 on [0, 1] as in the energy */
+static void ce_grad_state(const eqp_model *m, const float *s, const float *d, float *g,
+                          float *prob, size_t B, float scale) {
+    ce_value(m, s, d, prob, B);
+    const size_t N = m->n_state, no = m->n_out, nf = m->n_feat, fo = m->feat_off;
     const float *Wr = m->params + m->ro_W;
     for (size_t b = 0; b < B; b++) {
-        const float *pb = w->prob + b * no, *d = w->target + b * no, *f = s + b * N + fo;
+        const float *pb = prob + b * no, *db = d + b * no, *f = s + b * N + fo;
         float e[256];
         for (size_t k = 0; k < no; k++)
-            e[k] = pb[k] - d[k];
+            e[k] = pb[k] - db[k];
         float *gf = g + b * N + fo;
         for (size_t i = 0; i < nf; i++) {
             if (!(f[i] >= 0.0f && f[i] <= 1.0f))
@@ -161,18 +186,16 @@ void eqp_cost_grad_state(const eqp_model *m, eqp_workspace *w, const float *s, f
     }
 }
 
-void eqp_readout_grad(const eqp_model *m, eqp_workspace *w, const float *s, float *acc,
-                      float scale, size_t B) {
-    if (!m->cfg.readout)
-        return;
-    readout_forward(m, w, s, B);
-    const size_t N = w->N, no = w->n_out, nf = m->n_feat, fo = m->feat_off;
+static void ce_param_grad(const eqp_model *m, const float *s, const float *d, float *acc,
+                          float *prob, size_t B, float scale) {
+    ce_value(m, s, d, prob, B);
+    const size_t N = m->n_state, no = m->n_out, nf = m->n_feat, fo = m->feat_off;
     float *aW = acc + m->ro_W, *ab = acc + m->ro_b;
     for (size_t b = 0; b < B; b++) {
-        const float *pb = w->prob + b * no, *d = w->target + b * no, *f = s + b * N + fo;
+        const float *pb = prob + b * no, *db = d + b * no, *f = s + b * N + fo;
         float e[256];
         for (size_t k = 0; k < no; k++) {
-            e[k] = scale * (pb[k] - d[k]);
+            e[k] = scale * (pb[k] - db[k]);
             ab[k] += e[k];
         }
         for (size_t i = 0; i < nf; i++) {
@@ -184,27 +207,34 @@ void eqp_readout_grad(const eqp_model *m, eqp_workspace *w, const float *s, floa
     }
 }
 
+static void ce_scores(const eqp_model *m, const float *s_row, float *sc) {
+    readout_row(m, s_row + m->feat_off, NULL, sc);
+}
+
+const eqp_cost_ops eqp_cost_ce = {.name = "ce",
+                                  .value = ce_value,
+                                  .grad_state = ce_grad_state,
+                                  .param_grad = ce_param_grad,
+                                  .scores = ce_scores};
+
+void eqp_cost_grad_state(const eqp_model *m, eqp_workspace *w, const float *s, float *g, size_t B,
+                         float scale) {
+    m->cost->grad_state(m, s, w->target, g, w->prob, B, scale);
+}
+
+void eqp_readout_grad(const eqp_model *m, eqp_workspace *w, const float *s, float *acc,
+                      float scale, size_t B) {
+    if (m->cost->param_grad)
+        m->cost->param_grad(m, s, w->target, acc, w->prob, B, scale);
+}
+
 static void add_cost_grad(const eqp_model *m, eqp_workspace *w, const float *s, float *g,
                           size_t B, float beta) {
     eqp_cost_grad_state(m, w, s, g, B, beta);
 }
 
 double eqp_cost(const eqp_model *m, const eqp_workspace *w, const float *s, size_t B) {
-    if (m->cfg.readout) {
-        double ce = 0.0;
-        float p[256];
-        for (size_t b = 0; b < B; b++)
-            ce += readout_row(m, s + b * w->N + m->feat_off, w->target + b * w->n_out, p);
-        return ce;
-    }
-    const size_t N = w->N, no = w->n_out, oo = m->out_offset;
-    double c = 0.0;
-    for (size_t b = 0; b < B; b++)
-        for (size_t k = 0; k < no; k++) {
-            double e = (double)s[b * N + oo + k] - (double)w->target[b * no + k];
-            c += 0.5 * e * e;
-        }
-    return c;
+    return m->cost->value(m, s, w->target, w->prob, B);
 }
 
 double eqp_total_energy(const eqp_model *m, const eqp_workspace *w, const float *s, size_t B,
@@ -291,28 +321,31 @@ void eqp_init_state(const eqp_model *m, eqp_workspace *w, size_t B) {
 
 size_t eqp_count_errors(const eqp_model *m, const eqp_workspace *w, const float *s,
                         const uint8_t *labels, size_t B, double *cost) {
-    const size_t N = w->N, no = w->n_out, oo = m->out_offset;
+    const size_t N = w->N, no = w->n_out;
     size_t err = 0;
-    float p[256];
+    float buf[3 * 256], *heap = NULL;
+    float *sc = buf, *d = buf + 256, *p = buf + 512;
+    if (no > 256) { /* a wide output layer (labels still pick one of its first 256 units) */
+        heap = malloc(3 * no * sizeof(float));
+        if (!heap)
+            return B; /* out of memory: count every row as wrong rather than crash */
+        sc = heap, d = heap + no, p = heap + 2 * no;
+    }
     for (size_t b = 0; b < B; b++) {
-        const float *y = s + b * N + oo;
-        if (m->cfg.readout) {
-            readout_row(m, s + b * N + m->feat_off, NULL, p);
-            y = p;
-            if (cost)
-                *cost -= log(fmax((double)p[labels[b]], 1e-300));
-        } else if (cost) {
-            for (size_t k = 0; k < no; k++) {
-                double e = (double)y[k] - (k == labels[b] ? 1.0 : 0.0);
-                *cost += 0.5 * e * e;
-            }
+        const float *sb = s + b * N;
+        if (cost) { /* C against the one-hot target of the label */
+            for (size_t k = 0; k < no; k++)
+                d[k] = k == labels[b] ? 1.0f : 0.0f;
+            *cost += m->cost->value(m, sb, d, p, 1);
         }
+        m->cost->scores(m, sb, sc);
         size_t best = 0;
         for (size_t k = 1; k < no; k++)
-            if (y[k] > y[best])
+            if (sc[k] > sc[best])
                 best = k;
         err += best != labels[b];
     }
+    free(heap);
     return err;
 }
 

@@ -1,6 +1,6 @@
 /* Ground truths for the learning signals: finite differences, BPTT and RBP through the
  * relaxation, and the GDU comparison. Generic over the energy-model table: the adjoint uses
- * only grad_state, hvp_state, accum_mixed, project and project_vjp. */
+ * only grad_state, hvp_state (or hvp_state_ctx), accum_mixed, project and project_vjp. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +11,8 @@
 
 static eqp_status setup(const eqp_model *m, eqp_workspace *w, const float *x, const uint8_t *labels,
                         size_t B) {
-    if (!m->ops->hvp_state || !m->ops->accum_mixed || !m->ops->project_vjp)
+    if ((!m->ops->hvp_state && !m->ops->hvp_state_ctx) || !m->ops->accum_mixed ||
+        !m->ops->project_vjp)
         return eqp_fail(EQP_EINVAL, "verify: model '%s' has no second-order slots", m->ops->name);
     eqp_status st = eqp_clamp(m, w, x, labels, B);
     if (st)
@@ -111,7 +112,10 @@ static void backward_step(const eqp_model *m, eqp_workspace *w, const float *x, 
         m->ops->accum_mixed(m, x, st, az, scale, grad, w->work, B);
     }
     float *hv = w->s_aux;
-    m->ops->hvp_state(m, st, az, hv, w->work, B);
+    if (m->ops->hvp_state_ctx) /* a Hessian that depends on the clamped input */
+        m->ops->hvp_state_ctx(m, w->ctx, st, az, hv, w->work, B);
+    else
+        m->ops->hvp_state(m, st, az, hv, w->work, B);
     for (size_t i = 0; i < n; i++)
         a[i] = az[i] - eps * hv[i];
 }
