@@ -14,7 +14,7 @@ const char *const eqp_config_keys[] = {
     "model",      "sizes",  "lr",          "free-steps", "nudge-steps", "eps",
     "beta",       "nudge",  "random-sign", "persistent", "batch",       "shuffle",
     "eval-steps", "tol",    "readout",     "lr-decay",   "epochs",      "threads",
-    "seed",       NULL};
+    "seed",       "bio",    NULL};
 
 static const struct {
     const char *name;
@@ -59,6 +59,19 @@ void eqp_config_default(eqp_config *c) {
     c->epochs = 30;
     c->threads = 2;
     c->seed = 1;
+}
+
+/* The biology-constrained presets (issue 8, docs/BIOLOGY.md), over the ep-1h defaults in d.
+ * Returns EQP_EINVAL (without a message) for other names. */
+static eqp_status eqp_config_preset_bio(eqp_config *d, const char *name) {
+    if (strcmp(name, "ep-adapt-mnist") == 0) {
+        /* 784-500-10, a slow adaptation variable beside every hidden unit */
+        snprintf(d->model, sizeof d->model, "adapt");
+        snprintf(d->bio, sizeof d->bio, "ga=0.25,alpha=0.5");
+        d->free_steps = 30;
+        return EQP_OK;
+    }
+    return EQP_EINVAL;
 }
 
 eqp_status eqp_config_preset(eqp_config *c, const char *name) {
@@ -110,7 +123,13 @@ eqp_status eqp_config_preset(eqp_config *c, const char *name) {
         *c = d;
         return EQP_OK;
     }
-    return eqp_fail(EQP_EINVAL, "--preset: expected ep-1h, ep-2h, ep-3h or ep-mlp-best, got '%s'",
+    if (strncmp(name, "ep-", 3) == 0 && eqp_config_preset_bio(&d, name) == EQP_OK) {
+        *c = d;
+        return EQP_OK;
+    }
+    return eqp_fail(EQP_EINVAL,
+                    "--preset: expected ep-1h, ep-2h, ep-3h, ep-mlp-best, ep-adapt-mnist, ep-delay, "
+                    "ep-dale-mnist or ep-2comp-mnist, got '%s'",
                     name);
 }
 
@@ -338,6 +357,17 @@ eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value) {
     }
     if (strcmp(key, "seed") == 0)
         return eqp_parse_seed(key, value, &c->seed);
+    if (strcmp(key, "bio") == 0) {
+        if (strlen(value) >= sizeof c->bio)
+            return eqp_fail(EQP_EINVAL, "--bio: at most %zu characters, got %zu", sizeof c->bio - 1,
+                            strlen(value));
+        for (const char *q = value; *q; q++)
+            if (!isprint((unsigned char)*q) || *q == ' ')
+                return eqp_fail(EQP_EINVAL,
+                                "--bio: expected name=value pairs joined by ',', got '%s'", value);
+        snprintf(c->bio, sizeof c->bio, "%s", value);
+        return EQP_OK;
+    }
     return eqp_fail(EQP_EINVAL, "config: unknown key '%s'", key);
 }
 
@@ -408,6 +438,12 @@ size_t eqp_config_to_text(const eqp_config *c, char *buf, size_t n) {
                        (double)c->beta, eqp_nudge_name(c->nudge), c->persistent, c->batch,
                        c->shuffle, c->eval_steps, (double)c->tol, c->readout ? "ce" : "mse",
                        (double)c->lr_decay, c->epochs, c->threads, c->seed);
+    if (len >= 0 && c->bio[0]) {
+        /* only when set: the text of a config without it stays what it was */
+        size_t used = (size_t)len < n ? (size_t)len : (n ? n - 1 : 0);
+        int more = snprintf(n ? buf + used : NULL, n ? n - used : 0, "bio=%s\n", c->bio);
+        len = more < 0 ? -1 : len + more;
+    }
     return len < 0 ? 0 : (size_t)len;
 }
 
