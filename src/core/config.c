@@ -71,6 +71,13 @@ static eqp_status eqp_config_preset_bio(eqp_config *d, const char *name) {
         d->free_steps = 30;
         return EQP_OK;
     }
+    if (strcmp(name, "ep-dale-mnist") == 0) {
+        /* 784-500-10, every unit excitatory, a fast inhibitory pool of 100 */
+        snprintf(d->model, sizeof d->model, "dale");
+        snprintf(d->bio, sizeof d->bio, "ni=100,gi=1,lrpool=0.1");
+        d->free_steps = 30;
+        return EQP_OK;
+    }
     return EQP_EINVAL;
 }
 

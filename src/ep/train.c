@@ -233,6 +233,8 @@ static void epoch_thread(void *arg, int tid, int nt) {
                 scale[k] = -t->lr_now[k] / ((sym ? 2.0f : 1.0f) * beta * (float)B);
             m->ops->accum_grad_params(m, t->xb, t->sn, sym ? t->sm : t->sf, scale, m->params,
                                       w->work, B, tid, nt);
+            if (m->ops->project_params) /* e.g. Dale's signs, on this thread's share */
+                m->ops->project_params(m, tid, nt);
             if (t->ro_grad && tid == 0) {
                 /* the ce readout is outside the energy: -lr dC/d(Wr, br) at the free fixed
                  * points, gathered first (the rows read Wr) and then applied */
