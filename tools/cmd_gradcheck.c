@@ -21,7 +21,7 @@ static const cli_opt opts[] = {
     {"sizes", 1, "layer sizes [20-10-5 without --preset]"},
     {"model", 1, "check this saved model instead of fresh Glorot weights"},
     {"model-kind", 1,
-     "energy model: layered | pc | adapt | adapt-glif | delay | dale | twocomp [layered]"},
+     "energy model: layered | pc | adapt | adapt-glif | dale [layered]"},
     {"bio", 1, "constants of the biology models, name=value joined by ',' [the model's]"},
     {"min-cosine", 1,
      "exit 1 when the pooled cosine is below this (the verdict line is printed always, "

@@ -15,8 +15,8 @@
 static const cli_opt opts[] = {
     {"help", 0, "show this help"},
     {"preset", 1,
-     "ep-1h | ep-2h | ep-3h (Scellier & Bengio 2017) | ep-mlp-best | ep-adapt-mnist | ep-delay "
-     "| ep-dale-mnist | ep-2comp-mnist (docs/BIOLOGY.md); snn-*: see --preset "
+     "ep-1h | ep-2h | ep-3h (Scellier & Bengio 2017) | ep-mlp-best | ep-adapt-mnist "
+     "| ep-dale-mnist (docs/BIOLOGY.md); snn-*: see --preset "
      "snn-mlp --help [ep-1h]"},
     {"data", 1, "mnist | fashion | DIR with the four IDX files [mnist]"},
     {"train-limit", 1, "use only the first N training examples [all]"},
@@ -25,7 +25,7 @@ static const cli_opt opts[] = {
     {"seed", 1, "random seed [1]"},
     {"threads", 1, "threads sharing each mini-batch [2]"},
     {"sizes", 1, "layer sizes, e.g. 784-500-10 [preset]"},
-    {"model", 1, "energy model: layered | pc | adapt | adapt-glif | delay | dale | twocomp [preset]"},
+    {"model", 1, "energy model: layered | pc | adapt | adapt-glif | dale [preset]"},
     {"bio", 1, "constants of the biology models, name=value joined by ',' (docs/BIOLOGY.md)"},
     {"lr", 1, "learning rate per weight layer, e.g. 0.1,0.05 [preset]"},
     {"free-steps", 1, "T: free-phase iterations [preset]"},

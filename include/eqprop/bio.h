@@ -3,9 +3,8 @@
  * Dale's law with fast inhibition (src/energy/dale.c): eliminating a fast linear inhibitory
  * pool r_I = G_I (W^IE r_E + ...) leaves the effective E-E coupling
  *     W_eff = W^EE - W^EI G_I W^IE
- * which is symmetric when W^EE is symmetric and W^IE = G_I^-1 (W^EI)^T.
- * Delays (src/energy/delay.c): the linearisation of the delayed relaxation at a fixed point
- * and its leading eigenvalue. */
+ * which is symmetric when W^EE is symmetric and W^IE = G_I^-1 (W^EI)^T (sufficient, not
+ * necessary: W^EI G W^EI^T is symmetric for any diagonal G). */
 #ifndef EQPROP_BIO_H
 #define EQPROP_BIO_H
 

@@ -135,8 +135,8 @@ eqp_status eqp_config_preset(eqp_config *c, const char *name) {
         return EQP_OK;
     }
     return eqp_fail(EQP_EINVAL,
-                    "--preset: expected ep-1h, ep-2h, ep-3h, ep-mlp-best, ep-adapt-mnist, ep-delay, "
-                    "ep-dale-mnist or ep-2comp-mnist, got '%s'",
+                    "--preset: expected ep-1h, ep-2h, ep-3h, ep-mlp-best, ep-adapt-mnist or "
+                    "ep-dale-mnist, got '%s'",
                     name);
 }
 

@@ -53,21 +53,6 @@ typedef struct eqp_energy_ops {
     /* Keep the parameters in their domain after an update (sign constraints of Dale's law),
      * for the same disjoint share `part` of `nparts` that accum_grad_params writes. */
     void (*project_params)(eqp_model *m, int part, int nparts);
-    /* Delayed coupling (m->n_lags > 0; src/energy/delay.c). The relaxation keeps a history
-     * of the last n_lags states in the workspace; lag[k] is s_{t-k} (B rows of width
-     * n_state), lag[0] = s_t. grad_state is the force with every lag equal to s (the
-     * instantaneous model, whose fixed points are the delayed model's too).
-     *   grad_state_lagged   g <- F(lag): the force with each projection's presynaptic
-     *                       activity read d steps back
-     *   vjp_lagged          out[k] += (dF/ds_{t-k})^T v for k = 0..n_lags
-     *   accum_mixed_lagged  acc += scale (dF/dtheta)^T v at lag */
-    void (*grad_state_lagged)(const eqp_model *m, const float *ctx, const float *const *lag,
-                              float *g, float *work, size_t B);
-    void (*vjp_lagged)(const eqp_model *m, const float *const *lag, const float *v,
-                       float *const *out, float *work, size_t B);
-    void (*accum_mixed_lagged)(const eqp_model *m, const float *x, const float *const *lag,
-                               const float *v, const float *scale, float *acc, float *work,
-                               size_t B);
 } eqp_energy_ops;
 
 #define EQP_MAX_BLOCKS (2 * EQP_MAX_LAYERS)
@@ -93,13 +78,11 @@ struct eqp_model {
     eqp_block blocks[EQP_MAX_BLOCKS];
     /* model-specific constants parsed from cfg.bio at init (src/energy/bio.c) */
     double hyper[16];
-    int n_lags; /* > 0: delayed coupling, the relaxation keeps n_lags past states */
 };
 
 extern const eqp_energy_ops eqp_layered_ops;
 extern const eqp_energy_ops eqp_pc_ops;
-extern const eqp_energy_ops eqp_adapt_ops, eqp_adapt_glif_ops, eqp_delay_ops, eqp_dale_ops,
-    eqp_twocomp_ops;
+extern const eqp_energy_ops eqp_adapt_ops, eqp_adapt_glif_ops, eqp_dale_ops;
 
 /* The "bio" parameters of a model (cfg.bio: "name=value,name=value"): every name must be one
  * of `names` (n of them), values in [lo[i], hi[i]]; absent ones take def[i]. The message
