@@ -20,10 +20,15 @@ static const cli_opt opts[] = {
     {"preset", 1, "ep-1h | ep-2h | ep-3h: the network to check [a small 20-10-5 net]"},
     {"sizes", 1, "layer sizes [20-10-5 without --preset]"},
     {"model", 1, "check this saved model instead of fresh Glorot weights"},
-    {"model-kind", 1, "energy model: layered | pc | pcn | conv | spiking [layered]"},
+    {"model-kind", 1,
+     "energy model: layered | pc | pcn | conv | spiking | adapt | adapt-glif | dale [layered]"},
     {"arch", 1, "a conv energy model, e.g. 1x8x8-c4k3-m2-5 (sets model-kind and sizes)"},
     {"readout", 1, "mse | ce [the preset's, mse]"},
     {"spike-loss", 1, "spiking model: count | latency [count]"},
+    {"bio", 1, "constants of the biology models, name=value joined by ',' [the model's]"},
+    {"min-cosine", 1,
+     "exit 1 when the pooled cosine is below this (the verdict line is printed always, "
+     "against 0.99 unless given) [off]"},
     {"data", 1, "draw the batches from mnist | fashion | DIR [random inputs and labels]"},
     {"batch", 1, "examples per check [4]"},
     {"seeds", 1, "independent repetitions (new weights and inputs each) [10]"},
@@ -187,7 +192,8 @@ int cmd_gradcheck(int argc, char **argv) {
             (!strcmp(argv[i], "--preset") && !strncmp(argv[i + 1], "eprop-", 6)))
             return cmd_gradcheck_eprop(argc, argv);
     const char *preset = NULL, *sizes = NULL, *model_path = NULL, *data = NULL, *json = NULL;
-    const char *kind = NULL, *arch = NULL, *readout = NULL, *spike_loss = NULL, *val;
+    const char *kind = NULL, *arch = NULL, *readout = NULL, *spike_loss = NULL, *val, *bio = NULL;
+    double min_cos = -2.0;
     long batch = 4, seeds = 10, seed0 = 1, dirs_opt = -1, max_steps = 20000;
     double beta = 0.01, eps = -1, tol = 1e-7, h = -1, r0 = 0.0;
     int sweep = 1, gdu = 1;
@@ -291,6 +297,17 @@ int cmd_gradcheck(int argc, char **argv) {
             gdu = 0;
         } else if (!strcmp(n, "json")) {
             json = val;
+        } else if (!strcmp(n, "bio")) {
+            bio = val;
+        } else if (!strcmp(n, "min-cosine")) {
+            if (parse_double("--min-cosine", val, -1.0, &min_cos) || min_cos > 1.0) {
+                if (min_cos > 1.0)
+                    fprintf(stderr,
+                            "eqprop gradcheck: --min-cosine: expected a number in "
+                            "(-1, 1], got '%s'\n",
+                            val);
+                return EXIT_USAGE;
+            }
         }
     }
     eqp_config cfg;
@@ -301,7 +318,8 @@ int cmd_gradcheck(int argc, char **argv) {
         (kind && eqp_config_set(&cfg, "model", kind)) ||
         (arch && eqp_config_set(&cfg, "arch", arch)) ||
         (readout && eqp_config_set(&cfg, "readout", readout)) ||
-        (spike_loss && eqp_config_set(&cfg, "spike-loss", spike_loss)) || eqp_config_check(&cfg)) {
+        (spike_loss && eqp_config_set(&cfg, "spike-loss", spike_loss)) ||
+        (bio && eqp_config_set(&cfg, "bio", bio)) || eqp_config_check(&cfg)) {
         cli_error("gradcheck", NULL);
         return EXIT_USAGE;
     }
@@ -539,6 +557,12 @@ int cmd_gradcheck(int argc, char **argv) {
            boot.resamples, boot.theta_hat, boot.pct_lo, boot.pct_hi, boot.bca_lo, boot.bca_hi);
     if (clipped)
         printf("  (some seeds matched exactly: r was capped at 1 - 1e-15 for Fisher z)\n");
+    /* the verdict: a signal that is not the gradient (e.g. EP on a non-gradient field,
+     * model adapt-glif) must not pass silently */
+    const double want = min_cos > -2.0 ? min_cos : 0.99;
+    const int agrees = pooled_cos >= want;
+    printf("\n  verdict: the estimate %s the gradient (pooled cosine %.6f %s %.2f)\n",
+           agrees ? "agrees with" : "DISAGREES with", pooled_cos, agrees ? ">=" : "<", want);
 
     /* beta sweep and GDU on the first seed's problem */
     double betas[5] = {0.1, 0.03, 0.01, 0.003, 0.001}, err1[5] = {0}, err2[5] = {0};
@@ -655,9 +679,10 @@ int cmd_gradcheck(int argc, char **argv) {
         fprintf(jf,
                 "],\n \"pooled_cosine\": %.9g, \"pooled_r\": %.9g, \"pooled_rel_error\": "
                 "%.9g, \"r_mean\": %.9g, \"r_ci_low\": %.9g, \"r_ci_high\": %.9g, \"t\": "
-                "%.9g, \"df\": %.0f, \"p\": %.9g, \"p_greater\": %.9g, \"r0\": %g,\n",
+                "%.9g, \"df\": %.0f, \"p\": %.9g, \"p_greater\": %.9g, \"r0\": %g,\n"
+                " \"agrees\": %d, \"min_cosine\": %.9g,\n",
                 pooled_cos, pooled.r, pooled_rel, r_mean, r_lo, r_hi, tt.t, tt.df, tt.p_two,
-                tt.p_greater, r0);
+                tt.p_greater, r0, agrees, want);
         fprintf(jf,
                 " \"meta_fixed_r\": %.9g, \"meta_random_r\": %.9g, \"meta_q\": %.9g, "
                 "\"meta_i2\": %.9g, \"meta_tau2\": %.9g, \"boot_mean_cosine\": %.9g, "
@@ -706,6 +731,13 @@ int cmd_gradcheck(int argc, char **argv) {
         eqp_gdu_result_free(&gr[q]);
     free(used);
     rc = 0;
+    if (!agrees && min_cos > -2.0) {
+        fprintf(stderr,
+                "eqprop gradcheck: the %s estimate disagrees with the gradient: pooled cosine "
+                "%.6f < --min-cosine %g\n",
+                me.estimator, pooled_cos, min_cos);
+        rc = EXIT_RUNTIME;
+    }
     goto out;
 lib_error:
     for (int q = 0; q < 3; q++)

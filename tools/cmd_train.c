@@ -17,11 +17,12 @@ static const cli_opt opts[] = {
     {"help", 0, "show this help"},
     {"preset", 1,
      "ep-1h | ep-2h | ep-3h (Scellier & Bengio 2017) | ep-mlp-best | ep-conv-mnist | "
-     "ep-conv-fashion | pc-mlp-mnist | pc-mlp-fashion (predictive coding); snn-*: see --preset "
-     "snn-mlp --help; bp-mlp | bp-cnn: see --learner bp --help [ep-1h]"},
+     "ep-conv-fashion | ep-adapt-mnist | ep-dale-mnist (docs/BIOLOGY.md) | pc-mlp-mnist | "
+     "pc-mlp-fashion (predictive coding) | sep-count-mnist | sep-latency-mnist; snn-*: see "
+     "--preset snn-mlp --help; bp-mlp | bp-cnn: see --learner bp --help [ep-1h]"},
     {"model", 1,
      "energy model: layered | pc (linear predictive coding) | pcn (nonlinear) | conv (set by "
-     "--arch) [preset]"},
+     "--arch) | spiking | adapt | adapt-glif | dale [preset]"},
     {"act", 1, "pcn: activation of the hidden predictions, linear|tanh|sigmoid|relu|gelu [tanh]"},
     {"optim", 1, "sgd | adam (the EP/PC update over -lr as Adam's gradient) [sgd]"},
     {"variance", 1, "pcn: prediction-error variances sigma_l^2, one or one per layer [1]"},
@@ -33,6 +34,7 @@ static const cli_opt opts[] = {
     {"threads", 1, "threads sharing each mini-batch [2]"},
     {"sizes", 1, "layer sizes, e.g. 784-500-10 [preset]"},
     {"arch", 1, "convolutional energy model, e.g. 1x28x28-c32k5-m2-c64k5-m2-10 (sets sizes)"},
+    {"bio", 1, "constants of the biology models, name=value joined by ',' (docs/BIOLOGY.md)"},
     {"lr", 1, "learning rate per weight layer, e.g. 0.1,0.05 [preset]"},
     {"free-steps", 1, "T: free-phase iterations [preset]"},
     {"nudge-steps", 1, "K: weakly clamped iterations [preset]"},

@@ -105,6 +105,11 @@ typedef struct eqp_config {
     int epochs;                   /* epochs to train */
     int threads;                  /* worker threads (each owns a share of every mini-batch) */
     uint64_t seed;                /* every random draw derives from it */
+    char bio[128];                /* "bio=ga=0.2,alpha=0.5": parameters of the biology-
+                                     constrained models (adapt, adapt-glif, dale) as name=value pairs joined by ','; each model
+                                     validates its own names (docs/BIOLOGY.md); empty: the
+                                     model's defaults [""]. Written to the config text only
+                                     when set, so files without it load unchanged. */
 } eqp_config;
 
 /* The ep-1h preset. */
@@ -120,7 +125,7 @@ eqp_status eqp_config_preset(eqp_config *c, const char *name);
  * shuffle, eval-steps, tol, readout (mse|ce), lr-decay, act (linear|tanh|sigmoid|relu|gelu), variance
  * (one sigma^2 > 0, or one per state layer, joined by ','), optim (sgd|adam), spike-loss (count|latency),
  * v-th, gamma, tau-e, window, gamma-out, lat-early, lat-late, epochs,
- * threads, seed. The message names the key, the value and what was expected. Changing
+ * threads, seed, bio. The message names the key, the value and what was expected. Changing
  * sizes resizes lr only if their count no longer fits (then eqp_config_check complains). */
 eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value);
 

@@ -26,7 +26,7 @@ const char *const eqp_config_keys[] = {
     "nudge",     "random-sign", "persistent", "batch",      "shuffle",     "eval-steps", "tol",
     "readout",   "lr-decay",    "epochs",     "threads",    "seed",        "act",        "variance",
     "optim",     "arch",        "spike-loss", "v-th",       "gamma",       "tau-e",      "window",
-    "gamma-out", "lat-early",   "lat-late",   NULL};
+    "gamma-out", "lat-early",   "lat-late",   "bio",        NULL};
 
 static const struct {
     const char *name;
@@ -88,6 +88,26 @@ void eqp_config_default(eqp_config *c) {
     c->gamma_out = 0.05f;
     c->lat_early = 0.6f;
     c->lat_late = 0.9f;
+}
+
+/* The biology-constrained presets (issue 8, docs/BIOLOGY.md), over the ep-1h defaults in d.
+ * Returns EQP_EINVAL (without a message) for other names. */
+static eqp_status eqp_config_preset_bio(eqp_config *d, const char *name) {
+    if (strcmp(name, "ep-adapt-mnist") == 0) {
+        /* 784-500-10, a slow adaptation variable beside every hidden unit */
+        snprintf(d->model, sizeof d->model, "adapt");
+        snprintf(d->bio, sizeof d->bio, "ga=0.25,alpha=0.5");
+        d->free_steps = 30;
+        return EQP_OK;
+    }
+    if (strcmp(name, "ep-dale-mnist") == 0) {
+        /* 784-500-10, every unit excitatory, a fast inhibitory pool of 100 */
+        snprintf(d->model, sizeof d->model, "dale");
+        snprintf(d->bio, sizeof d->bio, "ni=100,gi=1,lrpool=0.1");
+        d->free_steps = 30;
+        return EQP_OK;
+    }
+    return EQP_EINVAL;
 }
 
 eqp_status eqp_config_preset(eqp_config *c, const char *name) {
@@ -227,10 +247,14 @@ eqp_status eqp_config_preset(eqp_config *c, const char *name) {
         *c = d;
         return EQP_OK;
     }
+    if (strncmp(name, "ep-", 3) == 0 && eqp_config_preset_bio(&d, name) == EQP_OK) {
+        *c = d;
+        return EQP_OK;
+    }
     return eqp_fail(EQP_EINVAL,
                     "--preset: expected ep-1h, ep-2h, ep-3h, ep-mlp-best, ep-conv-mnist, "
-                    "ep-conv-fashion, pc-mlp-mnist, pc-mlp-fashion, sep-count-mnist, "
-                    "sep-latency-mnist or sep-sequence, got '%s'",
+                    "ep-conv-fashion, ep-adapt-mnist, ep-dale-mnist, pc-mlp-mnist, "
+                    "pc-mlp-fashion, sep-count-mnist, sep-latency-mnist or sep-sequence, got '%s'",
                     name);
 }
 
@@ -559,6 +583,17 @@ eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value) {
                             value);
         return EQP_OK;
     }
+    if (strcmp(key, "bio") == 0) {
+        if (strlen(value) >= sizeof c->bio)
+            return eqp_fail(EQP_EINVAL, "--bio: at most %zu characters, got %zu", sizeof c->bio - 1,
+                            strlen(value));
+        for (const char *q = value; *q; q++)
+            if (!isprint((unsigned char)*q) || *q == ' ')
+                return eqp_fail(EQP_EINVAL,
+                                "--bio: expected name=value pairs joined by ',', got '%s'", value);
+        snprintf(c->bio, sizeof c->bio, "%s", value);
+        return EQP_OK;
+    }
     return eqp_fail(EQP_EINVAL, "config: unknown key '%s'", key);
 }
 
@@ -705,6 +740,12 @@ size_t eqp_config_to_text(const eqp_config *c, char *buf, size_t n) {
                             c->spike_loss ? "latency" : "count", (double)c->v_th, (double)c->gamma,
                             (double)c->tau_e, (double)c->window, (double)c->gamma_out,
                             (double)c->lat_early, (double)c->lat_late);
+        len = more < 0 ? -1 : len + more;
+    }
+    if (len >= 0 && c->bio[0]) {
+        /* only when set: the text of a config without it stays what it was */
+        size_t used = (size_t)len < n ? (size_t)len : (n ? n - 1 : 0);
+        int more = snprintf(n ? buf + used : NULL, n ? n - used : 0, "bio=%s\n", c->bio);
         len = more < 0 ? -1 : len + more;
     }
     return len < 0 ? 0 : (size_t)len;

@@ -57,6 +57,11 @@ typedef struct eqp_energy_ops {
      * out <- (d^2 E / ds^2)(ctx, s) v. The verification code uses it when it is set. */
     void (*hvp_state_ctx)(const eqp_model *m, const float *ctx, const float *s, const float *v,
                           float *out, float *work, size_t B);
+
+    /* ---- optional slots (NULL when the model has no use for them) ---- */
+    /* Keep the parameters in their domain after an update (sign constraints of Dale's law),
+     * for the same disjoint share `part` of `nparts` that accum_grad_params writes. */
+    void (*project_params)(eqp_model *m, int part, int nparts);
 } eqp_energy_ops;
 
 /* The cost table: the nudging cost C(s, d) that the relaxation, the EP estimate, the trainer,
@@ -71,14 +76,14 @@ typedef struct eqp_cost_ops {
                        size_t B, float scale);
     /* Optional: acc += scale dC/dtheta for parameters outside the energy (a readout), summed
      * over the rows; NULL when C depends on theta only through s. */
-    void (*param_grad)(const eqp_model *m, const float *s, const float *d, float *acc,
-                       float *prob, size_t B, float scale);
+    void (*param_grad)(const eqp_model *m, const float *s, const float *d, float *acc, float *prob,
+                       size_t B, float scale);
     /* scores (n_out) of one row: the prediction is their argmax */
     void (*scores)(const eqp_model *m, const float *s_row, float *scores);
 } eqp_cost_ops;
 
-extern const eqp_cost_ops eqp_cost_mse;  /* 1/2 ||y - d||^2 on the output units (relax.c) */
-extern const eqp_cost_ops eqp_cost_ce;   /* softmax readout cross-entropy (relax.c) */
+extern const eqp_cost_ops eqp_cost_mse;     /* 1/2 ||y - d||^2 on the output units (relax.c) */
+extern const eqp_cost_ops eqp_cost_ce;      /* softmax readout cross-entropy (relax.c) */
 extern const eqp_cost_ops eqp_cost_count;   /* spike-count loss on accumulators (spiking.c) */
 extern const eqp_cost_ops eqp_cost_latency; /* soft first-spike latency loss (spiking.c) */
 
@@ -95,8 +100,7 @@ typedef struct eqp_conv_geom {
 /* Parse an architecture "CxHxW-cCkK[-mP]...-D..." into per-layer geometry (layer 0 the
  * input), the layer count and the flattened sizes; any output may be NULL. EQP_EINVAL with
  * a message naming --arch on a malformed or inconsistent string. */
-eqp_status eqp_conv_arch_parse(const char *spec, eqp_conv_geom *geom, int *n_layers,
-                               size_t *sizes);
+eqp_status eqp_conv_arch_parse(const char *spec, eqp_conv_geom *geom, int *n_layers, size_t *sizes);
 
 typedef struct eqp_block {
     char name[16];
@@ -122,6 +126,8 @@ struct eqp_model {
     int n_blocks;
     eqp_block blocks[EQP_MAX_BLOCKS];
     const eqp_cost_ops *cost; /* set by init, or by eqp_model_create from cfg.readout */
+    /* model-specific constants parsed from cfg.bio at init (src/energy/bio.c) */
+    double hyper[16];
 };
 
 extern const eqp_energy_ops eqp_layered_ops;
@@ -129,6 +135,13 @@ extern const eqp_energy_ops eqp_pc_ops;
 extern const eqp_energy_ops eqp_pcn_ops;
 extern const eqp_energy_ops eqp_conv_ops;
 extern const eqp_energy_ops eqp_spiking_ops;
+extern const eqp_energy_ops eqp_adapt_ops, eqp_adapt_glif_ops, eqp_dale_ops;
+
+/* The "bio" parameters of a model (cfg.bio: "name=value,name=value"): every name must be one
+ * of `names` (n of them), values in [lo[i], hi[i]]; absent ones take def[i]. The message
+ * names the model, the pair and the range. */
+eqp_status eqp_bio_parse(const eqp_model *m, int n, const char *const *names, const double *def,
+                         const double *lo, const double *hi, double *out);
 
 /* The table of every energy model, NULL-terminated. */
 extern const eqp_energy_ops *const eqp_energy_models[];

@@ -73,9 +73,8 @@ eqp_status eqp_trainer_create(eqp_model *m, const eqp_config *c, const eqp_datas
     t->labels_b = eqp_alloc(B, 1);
     if (c->readout && !(t->ro_grad = eqp_alloc(m->n_params, sizeof(float))))
         goto fail;
-    if (!t->good || !t->labels_b || !t->sm || !t->ws || !t->err_t || !t->cost_t || !t->bad_t || !t->nc_t ||
-        !t->res_t || !t->steps_t || !t->perm ||
-        !t->signs || !t->xb || !t->sf || !t->sn)
+    if (!t->good || !t->labels_b || !t->sm || !t->ws || !t->err_t || !t->cost_t || !t->bad_t ||
+        !t->nc_t || !t->res_t || !t->steps_t || !t->perm || !t->signs || !t->xb || !t->sf || !t->sn)
         goto fail;
     if (c->persistent) {
         size_t count;
@@ -258,6 +257,8 @@ static void epoch_thread(void *arg, int tid, int nt) {
                 scale[k] = (t->grad ? 1.0f : -t->lr_now[k]) / (div * (float)B);
             m->ops->accum_grad_params(m, t->xb, t->sn, sym ? t->sm : t->sf, scale,
                                       t->grad ? t->grad : m->params, w->work, B, tid, nt);
+            if (!t->grad && m->ops->project_params) /* e.g. Dale's signs, on this thread's share */
+                m->ops->project_params(m, tid, nt);
             if (t->ro_grad && tid == 0) {
                 /* the ce readout is outside the energy: -lr dC/d(Wr, br) at the free fixed
                  * points, gathered first (the rows read Wr) and then applied */
@@ -284,6 +285,11 @@ static void epoch_thread(void *arg, int tid, int nt) {
                     const size_t hi = sz * (size_t)(tid + 1) / (size_t)nt;
                     eqp_optim_update(t->adam[k], m->params + off, t->grad + off, lo, hi);
                     memset(t->grad + off + lo, 0, (hi - lo) * sizeof(float));
+                }
+                if (m->ops->project_params) {
+                    /* the constraint's shares are accum_grad_params's, not these */
+                    eqp_barrier_wait(&t->bar);
+                    m->ops->project_params(m, tid, nt);
                 }
             }
         }
@@ -343,8 +349,7 @@ static void describe_bad_states(const eqp_trainer *t, size_t bi, char *buf, size
                 while (l + 1 < m->cfg.n_layers && col >= m->layer_off[l + 1])
                     l++;
                 snprintf(buf, n, "%s phase, example %u, layer %d unit %zu = %g", names[q],
-                         t->perm[bi * Bfull + row], l, col - m->layer_off[l],
-                         (double)bufs[q][i]);
+                         t->perm[bi * Bfull + row], l, col - m->layer_off[l], (double)bufs[q][i]);
                 return;
             }
     snprintf(buf, n, "state");
@@ -420,8 +425,8 @@ eqp_status eqp_trainer_run(eqp_trainer *t, size_t max_batches, eqp_epoch_stats *
                         "epoch %d, mini-batch %d: the %s phase did not settle: max|s_t+1 - s_t| = "
                         "%g after %d steps, tol %g; that update was not applied (raise "
                         "--%s, or --tol, or lower --eps)",
-                        t->epoch + 1, t->nc_batch, t->nc_phase == 1 ? "free" : "nudged",
-                        t->nc_res, t->nc_phase == 1 ? t->cfg.free_steps : t->cfg.nudge_steps,
+                        t->epoch + 1, t->nc_batch, t->nc_phase == 1 ? "free" : "nudged", t->nc_res,
+                        t->nc_phase == 1 ? t->cfg.free_steps : t->cfg.nudge_steps,
                         (double)t->cfg.tol, t->nc_phase == 1 ? "free-steps" : "nudge-steps");
     if (!eqp_all_finite(t->m->params, t->m->n_params)) {
         describe_bad_params(t->m, what, sizeof what);
