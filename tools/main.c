@@ -10,7 +10,9 @@ static void usage(FILE *f) {
                "  train    train an energy-based network with Equilibrium Propagation\n"
                "  eval     classification error of a saved model on a dataset\n"
                "  gradcheck  does a learning signal follow the gradient? (finite differences,\n"
-               "           BPTT, statistics across seeds)\n\n"
+               "           BPTT, statistics across seeds)\n"
+               "  export   write a spiking network as a NIR graph (--nir FILE)\n"
+               "  plot     SVG plots: learning curves, spike rasters, gradcheck scatter\n\n"
                "'eqprop <command> --help' lists each command's options.\n");
 }
 
@@ -30,6 +32,10 @@ int main(int argc, char **argv) {
         return cmd_eval(argc - 1, argv + 1);
     if (strcmp(c, "gradcheck") == 0)
         return cmd_gradcheck(argc - 1, argv + 1);
+    if (strcmp(c, "export") == 0)
+        return cmd_export(argc - 1, argv + 1);
+    if (strcmp(c, "plot") == 0)
+        return cmd_plot(argc - 1, argv + 1);
     fprintf(stderr, "eqprop: unknown command '%s'\n", c);
     usage(stderr);
     return EXIT_USAGE;
