@@ -101,7 +101,7 @@ fuzz: $(FUZZ_NAMES:%=build-fuzz/fuzz_%)
 	@for f in $(FUZZ_NAMES); do \
 	    mkdir -p build-fuzz/corpus-$$f; \
 	    echo "fuzz_$$f: $(FUZZ_SECONDS) s"; \
-	    build-fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	    LSAN_OPTIONS=suppressions=fuzz/lsan.supp build-fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
 	        -print_final_stats=1 build-fuzz/corpus-$$f fuzz/corpus/$$f 2>&1 | \
 	        grep -E "^stat::number_of_executed_units|^stat::peak_rss|ERROR|SUMMARY|Test unit" || true; \
 	    test -z "$$(ls crash-* leak-* timeout-* 2>/dev/null)" || { echo "fuzz_$$f found a crash"; exit 1; }; \
