@@ -54,6 +54,12 @@ int cmd_train_snn(int argc, char **argv);
 int cmd_train_online(int argc, char **argv);
 int cmd_eval_snn(const char *model, const char *data, const char *split, size_t limit,
                  int threads, int json);
+/* NIR (cmd_export.c): eqprop export --nir, eqprop eval --nir (cmd_eval dispatches when
+ * cli_wants_nir); plots (cmd_plot.c). */
+int cmd_export(int argc, char **argv);
+int cmd_eval_nir(int argc, char **argv);
+int cli_wants_nir(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 
 /* Backprop (cmd_train_bp.c): chosen by cmd_train for --learner bp, bp-* presets and bp
  * checkpoints, and by cmd_eval for bp network files. */

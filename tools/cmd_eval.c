@@ -20,10 +20,13 @@ static const cli_opt opts[] = {
     {"eval-steps", 1, "free steps from zero [the model's]"},
     {"threads", 1, "threads [the model's]"},
     {"json", 0, "print the result as one JSON object"},
+    {"nir", 1, "read and run a NIR graph instead of --model (see eqprop eval --nir X --help)"},
     {NULL, 0, NULL},
 };
 
 int cmd_eval(int argc, char **argv) {
+    if (cli_wants_nir(argc, argv))
+        return cmd_eval_nir(argc, argv);
     const char *model = NULL, *data = "mnist", *split = "test", *val;
     size_t limit = 0;
     long steps = 0, threads = 0;

@@ -12,7 +12,9 @@ static void usage(FILE *f) {
                "  gradcheck  does a learning signal follow the gradient? (finite differences,\n"
                "           BPTT, statistics across seeds)\n"
                "  hopfield associative recall of a classical or modern Hopfield memory\n"
-               "  sep-sequence  windowed spiking EP on a sequence task\n\n"
+               "  sep-sequence  windowed spiking EP on a sequence task\n"
+               "  export   write a spiking network as a NIR graph (--nir FILE)\n"
+               "  plot     SVG plots: learning curves, spike rasters, gradcheck scatter\n\n"
                "'eqprop <command> --help' lists each command's options.\n");
 }
 
@@ -36,6 +38,10 @@ int main(int argc, char **argv) {
         return cmd_gradcheck(argc - 1, argv + 1);
     if (strcmp(c, "sep-sequence") == 0)
         return cmd_sep_sequence(argc - 1, argv + 1);
+    if (strcmp(c, "export") == 0)
+        return cmd_export(argc - 1, argv + 1);
+    if (strcmp(c, "plot") == 0)
+        return cmd_plot(argc - 1, argv + 1);
     fprintf(stderr, "eqprop: unknown command '%s'\n", c);
     usage(stderr);
     return EXIT_USAGE;

@@ -216,6 +216,25 @@ size_t eqp_snn_n_params(const eqp_snn *n);
 eqp_status eqp_snn_evaluate(const eqp_snn *n, const eqp_dataset *d, int threads, double *error,
                             double *loss);
 
+/* ---- inspection (spike rasters, membrane traces, NIR round trips, the Python binding) ---- */
+
+/* Run example `index` of d alone, its input encoded as eqp_snn_evaluate encodes it, and copy
+ * layer `layer`'s (1 .. n_layers - 1) outputs z (T, n_layer) (spikes, or a readout's membrane)
+ * and its membrane v (T, n_layer), the neuron's first state variable before any reset; z or v
+ * may be NULL. */
+eqp_status eqp_snn_trace(const eqp_snn *n, const eqp_dataset *d, size_t index, int layer, float *z,
+                         float *v);
+
+/* The predicted class of every example of d into pred (d->n), as eqp_snn_evaluate counts them. */
+eqp_status eqp_snn_predict(const eqp_snn *n, const eqp_dataset *d, uint8_t *pred);
+
+/* Parameter blocks of eqp_snn_params: k = 0 .. eqp_snn_n_blocks - 1, named "W1", "b1", "V1",
+ * then the neuron's per-unit rows ("theta1", "alpha1", ...), with offset and size in floats.
+ * The name is owned by n. EQP_EINVAL for k out of range. */
+int eqp_snn_n_blocks(const eqp_snn *n);
+eqp_status eqp_snn_block(const eqp_snn *n, int k, const char **name, size_t *offset,
+                         size_t *size);
+
 /* ---- sequence regression (the snn-regress preset) ---------------------------------- */
 
 /* The data of a regression run: eqp_regress_task_create's arguments other than T, n_in and n_out,

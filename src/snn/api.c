@@ -456,3 +456,99 @@ eqp_status eqp_snn_predict_regress(const eqp_snn *n, const eqp_regress_task *tas
         return eqp_fail(EQP_EINVAL, "predict: out must not be NULL");
     return reg_run(n, task, 1, first, count, NULL, out);
 }
+
+/* ---- inspection: traces, predictions, parameter blocks (NIR, plots, the Python binding) ----
+ * The forward pass runs on a copy of the network's header with truncation off (as reg_run),
+ * so that the workspace holds every step of every layer. */
+
+static eqp_status trace_prepare(const eqp_snn *n, const eqp_dataset *d, size_t index,
+                                snn_net_f32 **full, snn_ws_f32 **ws, snn_input *in) {
+    *full = NULL;
+    *ws = NULL;
+    memset(in, 0, sizeof *in);
+    eqp_status st = eqp_snn_check_data(&n->net->cfg, d, "trace");
+    if (st)
+        return st;
+    if (index >= d->n)
+        return eqp_fail(EQP_EINVAL, "trace: example %zu of a dataset of %zu", index, d->n);
+    *full = malloc(sizeof **full);
+    if (!*full)
+        return eqp_fail(EQP_ENOMEM, "trace: out of memory");
+    **full = *n->net; /* shares the parameters */
+    (*full)->cfg.tbptt = 0;
+    if ((st = snn_ws_create_f32(*full, 1, ws)) || (st = eqp_snn_input_new(&(*full)->cfg, 1, in)))
+        return st;
+    uint32_t idx = (uint32_t)index;
+    eqp_snn_input_fill(in, d, &idx, 1, (*full)->cfg.seed, 0xe7a1u);
+    snn_run_f32(*full, *ws, in->x, in->kind == SNN_IN_DIRECT, d->y + index, NULL, 1, 1.0f, 0);
+    return EQP_OK;
+}
+
+eqp_status eqp_snn_trace(const eqp_snn *n, const eqp_dataset *d, size_t index, int layer, float *z,
+                         float *v) {
+    const snn_net_f32 *net = n->net;
+    if (layer < 1 || layer > net->L)
+        return eqp_fail(EQP_EINVAL, "trace: layer %d, expected 1..%d", layer, net->L);
+    snn_net_f32 *full;
+    snn_ws_f32 *ws;
+    snn_input in;
+    eqp_status st = trace_prepare(n, d, index, &full, &ws, &in);
+    if (!st) {
+        const int l = layer - 1;
+        const size_t T = (size_t)net->cfg.steps, nn = net->layer[l].n,
+                     ns = (size_t)net->layer[l].ns;
+        for (size_t t = 0; t < T; t++) {
+            if (z)
+                memcpy(z + t * nn, ws->Z[l] + (t + 1) * nn, nn * sizeof *z);
+            if (v)
+                memcpy(v + t * nn, ws->S[l] + (t + 1) * ns * nn, nn * sizeof *v);
+        }
+    }
+    snn_ws_free_f32(ws);
+    eqp_snn_input_free(&in);
+    free(full);
+    return st;
+}
+
+eqp_status eqp_snn_predict(const eqp_snn *n, const eqp_dataset *d, uint8_t *pred) {
+    eqp_status st = eqp_snn_check_data(&n->net->cfg, d, "predict");
+    if (st)
+        return st;
+    if (d->n > UINT32_MAX)
+        return eqp_fail(EQP_EINVAL, "predict: %zu examples, at most %u supported", d->n,
+                        UINT32_MAX);
+    snn_ws_f32 *w = NULL;
+    snn_input in;
+    memset(&in, 0, sizeof in);
+    if (!(st = snn_ws_create_f32(n->net, EVAL_CHUNK, &w)))
+        st = eqp_snn_input_new(&n->net->cfg, EVAL_CHUNK, &in);
+    uint32_t idx[EVAL_CHUNK];
+    for (size_t i = 0; i < d->n && !st; i += EVAL_CHUNK) {
+        size_t B = d->n - i < EVAL_CHUNK ? d->n - i : EVAL_CHUNK;
+        for (size_t r = 0; r < B; r++)
+            idx[r] = (uint32_t)(i + r);
+        eqp_snn_input_fill(&in, d, idx, B, n->net->cfg.seed, 0xe7a1u);
+        snn_run_f32(n->net, w, in.x, in.kind == SNN_IN_DIRECT, d->y + i, NULL, B, 1.0f, 0);
+        memcpy(pred + i, w->pred, B);
+    }
+    snn_ws_free_f32(w);
+    eqp_snn_input_free(&in);
+    return st;
+}
+
+int eqp_snn_n_blocks(const eqp_snn *n) {
+    return n->net->n_blocks;
+}
+
+eqp_status eqp_snn_block(const eqp_snn *n, int k, const char **name, size_t *offset,
+                         size_t *size) {
+    if (k < 0 || k >= n->net->n_blocks)
+        return eqp_fail(EQP_EINVAL, "block %d, expected 0..%d", k, n->net->n_blocks - 1);
+    if (name)
+        *name = n->net->block[k].name;
+    if (offset)
+        *offset = n->net->block[k].off;
+    if (size)
+        *size = n->net->block[k].size;
+    return EQP_OK;
+}

@@ -1,0 +1,351 @@
+/* NIR files (src/io/nir.c):
+ *   - round trips: eqprop networks (conv + average pooling + recurrent dense + readout with reset
+ *     subtract; cuba hidden layer with reset zero under the exp decay map; IF layers) written to
+ *     NIR and read back give bit-identical parameters, identical spikes and membranes at every
+ *     layer and step on test inputs, and the same test error;
+ *   - tests/data/fixture.nir, written by h5py (scripts/make_nir_fixture.py: float64, vlen
+ *     strings, no v_reset, "same" padding, SumPool2d, a nested recurrent graph, no eqprop
+ *     metadata), imports with the parameters its generator's closed form predicts and runs;
+ *   - errors: missing file, not HDF5, an unsupported node type, a shape mismatch along an edge,
+ *     tau < dt under forward Euler, and networks NIR cannot express (alif, max pooling). */
+#include <hdf5.h>
+#include <math.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "eqprop/data.h"
+#include "eqprop/nir.h"
+#include "eqprop/snn.h"
+#include "test.h"
+
+#define SAMPLE  "tests/data/mnist-sample"
+#define FIXTURE "tests/data/fixture.nir"
+
+static char tmpdir[64];
+
+static const char *tp(char *buf, size_t n, const char *name) {
+    snprintf(buf, n, "%s/%s", tmpdir, name);
+    return buf;
+}
+
+static eqp_snn *make_net(const char *const *kv, uint64_t seed) {
+    eqp_snn_config c;
+    eqp_snn_config_default(&c);
+    for (int k = 0; kv[k]; k += 2)
+        if (eqp_snn_config_set(&c, kv[k], kv[k + 1])) {
+            CHECK(0, "set %s=%s: %s", kv[k], kv[k + 1], eqp_last_error());
+            return NULL;
+        }
+    eqp_rng rng;
+    eqp_rng_seed(&rng, seed);
+    eqp_snn *n = NULL;
+    if (eqp_snn_create(&c, &rng, &n)) {
+        CHECK(0, "create: %s", eqp_last_error());
+        return NULL;
+    }
+    /* per-unit neuron parameters away from the config's scalars, so that the file must carry
+     * them unit by unit */
+    float *P = eqp_snn_params(n);
+    for (int b = 0; b < eqp_snn_n_blocks(n); b++) {
+        const char *name;
+        size_t off, size;
+        eqp_snn_block(n, b, &name, &off, &size);
+        const int alpha = strncmp(name, "alpha", 5) == 0 && c.decay < 1.0f;
+        for (size_t j = 0; j < size; j++) {
+            double u = eqp_rng_uniform(&rng);
+            if (alpha)
+                P[off + j] = (float)(0.5 + 0.49 * u);
+            else if (strncmp(name, "theta", 5) == 0)
+                P[off + j] = (float)(0.5 + u);
+            else if (strncmp(name, "v_r", 3) == 0 || strncmp(name, "vr", 2) == 0)
+                P[off + j] = (float)(0.3 * u);
+        }
+    }
+    return n;
+}
+
+static void round_trip(const char *what, const char *const *kv, double dt, eqp_nir_decay map,
+                       const eqp_dataset *te, const char *expect_type) {
+    eqp_snn *a = make_net(kv, 7);
+    if (!a)
+        return;
+    char path[256];
+    tp(path, sizeof path, "rt.nir");
+    eqp_nir_opts o;
+    eqp_nir_opts_default_export(&o);
+    o.dt = dt;
+    o.decay = map;
+    eqp_status st = eqp_nir_export(path, a, &o);
+    CHECK(st == EQP_OK, "%s: export: %s", what, eqp_last_error());
+    eqp_snn *b = NULL;
+    eqp_nir_info info;
+    st = st ? st : eqp_nir_import(path, NULL, &b, &info);
+    CHECK(st == EQP_OK, "%s: import: %s", what, eqp_last_error());
+    if (st) {
+        eqp_snn_free(a);
+        return;
+    }
+    CHECK(info.dt == dt && info.decay == map && info.config_from_file, "%s: metadata dt %g map %d",
+          what, info.dt, (int)info.decay);
+    const eqp_snn_config *ca = eqp_snn_get_config(a), *cb = eqp_snn_get_config(b);
+    CHECK(strcmp(ca->reset, cb->reset) == 0 && ca->steps == cb->steps &&
+              strcmp(ca->neuron, cb->neuron) == 0 && strcmp(ca->out_neuron, cb->out_neuron) == 0,
+          "%s: config: reset %s/%s neuron %s/%s out %s/%s", what, ca->reset, cb->reset, ca->neuron,
+          cb->neuron, ca->out_neuron, cb->out_neuron);
+    const size_t np = eqp_snn_n_params(a);
+    CHECK(np == eqp_snn_n_params(b), "%s: %zu vs %zu parameters", what, np, eqp_snn_n_params(b));
+    if (np == eqp_snn_n_params(b)) {
+        size_t diff = 0;
+        const float *pa = eqp_snn_params(a), *pb = eqp_snn_params(b);
+        for (size_t i = 0; i < np; i++)
+            diff += memcmp(&pa[i], &pb[i], sizeof(float)) != 0;
+        CHECK(diff == 0, "%s: %zu of %zu parameters differ after the round trip", what, diff, np);
+    }
+    /* every layer's spikes and membranes, every step, on three test examples */
+    size_t spikes = 0, cells = 0, mism = 0;
+    for (int l = 1; l < ca->n_layers; l++) {
+        const size_t n = ca->sizes[l] * (size_t)ca->steps;
+        float *za = malloc(n * sizeof *za), *zb = malloc(n * sizeof *zb),
+              *va = malloc(n * sizeof *va), *vb = malloc(n * sizeof *vb);
+        for (size_t ex = 0; ex < 3 && za && zb && va && vb; ex++) {
+            int ok = eqp_snn_trace(a, te, ex, l, za, va) == EQP_OK &&
+                     eqp_snn_trace(b, te, ex, l, zb, vb) == EQP_OK;
+            CHECK(ok, "%s: trace: %s", what, eqp_last_error());
+            if (!ok)
+                break;
+            mism += memcmp(za, zb, n * sizeof *za) != 0 || memcmp(va, vb, n * sizeof *va) != 0;
+            for (size_t i = 0; i < n; i++)
+                spikes += za[i] != 0.0f;
+            cells += n;
+        }
+        free(za);
+        free(zb);
+        free(va);
+        free(vb);
+    }
+    CHECK(mism == 0, "%s: %zu layer traces differ", what, mism);
+    CHECK(spikes > 0 && spikes < cells, "%s: %zu of %zu outputs non-zero (a trivial network?)",
+          what, spikes, cells);
+    double ea, eb, la, lb;
+    CHECK(eqp_snn_evaluate(a, te, 1, &ea, &la) == EQP_OK &&
+              eqp_snn_evaluate(b, te, 1, &eb, &lb) == EQP_OK && ea == eb && la == lb,
+          "%s: test error %g vs %g, loss %g vs %g", what, ea, eb, la, lb);
+    if (expect_type) {
+        /* the neuron node's type in the file, read with HDF5 directly */
+        hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        hid_t d = f >= 0 ? H5Dopen2(f, "/node/nodes/neuron1/type", H5P_DEFAULT) : -1;
+        char *s = NULL;
+        hid_t t = H5Tcopy(H5T_C_S1);
+        H5Tset_size(t, H5T_VARIABLE);
+        H5Tset_cset(t, H5T_CSET_UTF8);
+        int ok = d >= 0 && H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, &s) >= 0 && s &&
+                 strcmp(s, expect_type) == 0;
+        CHECK(ok, "%s: neuron1's type is '%s', expected '%s'", what, s ? s : "?", expect_type);
+        free(s);
+        H5Tclose(t);
+        if (d >= 0)
+            H5Dclose(d);
+        if (f >= 0)
+            H5Fclose(f);
+    }
+    eqp_snn_free(a);
+    eqp_snn_free(b);
+}
+
+static double wave(size_t k, double salt) {
+    return 0.3 * sin(salt + 0.7 * (double)k);
+}
+
+static const float *block(eqp_snn *n, const char *want, size_t *size) {
+    for (int b = 0; b < eqp_snn_n_blocks(n); b++) {
+        const char *name;
+        size_t off;
+        eqp_snn_block(n, b, &name, &off, size);
+        if (strcmp(name, want) == 0)
+            return eqp_snn_params(n) + off;
+    }
+    CHECK(0, "no block %s", want);
+    *size = 0;
+    return NULL;
+}
+
+static void fixture(const eqp_dataset *te) {
+    eqp_snn *n = NULL;
+    eqp_nir_info info;
+    eqp_status st = eqp_nir_import(FIXTURE, NULL, &n, &info);
+    CHECK(st == EQP_OK, "fixture: %s", eqp_last_error());
+    if (st)
+        return;
+    const eqp_snn_config *c = eqp_snn_get_config(n);
+    char text[4096];
+    eqp_snn_config_to_text(c, text, sizeof text);
+    CHECK(strstr(text, "sizes=1x28x28-c2k3z1-a4-32r-10\n") != NULL, "fixture: config %s", text);
+    CHECK(strcmp(c->neuron, "lif") == 0 && strcmp(c->out_neuron, "readout") == 0 &&
+              strcmp(c->reset, "zero") == 0,
+          "fixture: neuron %s, out %s, reset %s", c->neuron, c->out_neuron, c->reset);
+    CHECK(info.dt == 1e-3 && info.decay == EQP_NIR_DECAY_EULER && !info.config_from_file &&
+              strcmp(info.version, "1.0.0") == 0 && info.n_nodes == 14,
+          "fixture: info dt %g decay %d from_file %d version %s nodes %d", info.dt,
+          (int)info.decay, info.config_from_file, info.version, info.n_nodes);
+    /* decay 1 - 1e-3 / 1e-2 = 0.9; gains: lif1 (1 - 0.9) 0.5 times the 4 x 4 sum pooling, the
+     * rest (1 - 0.9) 5 */
+    const double a = 1.0 - 1e-3 / 1e-2, g1 = (1 - a) * 0.5 * 16, g = (1 - a) * 5;
+    size_t sz, bad = 0;
+    const float *W1 = block(n, "W1", &sz);
+    for (size_t k = 0; W1 && k < sz; k++)
+        bad += fabs((double)W1[k] - wave(k, 1.0) * g1) > 1e-6 * fabs(wave(k, 1.0) * g1) + 1e-12;
+    CHECK(W1 && sz == 18 && bad == 0, "fixture: W1 (%zu values, %zu off)", sz, bad);
+    const float *b1 = block(n, "b1", &sz);
+    CHECK(b1 && sz == 2 && fabs((double)b1[1] - wave(1, 2.0) * g1) < 1e-6, "fixture: b1");
+    const float *V2 = block(n, "V2", &sz);
+    bad = 0;
+    for (size_t i = 0; V2 && i < 32; i++)
+        for (size_t j = 0; j < 32; j++)
+            bad += fabs((double)V2[i * 32 + j] - wave(j * 32 + i, 5.0) * g) > 1e-6;
+    CHECK(V2 && sz == 1024 && bad == 0, "fixture: V2 is the transposed w_rec times the gain "
+                                        "(%zu off)", bad);
+    const float *W3 = block(n, "W3", &sz);
+    CHECK(W3 && sz == 320 && fabs((double)W3[17] - wave(17, 6.0) * g) < 1e-6, "fixture: W3");
+    const float *th = block(n, "theta2", &sz), *al = block(n, "alpha2", &sz),
+                *vr = block(n, "vr2", &sz), *ao = block(n, "alpha3", &sz);
+    CHECK(th && al && vr && ao && th[5] == 0.5f && al[5] == (float)a && vr[5] == 0.0f &&
+              ao[3] == (float)a,
+          "fixture: neuron rows theta %g alpha %g v_r %g (v_reset absent -> 0), readout alpha %g",
+          th ? (double)th[5] : -1, al ? (double)al[5] : -1, vr ? (double)vr[5] : -1,
+          ao ? (double)ao[3] : -1);
+    double err = -1, loss = -1;
+    st = eqp_snn_evaluate(n, te, 1, &err, &loss);
+    CHECK(st == EQP_OK && err >= 0 && err <= 1 && isfinite(loss), "fixture: runs: error %g loss "
+          "%g (%s)", err, loss, st ? eqp_last_error() : "ok");
+    /* its output membrane moves */
+    const size_t T = (size_t)c->steps;
+    float *v = malloc(T * 10 * sizeof *v);
+    if (v && eqp_snn_trace(n, te, 0, 3, v, NULL) == EQP_OK)
+        CHECK(v[0] != v[(T - 1) * 10], "fixture: the readout's membrane stays at %g", (double)v[0]);
+    free(v);
+    eqp_snn_free(n);
+    /* forward Euler cannot step tau = 10 ms with dt = 20 ms */
+    eqp_nir_opts o;
+    eqp_nir_opts_default_import(&o);
+    o.dt = 0.02;
+    st = eqp_nir_import(FIXTURE, &o, &n, NULL);
+    CHECK(st == EQP_EINVAL && strstr(eqp_last_error(), "tau") && strstr(eqp_last_error(), "lif"),
+          "fixture: dt > tau: %s", eqp_last_error());
+    o.decay = EQP_NIR_DECAY_EXP; /* exp(-2) is a decay */
+    st = eqp_nir_import(FIXTURE, &o, &n, NULL);
+    CHECK(st == EQP_OK, "fixture: dt > tau under exp: %s", eqp_last_error());
+    eqp_snn_free(n);
+}
+
+/* Replace dataset dpath of an HDF5 file: a string if s, else a float (rows, cols) of zeros. */
+static int replace(const char *path, const char *dpath, const char *s, hsize_t rows,
+                   hsize_t cols) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    if (f < 0 || H5Ldelete(f, dpath, H5P_DEFAULT) < 0)
+        return -1;
+    int rc = -1;
+    if (s) {
+        hid_t t = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR);
+        H5Tset_size(t, H5T_VARIABLE);
+        hid_t d = H5Dcreate2(f, dpath, t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        rc = d >= 0 && H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, &s) >= 0 ? 0 : -1;
+        H5Dclose(d);
+        H5Sclose(sp);
+        H5Tclose(t);
+    } else {
+        hsize_t dims[2] = {rows, cols};
+        hid_t sp = H5Screate_simple(2, dims, NULL);
+        float *z = calloc(rows * cols, sizeof *z);
+        hid_t d = H5Dcreate2(f, dpath, H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        rc = z && d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, z) >= 0
+                 ? 0
+                 : -1;
+        free(z);
+        H5Dclose(d);
+        H5Sclose(sp);
+    }
+    H5Fclose(f);
+    return rc;
+}
+
+static void errors(void) {
+    char path[256], txt[256];
+    eqp_snn *n = NULL;
+    eqp_status st = eqp_nir_import(tp(path, sizeof path, "missing.nir"), NULL, &n, NULL);
+    CHECK(st == EQP_EIO && n == NULL, "missing file: %s", eqp_last_error());
+    tp(txt, sizeof txt, "text.nir");
+    FILE *f = fopen(txt, "w");
+    if (f) {
+        fputs("not hdf5\n", f);
+        fclose(f);
+    }
+    st = eqp_nir_import(txt, NULL, &n, NULL);
+    CHECK(st == EQP_EFORMAT && strstr(eqp_last_error(), "HDF5"), "text file: %s",
+          eqp_last_error());
+    static const char *const mlp[] = {"sizes", "784-16-10", "steps", "4", NULL};
+    eqp_snn *a = make_net(mlp, 3);
+    tp(path, sizeof path, "bad.nir");
+    if (a && eqp_nir_export(path, a, NULL) == EQP_OK) {
+        CHECK(replace(path, "/node/nodes/neuron2/type", "Delay", 0, 0) == 0, "rewrite type");
+        st = eqp_nir_import(path, NULL, &n, NULL);
+        CHECK(st == EQP_EINVAL && strstr(eqp_last_error(), "'Delay' is not supported") &&
+                  strstr(eqp_last_error(), "neuron2"),
+              "unknown type: %s", eqp_last_error());
+    } else {
+        CHECK(0, "export: %s", eqp_last_error());
+    }
+    if (a && eqp_nir_export(path, a, NULL) == EQP_OK) {
+        CHECK(replace(path, "/node/nodes/fc2/weight", NULL, 10, 15) == 0, "rewrite weight");
+        st = eqp_nir_import(path, NULL, &n, NULL);
+        CHECK(st == EQP_ESHAPE && strstr(eqp_last_error(), "edge 'neuron1' -> 'fc2'") &&
+                  strstr(eqp_last_error(), "16"),
+              "shape mismatch: %s", eqp_last_error());
+    }
+    eqp_snn_free(a);
+    static const char *const alif[] = {"sizes", "784-16-10", "neuron", "alif", NULL};
+    static const char *const maxp[] = {"sizes", "1x28x28-c2k5-m2-10", NULL};
+    a = make_net(alif, 3);
+    st = a ? eqp_nir_export(path, a, NULL) : EQP_OK;
+    CHECK(st == EQP_EINVAL && strstr(eqp_last_error(), "alif"), "alif export: %s",
+          eqp_last_error());
+    eqp_snn_free(a);
+    a = make_net(maxp, 3);
+    st = a ? eqp_nir_export(path, a, NULL) : EQP_OK;
+    CHECK(st == EQP_EINVAL && strstr(eqp_last_error(), "max pooling"), "max-pool export: %s",
+          eqp_last_error());
+    eqp_snn_free(a);
+    CHECK(access(tp(txt, sizeof txt, "bad.nir.tmp"), F_OK) != 0, "no temporary file left");
+}
+
+int main(void) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/eqp_test_nir.XXXXXX");
+    if (!mkdtemp(tmpdir)) {
+        CHECK(0, "mkdtemp");
+        TEST_END();
+    }
+    eqp_dataset *te = NULL;
+    CHECK(eqp_dataset_load(SAMPLE, "test", 40, &te) == EQP_OK, "sample: %s", eqp_last_error());
+    if (te) {
+        static const char *const conv[] = {"sizes", "1x28x28-c4k3z1-a2-16r-10", "out-neuron",
+                                           "readout", "reset", "subtract", "steps", "8",
+                                           "decay", "0.9", NULL};
+        round_trip("conv+recurrent, subtract, euler", conv, 1e-3, EQP_NIR_DECAY_EULER, te,
+                   NULL);
+        static const char *const cuba[] = {"sizes", "784-24-10", "neuron", "cuba", "reset", "zero",
+                                           "steps", "10", "encoder", "rate", NULL};
+        round_trip("cuba, zero, exp", cuba, 5e-4, EQP_NIR_DECAY_EXP, te, "CubaLIF");
+        static const char *const iff[] = {"sizes", "784-16-10", "decay", "1", "steps", "6",
+                                          "reset", "zero", NULL};
+        round_trip("IF", iff, 1e-3, EQP_NIR_DECAY_EULER, te, "IF");
+        static const char *const lif[] = {"sizes", "784-16-10", "steps", "6", NULL};
+        round_trip("LIF", lif, 2e-3, EQP_NIR_DECAY_EULER, te, "LIF");
+        fixture(te);
+    }
+    errors();
+    eqp_dataset_free(te);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0)
+        CHECK(0, "cleanup");
+    TEST_END();
+}

@@ -1,0 +1,399 @@
+/* eqprop plot: SVG written directly (no plotting dependency).
+ *   curve   learning curves (train / test error per epoch) from a JSON-lines training log, EP's
+ *           or a spiking network's
+ *   raster  a spiking network's spike raster and membrane traces for one example
+ * Files are written to a temporary name and renamed. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "eqprop/data.h"
+#include "eqprop/snn.h"
+
+#define PW 640.0 /* plot box */
+#define PH 360.0
+#define ML 70.0 /* margins */
+#define MT 40.0
+
+static const char *const colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
+                                     "#8c564b", "#e377c2", "#17becf"};
+
+typedef struct svg {
+    FILE *f;
+    char *tmp;
+    const char *path;
+} svg;
+
+static int svg_open(svg *s, const char *path, double w, double h) {
+    s->path = path;
+    size_t n = strlen(path) + 32;
+    s->tmp = malloc(n);
+    if (!s->tmp)
+        return -1;
+    snprintf(s->tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    s->f = fopen(s->tmp, "w");
+    if (!s->f) {
+        fprintf(stderr, "eqprop plot: --out: cannot open '%s' for writing\n", path);
+        free(s->tmp);
+        return -1;
+    }
+    fprintf(s->f,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+            "viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" font-size=\"12\">\n"
+            "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+            w, h, w, h);
+    return 0;
+}
+
+static int svg_close(svg *s, int ok) {
+    fprintf(s->f, "</svg>\n");
+    int bad = ferror(s->f);
+    bad |= fclose(s->f) != 0;
+    if (ok && !bad && rename(s->tmp, s->path) == 0) {
+        free(s->tmp);
+        return 0;
+    }
+    remove(s->tmp);
+    free(s->tmp);
+    if (ok)
+        fprintf(stderr, "eqprop plot: error writing '%s'\n", s->path);
+    return -1;
+}
+
+static void esc(FILE *f, const char *t) {
+    for (; *t; t++) {
+        if (*t == '<')
+            fputs("&lt;", f);
+        else if (*t == '>')
+            fputs("&gt;", f);
+        else if (*t == '&')
+            fputs("&amp;", f);
+        else
+            fputc(*t, f);
+    }
+}
+
+/* A "nice" tick step for the range [lo, hi]. */
+static double tick_step(double lo, double hi) {
+    double span = hi - lo, raw = span / 5, p = pow(10, floor(log10(raw))), m = raw / p;
+    return (m < 1.5 ? 1 : m < 3.5 ? 2 : m < 7.5 ? 5 : 10) * p;
+}
+
+typedef struct axes {
+    double x0, y0, w, h;          /* box in pixels */
+    double xlo, xhi, ylo, yhi;    /* data range */
+} axes;
+
+static double ax_x(const axes *a, double x) {
+    return a->x0 + (x - a->xlo) / (a->xhi - a->xlo) * a->w;
+}
+static double ax_y(const axes *a, double y) {
+    return a->y0 + a->h - (y - a->ylo) / (a->yhi - a->ylo) * a->h;
+}
+
+static void draw_axes(FILE *f, const axes *a, const char *xl, const char *yl, const char *title) {
+    fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
+               "stroke=\"black\"/>\n", a->x0, a->y0, a->w, a->h);
+    for (int k = 0; k < 2; k++) {
+        double lo = k ? a->ylo : a->xlo, hi = k ? a->yhi : a->xhi, st = tick_step(lo, hi);
+        for (double v = ceil(lo / st) * st; v <= hi + 1e-9 * st; v += st) {
+            if (k) {
+                double y = ax_y(a, v);
+                fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+                           "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n",
+                        a->x0, y, a->x0 + a->w, y, a->x0 - 5, y + 4, fabs(v) < 1e-12 * st ? 0 : v);
+            } else {
+                double x = ax_x(a, v);
+                fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+                           "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%g</text>\n",
+                        x, a->y0, x, a->y0 + a->h, x, a->y0 + a->h + 16, fabs(v) < 1e-12 * st ? 0 : v);
+            }
+        }
+    }
+    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", a->x0 + a->w / 2,
+            a->y0 + a->h + 34);
+    esc(f, xl);
+    fprintf(f, "</text>\n<text transform=\"translate(%.1f %.1f) rotate(-90)\" "
+               "text-anchor=\"middle\">", a->x0 - 50, a->y0 + a->h / 2);
+    esc(f, yl);
+    fprintf(f, "</text>\n<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"14\">",
+            a->x0 + a->w / 2, a->y0 - 12);
+    esc(f, title);
+    fprintf(f, "</text>\n");
+}
+
+static void polyline(FILE *f, const axes *a, const double *x, const double *y, size_t n,
+                     const char *color) {
+    fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"", color);
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%.2f,%.2f ", ax_x(a, x[i]), ax_y(a, y[i]));
+    fprintf(f, "\"/>\n");
+}
+
+/* The number after "key": on a JSON line; 0 if the key is absent or not a number. */
+static int json_num(const char *line, const char *key, double *out) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(line, pat);
+    if (!p)
+        return 0;
+    p += strlen(pat);
+    char *end;
+    double v = strtod(p, &end);
+    if (end == p || !isfinite(v))
+        return 0;
+    *out = v;
+    return 1;
+}
+
+static const char *const curve_keys[] = {"train_error", "test_error", NULL};
+
+static int plot_curve(const char *log, const char *out, const char *title) {
+    FILE *f = fopen(log, "r");
+    if (!f) {
+        fprintf(stderr, "eqprop plot: --log: cannot open '%s'\n", log);
+        return EXIT_RUNTIME;
+    }
+    size_t cap = 64, n = 0;
+    double *ep = malloc(cap * sizeof *ep), *v[2] = {malloc(cap * sizeof(double)),
+                                                    malloc(cap * sizeof(double))};
+    char line[8192];
+    int rc = EXIT_RUNTIME, lineno = 0;
+    while (ep && v[0] && v[1] && fgets(line, sizeof line, f)) {
+        lineno++;
+        if (line[strspn(line, " \t\r\n")] == '\0')
+            continue;
+        double e;
+        if (line[0] != '{' || !json_num(line, "epoch", &e)) {
+            fprintf(stderr, "eqprop plot: %s line %d: expected a JSON object with \"epoch\" (a "
+                            "training --log)\n", log, lineno);
+            goto out;
+        }
+        if (n == cap) {
+            cap *= 2;
+            double *a = realloc(ep, cap * sizeof *ep), *b = realloc(v[0], cap * sizeof(double)),
+                   *c = b ? realloc(v[1], cap * sizeof(double)) : NULL;
+            ep = a ? a : ep;
+            v[0] = b ? b : v[0];
+            v[1] = c ? c : v[1];
+            if (!a || !b || !c)
+                goto out;
+        }
+        ep[n] = e;
+        for (int k = 0; k < 2; k++)
+            if (!json_num(line, curve_keys[k], &v[k][n])) {
+                fprintf(stderr, "eqprop plot: %s line %d: no number for \"%s\"\n", log, lineno,
+                        curve_keys[k]);
+                goto out;
+            }
+        n++;
+    }
+    if (n == 0) {
+        fprintf(stderr, "eqprop plot: %s: no epochs in the log\n", log);
+        goto out;
+    }
+    axes a = {ML, MT, PW, PH, ep[0], ep[n - 1], 0, 0};
+    if (a.xhi <= a.xlo)
+        a.xhi = a.xlo + 1;
+    double ymax = 0;
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < n; i++) {
+            v[k][i] *= 100.0;
+            if (v[k][i] > ymax)
+                ymax = v[k][i];
+        }
+    a.yhi = ymax > 0 ? ymax * 1.05 : 1;
+    svg s;
+    if (svg_open(&s, out, PW + ML + 30, PH + MT + 60))
+        goto out;
+    draw_axes(s.f, &a, "epoch", "error (%)", title ? title : log);
+    for (int k = 0; k < 2; k++) {
+        polyline(s.f, &a, ep, v[k], n, colors[k]);
+        for (size_t i = 0; i < n; i++)
+            fprintf(s.f, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"3\" fill=\"%s\"/>\n", ax_x(&a, ep[i]),
+                    ax_y(&a, v[k][i]), colors[k]);
+        fprintf(s.f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"14\" height=\"3\" fill=\"%s\"/>"
+                     "<text x=\"%.1f\" y=\"%.1f\">%s (last %.2f%%)</text>\n",
+                a.x0 + a.w - 190, a.y0 + 16 + 18 * k, colors[k], a.x0 + a.w - 170,
+                a.y0 + 21 + 18 * k, k ? "test error" : "train error", v[k][n - 1]);
+    }
+    rc = svg_close(&s, 1) ? EXIT_RUNTIME : 0;
+out:
+    fclose(f);
+    free(ep);
+    free(v[0]);
+    free(v[1]);
+    return rc;
+}
+
+static int plot_raster(const char *model, const char *data, size_t index, long layer,
+                       long units, const char *out) {
+    eqp_snn *n = NULL;
+    eqp_dataset *d = NULL;
+    float *z = NULL, *v = NULL;
+    double *tx = NULL, *ty = NULL;
+    int rc = EXIT_RUNTIME;
+    if (eqp_snn_load(model, &n, NULL) || eqp_dataset_load(data, "test", index + 1, &d)) {
+        cli_error("plot", NULL);
+        goto out;
+    }
+    const eqp_snn_config *c = eqp_snn_get_config(n);
+    if (layer == 0)
+        layer = 1;
+    if (layer < 1 || layer >= c->n_layers) {
+        fprintf(stderr, "eqprop plot: --layer: expected 1..%d, got %ld\n", c->n_layers - 1, layer);
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    if (index >= d->n) {
+        fprintf(stderr, "eqprop plot: --index %zu: the test set has %zu examples\n", index, d->n);
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    const size_t T = (size_t)c->steps, nn = c->sizes[layer];
+    z = malloc(T * nn * sizeof *z);
+    v = malloc(T * nn * sizeof *v);
+    tx = malloc(T * sizeof *tx);
+    ty = malloc(T * sizeof *ty);
+    if (!z || !v || !tx || !ty || eqp_snn_trace(n, d, index, (int)layer, z, v)) {
+        cli_error("plot", z && v && tx && ty ? NULL : "out of memory");
+        goto out;
+    }
+    const size_t shown = nn < (size_t)units ? nn : (size_t)units;
+    svg s;
+    if (svg_open(&s, out, PW + ML + 30, 2 * PH + 2 * MT + 100))
+        goto out;
+    char title[256];
+    snprintf(title, sizeof title, "layer %ld spikes, test example %zu (label %u), %zu of %zu units",
+             layer, index, (unsigned)d->y[index], shown, nn);
+    axes a = {ML, MT, PW, PH, 0, (double)T, -0.5, (double)shown - 0.5};
+    draw_axes(s.f, &a, "time step", "unit", title);
+    size_t spikes = 0;
+    const double bw = PW / (double)T, bh = PH / (double)shown;
+    for (size_t t = 0; t < T; t++)
+        for (size_t j = 0; j < shown; j++)
+            if (z[t * nn + j] != 0.0f) {
+                spikes++;
+                fprintf(s.f, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" "
+                             "fill=\"black\"/>\n", ax_x(&a, (double)t), ax_y(&a, (double)j + 0.5),
+                        bw > 1.5 ? bw - 0.5 : bw, bh > 1.5 ? bh - 0.5 : bh);
+            }
+    /* membrane traces of the first few units */
+    const size_t nv = shown < 6 ? shown : 6;
+    double lo = 0, hi = 0;
+    for (size_t t = 0; t < T; t++)
+        for (size_t j = 0; j < nv; j++) {
+            double x = (double)v[t * nn + j];
+            lo = x < lo ? x : lo;
+            hi = x > hi ? x : hi;
+        }
+    if (hi <= lo)
+        hi = lo + 1;
+    axes b = {ML, 2 * MT + PH + 60, PW, PH, 0, (double)T, lo, hi};
+    snprintf(title, sizeof title, "membrane potential of units 0..%zu (%zu spikes in the raster)",
+             nv - 1, spikes);
+    draw_axes(s.f, &b, "time step", "v", title);
+    for (size_t j = 0; j < nv; j++) {
+        for (size_t t = 0; t < T; t++) {
+            tx[t] = (double)t + 1;
+            ty[t] = (double)v[t * nn + j];
+        }
+        polyline(s.f, &b, tx, ty, T, colors[j % 8]);
+    }
+    rc = svg_close(&s, 1) ? EXIT_RUNTIME : 0;
+out:
+    free(z);
+    free(v);
+    free(tx);
+    free(ty);
+    eqp_snn_free(n);
+    eqp_dataset_free(d);
+    return rc;
+}
+
+static const cli_opt opts[] = {
+    {"help", 0, "show this help"},
+    {"log", 1, "curve: the JSON-lines log of eqprop train --log"},
+    {"title", 1, "curve: the title [the log's name]"},
+    {"model", 1, "raster: a spiking-network model file"},
+    {"data", 1, "raster: mnist | fashion | DIR (the test split) [mnist]"},
+    {"index", 1, "raster: the test example [0]"},
+    {"layer", 1, "raster: the layer, 1 = first hidden [1]"},
+    {"units", 1, "raster: show at most this many units [100]"},
+    {"out", 1, "the SVG file to write (required)"},
+    {NULL, 0, NULL},
+};
+
+int cmd_plot(int argc, char **argv) {
+    if (argc < 2 || argv[1][0] == '-') {
+        if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+            printf("usage: eqprop plot curve --log LOG --out X.svg\n"
+                   "       eqprop plot raster --model M --index I [--layer L] --out X.svg\n\n"
+                   "Writes an SVG: learning curves (train and test error per epoch) from a\n"
+                   "training log (EP or spiking), or a spiking network's spike raster and membrane\n"
+                   "traces on one test example.\n\n");
+            cli_print_opts(stdout, opts);
+            return 0;
+        }
+        fprintf(stderr, "eqprop plot: expected a kind, curve or raster (see --help)\n");
+        return EXIT_USAGE;
+    }
+    const char *kind = argv[1], *log = NULL, *title = NULL, *model = NULL, *data = "mnist",
+               *out = NULL, *val;
+    size_t index = 0;
+    long layer = 0, units = 100;
+    if (strcmp(kind, "curve") != 0 && strcmp(kind, "raster") != 0) {
+        fprintf(stderr, "eqprop plot: unknown kind '%s' (curve or raster; a gradcheck scatter "
+                        "and a delay-sweep plot are not available)\n", kind);
+        return EXIT_USAGE;
+    }
+    for (int i = 2; i < argc;) {
+        int k = cli_next(opts, argc, argv, &i, &val, "plot");
+        if (k < 0)
+            return EXIT_USAGE;
+        const char *name = opts[k].name;
+        if (strcmp(name, "help") == 0) {
+            cli_print_opts(stdout, opts);
+            return 0;
+        } else if (strcmp(name, "log") == 0) {
+            log = val;
+        } else if (strcmp(name, "title") == 0) {
+            title = val;
+        } else if (strcmp(name, "model") == 0) {
+            model = val;
+        } else if (strcmp(name, "data") == 0) {
+            data = val;
+        } else if (strcmp(name, "index") == 0) {
+            if (cli_parse_size("--index", val, &index))
+                return EXIT_USAGE;
+        } else if (strcmp(name, "layer") == 0) {
+            if (cli_parse_int("--layer", val, 1, 64, &layer))
+                return EXIT_USAGE;
+        } else if (strcmp(name, "units") == 0) {
+            if (cli_parse_int("--units", val, 1, 100000, &units))
+                return EXIT_USAGE;
+        } else if (strcmp(name, "out") == 0) {
+            out = val;
+        }
+    }
+    if (!out) {
+        fprintf(stderr, "eqprop plot: --out FILE.svg is required\n");
+        return EXIT_USAGE;
+    }
+    if (strcmp(kind, "curve") == 0) {
+        if (!log) {
+            fprintf(stderr, "eqprop plot curve: --log FILE is required\n");
+            return EXIT_USAGE;
+        }
+        return plot_curve(log, out, title);
+    }
+    if (!model) {
+        fprintf(stderr, "eqprop plot raster: --model FILE is required\n");
+        return EXIT_USAGE;
+    }
+    return plot_raster(model, data, index, layer, units, out);
+}
