@@ -51,7 +51,8 @@ int main(void) {
     }
     /* verify: the FLOPs of one epoch as issued, against the analytic count */
     const uint64_t B = (uint64_t)c.batch, nb = d->n / B;
-    const uint64_t per_batch = 2 * B * (784 * 500 + 500 * 10) + 2 * B * 784 * 500 + 4 * B * 500 * 10;
+    const uint64_t per_batch =
+        2 * B * (784 * 500 + 500 * 10) + 2 * B * 784 * 500 + 4 * B * 500 * 10;
     eqp_bp_epoch_stats st;
     atomic_store(&counted_flops, 0);
     atomic_store(&counting, 1);

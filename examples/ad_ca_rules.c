@@ -12,9 +12,9 @@
 #include "eqprop/optim.h"
 
 typedef struct ca_result {
-    int n_hoods;  /* 8 or 512 */
-    int correct;  /* neighbourhoods on which the learned map gives the rule's next state */
-    double loss;  /* final training loss */
+    int n_hoods; /* 8 or 512 */
+    int correct; /* neighbourhoods on which the learned map gives the rule's next state */
+    double loss; /* final training loss */
     int steps;
 } ca_result;
 

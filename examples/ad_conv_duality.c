@@ -60,10 +60,10 @@ static int duality_run(int trials, uint64_t seed, duality_result *res) {
         const size_t ushape[4] = {B, C, (size_t)H, (size_t)W}, vshape[4] = {B, O, Ho, Wo};
         int u = eqp_ad_input(t, 4, ushape, 1), v = eqp_ad_input(t, 4, vshape, 1);
         int w = eqp_ad_input(t, 4, (size_t[]){O, C, kh, kw}, 0);
-        int Au = eqp_ad_conv2d(t, u, w, -1, s, p);          /* (B, O, Ho, Wo) */
+        int Au = eqp_ad_conv2d(t, u, w, -1, s, p);            /* (B, O, Ho, Wo) */
         int Atv = eqp_ad_conv_transpose2d(t, v, w, -1, s, p); /* (B, C, H, W) */
-        int l1 = eqp_ad_sum(t, eqp_ad_mul(t, Au, v));       /* <Au, v> */
-        int l2 = eqp_ad_sum(t, eqp_ad_mul(t, Atv, u));      /* <u, A^T v> */
+        int l1 = eqp_ad_sum(t, eqp_ad_mul(t, Au, v));         /* <Au, v> */
+        int l2 = eqp_ad_sum(t, eqp_ad_mul(t, Atv, u));        /* <u, A^T v> */
         if (eqp_ad_compile(t)) {
             fprintf(stderr, "ad_conv_duality: %s\n", eqp_last_error());
             eqp_ad_free(t);
@@ -76,7 +76,8 @@ static int duality_run(int trials, uint64_t seed, duality_result *res) {
         eqp_ad_forward(t);
         const double a = eqp_ad_scalar(t, l1), b = eqp_ad_scalar(t, l2);
         const float *au = eqp_ad_value(t, Au), *atv = eqp_ad_value(t, Atv);
-        const double scale = sqrt(dot(au, au, nv) * dot(eqp_ad_value(t, v), eqp_ad_value(t, v), nv));
+        const double scale =
+            sqrt(dot(au, au, nv) * dot(eqp_ad_value(t, v), eqp_ad_value(t, v), nv));
         const double ir = fabs(a - b) / scale;
         /* the input gradient of <Au, v> is A^T v; that of <A^T v, u> in v is A u */
         eqp_ad_backward(t, l1);

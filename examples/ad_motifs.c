@@ -13,13 +13,13 @@
 #include "eqprop/ad.h"
 #include "eqprop/optim.h"
 
-#define MOT_L          60    /* bases per sequence */
-#define MOT_B          32    /* sequences per mini-batch */
-#define MOT_H          32    /* recurrent units */
-#define MOT_DMIN       8     /* bases between donor and acceptor: 8..30 */
+#define MOT_L          60 /* bases per sequence */
+#define MOT_B          32 /* sequences per mini-batch */
+#define MOT_H          32 /* recurrent units */
+#define MOT_DMIN       8  /* bases between donor and acceptor: 8..30 */
 #define MOT_DMAX       30
-#define MOT_POS_WEIGHT 5.0f  /* loss weight of a marked site */
-#define MOT_FBIAS      2.0f  /* initial forget-gate bias */
+#define MOT_POS_WEIGHT 5.0f /* loss weight of a marked site */
+#define MOT_FBIAS      2.0f /* initial forget-gate bias */
 #define MOT_LR         0.008f
 #define MOT_STEPS      1000
 
@@ -27,13 +27,15 @@ static const char mot_donor[] = "GTAAGT", mot_acceptor[] = "TTTCAG";
 
 typedef struct motif_result {
     int n_test;
-    int exact;           /* test sequences whose marked positions are exactly the true ones */
+    int exact; /* test sequences whose marked positions are exactly the true ones */
     int true_sites, found_sites, false_marks;
     double loss;
     int steps;
 } motif_result;
 
-static int mot_base(char c) { return c == 'A' ? 0 : c == 'C' ? 1 : c == 'G' ? 2 : 3; }
+static int mot_base(char c) {
+    return c == 'A' ? 0 : c == 'C' ? 1 : c == 'G' ? 2 : 3;
+}
 
 /* seq of length MOT_L; label[t] = 1 where an acceptor ends after an earlier complete donor */
 static void mot_sample(eqp_rng *r, int dmin, int dmax, char *seq, float *label) {
@@ -79,9 +81,11 @@ static int mot_build(mot_net *n) {
     if (eqp_ad_create(EQP_AD_F32, &n->t))
         return -1;
     eqp_ad *t = n->t;
-    int Wf = eqp_ad_param(t, 2, (size_t[]){MOT_H, 4}), Uf = eqp_ad_param(t, 2, (size_t[]){MOT_H, MOT_H});
+    int Wf = eqp_ad_param(t, 2, (size_t[]){MOT_H, 4}),
+        Uf = eqp_ad_param(t, 2, (size_t[]){MOT_H, MOT_H});
     int bf = eqp_ad_param(t, 1, (size_t[]){MOT_H});
-    int Wc = eqp_ad_param(t, 2, (size_t[]){MOT_H, 4}), Uc = eqp_ad_param(t, 2, (size_t[]){MOT_H, MOT_H});
+    int Wc = eqp_ad_param(t, 2, (size_t[]){MOT_H, 4}),
+        Uc = eqp_ad_param(t, 2, (size_t[]){MOT_H, MOT_H});
     int bc = eqp_ad_param(t, 1, (size_t[]){MOT_H});
     int Wo = eqp_ad_param(t, 2, (size_t[]){1, MOT_H}), bo = eqp_ad_param(t, 1, (size_t[]){1});
     n->bf = bf;
@@ -90,8 +94,8 @@ static int mot_build(mot_net *n) {
     for (int s = 0; s < MOT_L; s++) {
         n->x[s] = eqp_ad_input(t, 2, (size_t[]){MOT_B, 4}, 0);
         n->y[s] = eqp_ad_input(t, 2, (size_t[]){MOT_B, 1}, 0);
-        int f = eqp_ad_sigmoid(t, eqp_ad_add(t, eqp_ad_dense(t, n->x[s], Wf, bf),
-                                             eqp_ad_dense(t, h, Uf, -1)));
+        int f = eqp_ad_sigmoid(
+            t, eqp_ad_add(t, eqp_ad_dense(t, n->x[s], Wf, bf), eqp_ad_dense(t, h, Uf, -1)));
         int c = eqp_ad_tanh(t, eqp_ad_add(t, eqp_ad_dense(t, n->x[s], Wc, bc),
                                           eqp_ad_dense(t, eqp_ad_mul(t, f, h), Uc, -1)));
         h = eqp_ad_add(t, eqp_ad_mul(t, f, h), eqp_ad_mul(t, eqp_ad_affine(t, f, -1.0, 1.0), c));
@@ -100,7 +104,8 @@ static int mot_build(mot_net *n) {
          * sites weigh MOT_POS_WEIGHT times more than the rest */
         n->w[s] = eqp_ad_input(t, 2, (size_t[]){MOT_B, 1}, 0);
         int sp = eqp_ad_log(t, eqp_ad_affine(t, eqp_ad_exp(t, n->z[s]), 1.0, 1.0));
-        int l = eqp_ad_sum(t, eqp_ad_mul(t, n->w[s], eqp_ad_sub(t, sp, eqp_ad_mul(t, n->y[s], n->z[s]))));
+        int l = eqp_ad_sum(
+            t, eqp_ad_mul(t, n->w[s], eqp_ad_sub(t, sp, eqp_ad_mul(t, n->y[s], n->z[s]))));
         loss = loss < 0 ? l : eqp_ad_add(t, loss, l);
     }
     n->loss = loss;
@@ -186,7 +191,8 @@ int main(void) {
     motif_result res;
     if (mot_run(MOT_STEPS, 8, 1, &res))
         return 1;
-    printf("motif finding, %d-base sequences, gated recurrent net of %d units, %d BPTT steps (loss %.4f):\n"
+    printf("motif finding, %d-base sequences, gated recurrent net of %d units, %d BPTT steps (loss "
+           "%.4f):\n"
            "  held out: %d of %d sequences marked exactly; %d of %d true sites found, %d false "
            "marks\n",
            MOT_L, MOT_H, res.steps, res.loss, res.exact, res.n_test, res.found_sites,

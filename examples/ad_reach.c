@@ -17,8 +17,8 @@
 #define REACH_T 40
 
 typedef struct reach_result {
-    double bptt_vs_adjoint; /* max |g_tape - g_adjoint| / max |g_adjoint| */
-    double bptt_vs_fd;      /* max |g_tape - g_fd| / max |g_adjoint| */
+    double bptt_vs_adjoint;          /* max |g_tape - g_adjoint| / max |g_adjoint| */
+    double bptt_vs_fd;               /* max |g_tape - g_fd| / max |g_adjoint| */
     double cost0, cost, dist, speed; /* cost before / after; final distance and speed */
     int iters;
 } reach_result;
@@ -79,8 +79,8 @@ static void reach_adjoint(const double *u, double *grad) {
     for (int k = REACH_T - 1; k >= 0; k--) {
         for (int d = 0; d < 2; d++) {
             const double th = tanh(u[2 * k + d]);
-            grad[2 * k + d] = reach_r * u[2 * k + d] +
-                              reach_umax * (1 - th * th) * reach_dt * lam[2 + d];
+            grad[2 * k + d] =
+                reach_r * u[2 * k + d] + reach_umax * (1 - th * th) * reach_dt * lam[2 + d];
         }
         /* lambda_k = A^T lambda_{k+1} */
         const double l0 = lam[0], l1 = lam[1];
@@ -164,8 +164,8 @@ int main(void) {
            "  BPTT vs finite differences:   max error / max |g| = %.2e\n"
            "Adam, %d iterations: cost %.4f -> %.4f; final distance to the target %.4f, "
            "speed %.4f\n",
-           REACH_T, res.bptt_vs_adjoint, res.bptt_vs_fd, res.iters, res.cost0, res.cost,
-           res.dist, res.speed);
+           REACH_T, res.bptt_vs_adjoint, res.bptt_vs_fd, res.iters, res.cost0, res.cost, res.dist,
+           res.speed);
     return 0;
 }
 #endif

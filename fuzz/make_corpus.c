@@ -7,6 +7,7 @@
 #include <zlib.h>
 
 #include "eqprop/checkpoint.h"
+#include "eqprop/bp.h"
 #include "eqprop/snn.h"
 #include "eqprop/ep.h"
 
@@ -93,6 +94,21 @@ int main(void) {
     }
     eqp_snn_trainer_free(st);
     eqp_snn_free(sn);
+
+    /* a backprop network: model and checkpoint (4-3-2, batch 2) */
+    eqp_bp_config bc;
+    eqp_bp_config_default(&bc);
+    eqp_bp_config_set(&bc, "sizes", "4-3-2");
+    eqp_bp_config_set(&bc, "batch", "2");
+    eqp_bp *bn = NULL;
+    eqp_bp_epoch_stats bs;
+    if (eqp_bp_create(&bc, &bn) || eqp_bp_train_epoch(bn, &d, NULL, &bs) ||
+        eqp_bp_save("fuzz/corpus/bpfile/model", bn, 0) ||
+        eqp_bp_save("fuzz/corpus/bpfile/state", bn, 1)) {
+        fprintf(stderr, "make_corpus: %s\n", eqp_last_error());
+        bad = 1;
+    }
+    eqp_bp_free(bn);
     if (bad)
         fprintf(stderr, "make_corpus: cannot write a seed file\n");
     return bad;

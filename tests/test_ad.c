@@ -76,7 +76,8 @@ static void test_ops(void) {
     b = eqp_ad_param(t, 1, (size_t[]){3});
     check_graph(t, weigh(t, eqp_ad_bias(t, x, b)), "bias", -1, 1);
     /* conv2d, several strides / pads / kernel shapes */
-    const int geo[][6] = {{1, 0, 3, 3, 5, 5}, {2, 1, 3, 3, 6, 7}, {1, 2, 2, 3, 4, 5}, {3, 1, 4, 4, 9, 8}};
+    const int geo[][6] = {
+        {1, 0, 3, 3, 5, 5}, {2, 1, 3, 3, 6, 7}, {1, 2, 2, 3, 4, 5}, {3, 1, 4, 4, 9, 8}};
     for (int g = 0; g < 4; g++) {
         char what[64];
         snprintf(what, sizeof what, "conv2d s%d p%d k%dx%d", geo[g][0], geo[g][1], geo[g][2],

@@ -7,8 +7,8 @@
 int main(void) {
     motif_result r = {0};
     CHECK(mot_run(MOT_STEPS, 8, 1, &r) == 0, "motif run");
-    printf("motifs: %d/%d exact, %d/%d sites, %d false marks\n", r.exact, r.n_test,
-           r.found_sites, r.true_sites, r.false_marks);
+    printf("motifs: %d/%d exact, %d/%d sites, %d false marks\n", r.exact, r.n_test, r.found_sites,
+           r.true_sites, r.false_marks);
     CHECK(r.n_test == 256 && r.true_sites > 50, "test set: %d sequences, %d sites", r.n_test,
           r.true_sites);
     CHECK(r.exact >= 0.95 * r.n_test, "sequences marked exactly: %d of %d", r.exact, r.n_test);

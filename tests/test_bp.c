@@ -70,8 +70,7 @@ static void test_library(void) {
         for (int k = 0; k < 3; k++)
             eqp_bp_train_epoch(c2, train, NULL, &es);
         CHECK(eqp_bp_epoch(c2) == 5, "epochs after resume: %d", eqp_bp_epoch(c2));
-        CHECK(memcmp(eqp_bp_params(c2), eqp_bp_params(a), eqp_bp_n_params(a) * sizeof(float)) ==
-                  0,
+        CHECK(memcmp(eqp_bp_params(c2), eqp_bp_params(a), eqp_bp_n_params(a) * sizeof(float)) == 0,
               "resumed run differs from the uninterrupted one");
     }
     /* a corrupted file is refused */
@@ -130,10 +129,9 @@ static void test_mlp_gradient(void) {
             yv[b * 5 + b] = 1.0;
         eqp_ad_check c;
         CHECK(eqp_ad_gradcheck(t, loss, 1e-6, 1e-6, 1000, &r, &c) == EQP_OK, "gradcheck");
-        printf("mlp %s: %zu parameters, max rel err %.2e\n", acts[k], c.n_checked,
-               c.max_rel_err);
-        CHECK(c.max_rel_err < 1e-5 && c.max_abs_fd > 1e-3, "%s: rel err %.3g, max fd %.3g",
-              acts[k], c.max_rel_err, c.max_abs_fd);
+        printf("mlp %s: %zu parameters, max rel err %.2e\n", acts[k], c.n_checked, c.max_rel_err);
+        CHECK(c.max_rel_err < 1e-5 && c.max_abs_fd > 1e-3, "%s: rel err %.3g, max fd %.3g", acts[k],
+              c.max_rel_err, c.max_abs_fd);
         eqp_ad_free(t);
     }
 }
@@ -182,8 +180,7 @@ static void test_cli(void) {
         CHECK(rc == 2 && strstr(text, bad[k].msg), "'%s': exit %d, %s", bad[k].args, rc, text);
     }
     snprintf(a, sizeof a, "train --resume %s --lr 0.1 --data %s", ck, SAMPLE);
-    CHECK(run(a) == 2 && strstr(text, "--resume takes the settings"), "resume override: %s",
-          text);
+    CHECK(run(a) == 2 && strstr(text, "--resume takes the settings"), "resume override: %s", text);
     snprintf(a, sizeof a, "train --learner bp --sizes 784-10 --data %s/nowhere", dir);
     CHECK(run(a) == 1 && strstr(text, "nowhere"), "missing data: %s", text);
 }

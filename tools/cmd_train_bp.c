@@ -269,8 +269,8 @@ out:
     return rc;
 }
 
-int cmd_eval_bp(const char *model, const char *data, const char *split, size_t limit,
-                int threads, int json) {
+int cmd_eval_bp(const char *model, const char *data, const char *split, size_t limit, int threads,
+                int json) {
     eqp_bp *m = NULL;
     eqp_dataset *d = NULL;
     int rc = EXIT_RUNTIME;

@@ -36,13 +36,13 @@ extern "C" {
 #define EQP_BP_MAX_LAYERS 16
 
 typedef struct eqp_bp_config {
-    char arch[8];  /* "mlp" | "cnn" */
-    int n_layers;  /* mlp: number of sizes (input and output included), 2..16 */
+    char arch[8]; /* "mlp" | "cnn" */
+    int n_layers; /* mlp: number of sizes (input and output included), 2..16 */
     size_t sizes[EQP_BP_MAX_LAYERS];
-    char act[16];  /* relu | tanh | sigmoid | hard-sigmoid (hidden layers) */
+    char act[16];         /* relu | tanh | sigmoid | hard-sigmoid (hidden layers) */
     int conv1, conv2, fc; /* cnn: channels of the two convolutions, hidden units of fc */
-    int image;     /* cnn: input side (28 for the MNIST family) */
-    char optim[8]; /* adam | sgd */
+    int image;            /* cnn: input side (28 for the MNIST family) */
+    char optim[8];        /* adam | sgd */
     float lr, lr_decay, wd;
     int epochs, batch, threads;
     uint64_t seed;

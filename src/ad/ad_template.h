@@ -5,16 +5,16 @@
 #include <cblas.h>
 #include <math.h>
 
-#define R float
-#define F(n) n##_f32
-#define GEMM cblas_sgemm
-#define RC(x) ((float)(x))
-#define REXP expf
-#define RLOG logf
+#define R      float
+#define F(n)   n##_f32
+#define GEMM   cblas_sgemm
+#define RC(x)  ((float)(x))
+#define REXP   expf
+#define RLOG   logf
 #define RLOG1P log1pf
-#define RTANH tanhf
-#define RPOW powf
-#define RFABS fabsf
+#define RTANH  tanhf
+#define RPOW   powf
+#define RFABS  fabsf
 #include AD_SELF
 #undef R
 #undef F
@@ -27,16 +27,16 @@
 #undef RPOW
 #undef RFABS
 
-#define R double
-#define F(n) n##_f64
-#define GEMM cblas_dgemm
-#define RC(x) ((double)(x))
-#define REXP exp
-#define RLOG log
+#define R      double
+#define F(n)   n##_f64
+#define GEMM   cblas_dgemm
+#define RC(x)  ((double)(x))
+#define REXP   exp
+#define RLOG   log
 #define RLOG1P log1p
-#define RTANH tanh
-#define RPOW pow
-#define RFABS fabs
+#define RTANH  tanh
+#define RPOW   pow
+#define RFABS  fabs
 #include AD_SELF
 #undef R
 #undef F

@@ -58,8 +58,7 @@ eqp_status eqp_bp_config_preset(eqp_bp_config *c, const char *name) {
         c->lr_decay = 0.8f;
         return EQP_OK;
     }
-    return eqp_fail(EQP_EINVAL, "--preset: expected bp-mlp or bp-cnn, got '%s'",
-                    name ? name : "");
+    return eqp_fail(EQP_EINVAL, "--preset: expected bp-mlp or bp-cnn, got '%s'", name ? name : "");
 }
 
 static const char *const keys[][2] = {
@@ -191,6 +190,44 @@ eqp_status eqp_bp_config_set(eqp_bp_config *c, const char *key, const char *v) {
     return eqp_fail(EQP_EINVAL, "unknown bp setting '%s'", key);
 }
 
+/* The parameter count of c, without building the network; SIZE_MAX on overflow. */
+static size_t param_count(const eqp_bp_config *c) {
+    size_t n = 0, a;
+    if (strcmp(c->arch, "cnn") == 0) {
+        const size_t S = (size_t)c->image, s2 = ((S - 4) / 2 - 4) / 2;
+        const size_t c1 = (size_t)c->conv1, c2 = (size_t)c->conv2, fc = (size_t)c->fc;
+        const size_t K = c->sizes[1];
+        n = c1 * 25 + c1 + c2 * c1 * 25 + c2;
+        if (eqp_mul_size(c2 * s2 * s2, fc, &a) || eqp_add_size(n, a + fc, &n) ||
+            eqp_mul_size(fc, K, &a) || eqp_add_size(n, a + K, &n))
+            return SIZE_MAX;
+        return n;
+    }
+    for (int l = 1; l < c->n_layers; l++)
+        if (eqp_mul_size(c->sizes[l], c->sizes[l - 1] + 1, &a) || eqp_add_size(n, a, &n))
+            return SIZE_MAX;
+    return n;
+}
+
+/* Widest activation of a mini-batch, in elements (bounds the tape's memory). */
+static size_t widest(const eqp_bp_config *c) {
+    size_t w = 0;
+    if (strcmp(c->arch, "cnn") == 0) {
+        const size_t S = (size_t)c->image;
+        const size_t s1 = (S - 4) / 2 - 4;                 /* side of conv2's output */
+        w = (size_t)c->conv1 * 25 * (S - 4) * (S - 4);     /* the im2col columns of conv1 */
+        const size_t w2 = (size_t)c->conv1 * 25 * s1 * s1; /* and of conv2 */
+        return w > w2 ? w : w2;
+    }
+    for (int l = 0; l < c->n_layers; l++)
+        if (c->sizes[l] > w)
+            w = c->sizes[l];
+    return w;
+}
+
+#define MAX_PARAMS     ((size_t)1 << 30) /* 4 GiB of float32 */
+#define MAX_ACTIVATION ((size_t)1 << 30) /* elements of the widest batch activation */
+
 eqp_status eqp_bp_config_check(const eqp_bp_config *c) {
     if (strcmp(c->arch, "cnn") == 0) {
         if (c->n_layers != 2)
@@ -207,6 +244,16 @@ eqp_status eqp_bp_config_check(const eqp_bp_config *c) {
     if (c->sizes[c->n_layers - 1] < 2)
         return eqp_fail(EQP_EINVAL, "--sizes: expected >= 2 output classes, got %zu",
                         c->sizes[c->n_layers - 1]);
+    const size_t np = param_count(c);
+    if (np > MAX_PARAMS)
+        return eqp_fail(EQP_EINVAL, "bp: the network would have %zu parameters (at most %zu)", np,
+                        MAX_PARAMS);
+    size_t act;
+    if (eqp_mul_size(widest(c), (size_t)c->batch, &act) || act > MAX_ACTIVATION)
+        return eqp_fail(EQP_EINVAL,
+                        "--batch: %d examples of this network need more than %zu elements per "
+                        "activation",
+                        c->batch, MAX_ACTIVATION);
     return EQP_OK;
 }
 
@@ -233,8 +280,7 @@ size_t eqp_bp_config_to_text(const eqp_bp_config *c, char *buf, size_t size) {
                      "lr=%s\nlr-decay=%s\nwd=%s\nepochs=%d\nbatch=%d\nthreads=%d\n"
                      "seed=%llu\n",
                      c->arch, sz, c->act, c->conv1, c->conv2, c->fc, c->image, c->optim, lr, dec,
-                     wd, c->epochs, c->batch,
-                     c->threads, (unsigned long long)c->seed);
+                     wd, c->epochs, c->batch, c->threads, (unsigned long long)c->seed);
     return n < 0 ? 0 : (size_t)n;
 }
 
@@ -289,12 +335,12 @@ static eqp_status build(const eqp_bp_config *c, size_t B, int with_loss, bp_grap
         h = eqp_ad_reshape(t, g->x, 4, (size_t[]){B, 1, S, S});
         int w1 = eqp_ad_param(t, 4, (size_t[]){(size_t)c->conv1, 1, 5, 5});
         int b1 = eqp_ad_param(t, 1, (size_t[]){(size_t)c->conv1});
-        h = eqp_ad_maxpool2d(t, eqp_ad_activation(t, eqp_ad_conv2d(t, h, w1, b1, 1, 0), c->act),
-                             2, 2);
+        h = eqp_ad_maxpool2d(t, eqp_ad_activation(t, eqp_ad_conv2d(t, h, w1, b1, 1, 0), c->act), 2,
+                             2);
         int w2 = eqp_ad_param(t, 4, (size_t[]){(size_t)c->conv2, (size_t)c->conv1, 5, 5});
         int b2 = eqp_ad_param(t, 1, (size_t[]){(size_t)c->conv2});
-        h = eqp_ad_maxpool2d(t, eqp_ad_activation(t, eqp_ad_conv2d(t, h, w2, b2, 1, 0), c->act),
-                             2, 2);
+        h = eqp_ad_maxpool2d(t, eqp_ad_activation(t, eqp_ad_conv2d(t, h, w2, b2, 1, 0), c->act), 2,
+                             2);
         const size_t s2 = ((S - 4) / 2 - 4) / 2;
         const size_t flat = (size_t)c->conv2 * s2 * s2;
         h = eqp_ad_reshape(t, h, 2, (size_t[]){B, flat});
@@ -325,8 +371,8 @@ static eqp_status build(const eqp_bp_config *c, size_t B, int with_loss, bp_grap
 
 static eqp_status make_optim(eqp_bp *m, float lr) {
     eqp_optim *o = NULL;
-    eqp_status st = eqp_optim_create(m->cfg.optim, m->n_params, lr, 0.9f, 0.999f, 1e-8f,
-                                     m->cfg.wd, &o);
+    eqp_status st =
+        eqp_optim_create(m->cfg.optim, m->n_params, lr, 0.9f, 0.999f, 1e-8f, m->cfg.wd, &o);
     if (st)
         return st;
     if (m->opt) { /* carry the moments over (the learning rate changes between epochs) */
@@ -382,9 +428,15 @@ void eqp_bp_free(eqp_bp *m) {
     free(m);
 }
 
-const eqp_bp_config *eqp_bp_get_config(const eqp_bp *m) { return &m->cfg; }
-int eqp_bp_epoch(const eqp_bp *m) { return m->epoch; }
-size_t eqp_bp_n_params(const eqp_bp *m) { return m->n_params; }
+const eqp_bp_config *eqp_bp_get_config(const eqp_bp *m) {
+    return &m->cfg;
+}
+int eqp_bp_epoch(const eqp_bp *m) {
+    return m->epoch;
+}
+size_t eqp_bp_n_params(const eqp_bp *m) {
+    return m->n_params;
+}
 
 float *eqp_bp_params(eqp_bp *m) {
     size_t n;
@@ -407,8 +459,9 @@ static double now_seconds(void) {
 static eqp_status check_data(const eqp_bp *m, const eqp_dataset *d) {
     const eqp_bp_config *c = &m->cfg;
     if (d->dim != c->sizes[0])
-        return eqp_fail(EQP_ESHAPE, "bp: the data has %zu features per example (%zux%zu), the "
-                                    "network expects %zu",
+        return eqp_fail(EQP_ESHAPE,
+                        "bp: the data has %zu features per example (%zux%zu), the "
+                        "network expects %zu",
                         d->dim, d->rows, d->cols, c->sizes[0]);
     if (d->n_classes > c->sizes[c->n_layers - 1])
         return eqp_fail(EQP_ESHAPE, "bp: the data has %zu classes, the network %zu outputs",
@@ -434,8 +487,8 @@ eqp_status eqp_bp_train_epoch(eqp_bp *m, const eqp_dataset *d, volatile sig_atom
     const size_t B = m->train.batch, K = m->cfg.sizes[m->cfg.n_layers - 1], dim = d->dim;
     const size_t nb = d->n / B;
     if (nb == 0)
-        return eqp_fail(EQP_EINVAL, "bp: %zu training examples do not fill one batch of %zu",
-                        d->n, B);
+        return eqp_fail(EQP_EINVAL, "bp: %zu training examples do not fill one batch of %zu", d->n,
+                        B);
     openblas_set_num_threads(m->cfg.threads);
     if (m->perm_n != d->n) {
         free(m->perm);
@@ -608,11 +661,13 @@ static eqp_status set_cfg(void *obj, const char *key, const char *value) {
 
 eqp_status eqp_bp_load(const char *path, eqp_bp **out, int *has_state) {
     *out = NULL;
-    eqp_breader r;
-    uint32_t flags;
+    eqp_breader r = {0};
+    uint32_t flags = 0;
     eqp_status st = eqp_br_open(&r, path, MAGIC, WHAT, VERSION, FLAG_STATE, &flags);
-    if (st)
+    if (st) {
+        eqp_br_close(&r); /* the buffer is read even when a header check fails */
         return st;
+    }
     char *text = NULL;
     eqp_bp *m = NULL;
     eqp_bp_config c;
@@ -624,15 +679,18 @@ eqp_status eqp_bp_load(const char *path, eqp_bp **out, int *has_state) {
         st = eqp_fail_prefix(EQP_EFORMAT, path);
         goto fail;
     }
-    if ((st = eqp_bp_create(&c, &m))) {
-        st = eqp_fail_prefix(st, path);
-        goto fail;
-    }
     if ((st = get_u64(&r, &np, "parameter count")))
         goto fail;
-    if (np != m->n_params) {
-        st = eqp_fail(EQP_EFORMAT, "%s: %llu parameters stored, the configuration needs %zu",
-                      path, (unsigned long long)np, m->n_params);
+    if (np != param_count(&c) || np > (r.len - r.pos) / sizeof(float)) {
+        st = eqp_fail(EQP_EFORMAT,
+                      "%s: %llu parameters stored, the configuration needs %zu and the file "
+                      "holds at most %zu",
+                      path, (unsigned long long)np, param_count(&c),
+                      (r.len - r.pos) / sizeof(float));
+        goto fail;
+    }
+    if ((st = eqp_bp_create(&c, &m))) {
+        st = eqp_fail_prefix(st, path);
         goto fail;
     }
     if ((st = eqp_br_get(&r, eqp_bp_params(m), m->n_params * sizeof(float), "parameters")))
@@ -649,8 +707,7 @@ eqp_status eqp_bp_load(const char *path, eqp_bp **out, int *has_state) {
         unsigned char hm;
         if ((st = get_u32(&r, &ep, "epoch")) || (st = get_u64(&r, &bp, "batch position")) ||
             (st = get_u64(&r, &seen, "examples seen")) || (st = get_u64(&r, &errs, "errors")) ||
-            (st = eqp_br_get(&r, &ls, 8, "loss sum")) ||
-            (st = eqp_br_get(&r, &secs, 8, "seconds")))
+            (st = eqp_br_get(&r, &ls, 8, "loss sum")) || (st = eqp_br_get(&r, &secs, 8, "seconds")))
             goto fail;
         for (int i = 0; i < 4; i++)
             if ((st = get_u64(&r, &rs.s[i], "rng state")))
@@ -659,18 +716,19 @@ eqp_status eqp_bp_load(const char *path, eqp_bp **out, int *has_state) {
             (st = eqp_br_get(&r, &hm, 1, "moment flag")))
             goto fail;
         if (ep > 1000000u || errs > seen || hm > 1 || (hm != 0) != (strcmp(c.optim, "adam") == 0)) {
-            st = eqp_fail(EQP_EFORMAT, "%s: inconsistent training state (epoch %u, %llu errors of "
-                                       "%llu, moments %d)",
+            st = eqp_fail(EQP_EFORMAT,
+                          "%s: inconsistent training state (epoch %u, %llu errors of "
+                          "%llu, moments %d)",
                           path, ep, (unsigned long long)errs, (unsigned long long)seen, hm);
             goto fail;
         }
         m->epoch = (int)ep;
         if ((st = make_optim(m, epoch_lr(m))))
             goto fail;
-        if (hm && ((st = eqp_br_get(&r, eqp_optim_moments(m->opt, 0),
-                                    m->n_params * sizeof(float), "adam m")) ||
-                   (st = eqp_br_get(&r, eqp_optim_moments(m->opt, 1),
-                                    m->n_params * sizeof(float), "adam v"))))
+        if (hm && ((st = eqp_br_get(&r, eqp_optim_moments(m->opt, 0), m->n_params * sizeof(float),
+                                    "adam m")) ||
+                   (st = eqp_br_get(&r, eqp_optim_moments(m->opt, 1), m->n_params * sizeof(float),
+                                    "adam v"))))
             goto fail;
         eqp_optim_set_steps(m->opt, steps);
         m->batch_pos = (size_t)bp;

@@ -99,8 +99,8 @@ static void F(dense_bwd)(eqp_ad *t, const ad_node *nd) {
     const R *gy = GRD((int)(nd - t->nodes));
     R *gx = GRD(nd->in[0]), *gW = GRD(nd->in[1]), *gb = GRD(nd->in[2]);
     if (gx)
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, in, out, RC(1), gy, out,
-             VAL(nd->in[1]), in, RC(1), gx, in);
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, in, out, RC(1), gy, out, VAL(nd->in[1]),
+             in, RC(1), gx, in);
     if (gW)
         GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, B, RC(1), gy, out, VAL(nd->in[0]),
              in, RC(1), gW, in);
@@ -196,10 +196,11 @@ static void F(convt_fwd)(eqp_ad *t, const ad_node *nd) {
     R *y = VAL((int)(nd - t->nodes)), *cols = AUX(nd);
     memset(y, 0, nd->n * sizeof *y);
     for (size_t b = 0; b < B; b++) {
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)okk, (int)hw, (int)C, RC(1), w,
-             (int)okk, x + b * C * hw, (int)hw, RC(0), cols, (int)hw);
-        F(col2im)(cols, O, Ho, Wo, kh, kw, nd->ip[0], nd->ip[1], X->shape[2], X->shape[3],
-                  y + b * O * Ho * Wo);
+        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)okk, (int)hw, (int)C, RC(1), w, (int)okk,
+             x + b * C * hw, (int)hw, RC(0), cols, (int)hw);
+        F(col2im)
+        (cols, O, Ho, Wo, kh, kw, nd->ip[0], nd->ip[1], X->shape[2], X->shape[3],
+         y + b * O * Ho * Wo);
     }
     if (nd->in[2] >= 0)
         F(add_bias)(y, VAL(nd->in[2]), B, O, Ho * Wo);
@@ -212,8 +213,9 @@ static void F(convt_bwd)(eqp_ad *t, const ad_node *nd) {
     const R *x = VAL(nd->in[0]), *w = VAL(nd->in[1]), *gy = GRD((int)(nd - t->nodes));
     R *gx = GRD(nd->in[0]), *gw = GRD(nd->in[1]), *gb = GRD(nd->in[2]), *cols = AUX(nd);
     for (size_t b = 0; b < B; b++) {
-        F(im2col)(gy + b * O * Ho * Wo, O, Ho, Wo, kh, kw, nd->ip[0], nd->ip[1], X->shape[2],
-                  X->shape[3], cols);
+        F(im2col)
+        (gy + b * O * Ho * Wo, O, Ho, Wo, kh, kw, nd->ip[0], nd->ip[1], X->shape[2], X->shape[3],
+         cols);
         if (gx)
             GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)C, (int)hw, (int)okk, RC(1), w,
                  (int)okk, cols, (int)hw, RC(1), gx + b * C * hw, (int)hw);
@@ -287,13 +289,33 @@ static void F(elem_fwd)(eqp_ad *t, const ad_node *nd) {
     const R s = (R)nd->fp[0], c = (R)nd->fp[1];
     const size_t n = nd->n;
     switch (nd->op) {
-    case AD_RESHAPE: memcpy(y, a, n * sizeof *y); break;
-    case AD_ADD: for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i]; break;
-    case AD_SUB: for (size_t i = 0; i < n; i++) y[i] = a[i] - b[i]; break;
-    case AD_MUL: for (size_t i = 0; i < n; i++) y[i] = a[i] * b[i]; break;
-    case AD_AFFINE: for (size_t i = 0; i < n; i++) y[i] = s * a[i] + c; break;
-    case AD_RELU: for (size_t i = 0; i < n; i++) y[i] = a[i] > 0 ? a[i] : RC(0); break;
-    case AD_TANH: for (size_t i = 0; i < n; i++) y[i] = RTANH(a[i]); break;
+    case AD_RESHAPE:
+        memcpy(y, a, n * sizeof *y);
+        break;
+    case AD_ADD:
+        for (size_t i = 0; i < n; i++)
+            y[i] = a[i] + b[i];
+        break;
+    case AD_SUB:
+        for (size_t i = 0; i < n; i++)
+            y[i] = a[i] - b[i];
+        break;
+    case AD_MUL:
+        for (size_t i = 0; i < n; i++)
+            y[i] = a[i] * b[i];
+        break;
+    case AD_AFFINE:
+        for (size_t i = 0; i < n; i++)
+            y[i] = s * a[i] + c;
+        break;
+    case AD_RELU:
+        for (size_t i = 0; i < n; i++)
+            y[i] = a[i] > 0 ? a[i] : RC(0);
+        break;
+    case AD_TANH:
+        for (size_t i = 0; i < n; i++)
+            y[i] = RTANH(a[i]);
+        break;
     case AD_SIGMOID:
         for (size_t i = 0; i < n; i++) /* two branches: no overflow of exp */
             y[i] = a[i] >= 0 ? RC(1) / (RC(1) + REXP(-a[i])) : REXP(a[i]) / (RC(1) + REXP(a[i]));
@@ -302,11 +324,24 @@ static void F(elem_fwd)(eqp_ad *t, const ad_node *nd) {
         for (size_t i = 0; i < n; i++)
             y[i] = a[i] < 0 ? RC(0) : a[i] > 1 ? RC(1) : a[i];
         break;
-    case AD_EXP: for (size_t i = 0; i < n; i++) y[i] = REXP(a[i]); break;
-    case AD_LOG: for (size_t i = 0; i < n; i++) y[i] = RLOG(a[i]); break;
-    case AD_SQUARE: for (size_t i = 0; i < n; i++) y[i] = a[i] * a[i]; break;
-    case AD_POW: for (size_t i = 0; i < n; i++) y[i] = RPOW(a[i], s); break;
-    default: break;
+    case AD_EXP:
+        for (size_t i = 0; i < n; i++)
+            y[i] = REXP(a[i]);
+        break;
+    case AD_LOG:
+        for (size_t i = 0; i < n; i++)
+            y[i] = RLOG(a[i]);
+        break;
+    case AD_SQUARE:
+        for (size_t i = 0; i < n; i++)
+            y[i] = a[i] * a[i];
+        break;
+    case AD_POW:
+        for (size_t i = 0; i < n; i++)
+            y[i] = RPOW(a[i], s);
+        break;
+    default:
+        break;
     }
 }
 static void F(elem_bwd)(eqp_ad *t, const ad_node *nd) {
@@ -339,22 +374,44 @@ static void F(elem_bwd)(eqp_ad *t, const ad_node *nd) {
         if (!ga)
             break;
         switch (nd->op) {
-        case AD_AFFINE: for (size_t i = 0; i < n; i++) ga[i] += s * gy[i]; break;
-        case AD_RELU: for (size_t i = 0; i < n; i++) ga[i] += a[i] > 0 ? gy[i] : RC(0); break;
-        case AD_TANH: for (size_t i = 0; i < n; i++) ga[i] += gy[i] * (RC(1) - y[i] * y[i]); break;
-        case AD_SIGMOID: for (size_t i = 0; i < n; i++) ga[i] += gy[i] * y[i] * (RC(1) - y[i]); break;
+        case AD_AFFINE:
+            for (size_t i = 0; i < n; i++)
+                ga[i] += s * gy[i];
+            break;
+        case AD_RELU:
+            for (size_t i = 0; i < n; i++)
+                ga[i] += a[i] > 0 ? gy[i] : RC(0);
+            break;
+        case AD_TANH:
+            for (size_t i = 0; i < n; i++)
+                ga[i] += gy[i] * (RC(1) - y[i] * y[i]);
+            break;
+        case AD_SIGMOID:
+            for (size_t i = 0; i < n; i++)
+                ga[i] += gy[i] * y[i] * (RC(1) - y[i]);
+            break;
         case AD_HSIG:
             for (size_t i = 0; i < n; i++)
                 ga[i] += a[i] > 0 && a[i] < 1 ? gy[i] : RC(0);
             break;
-        case AD_EXP: for (size_t i = 0; i < n; i++) ga[i] += gy[i] * y[i]; break;
-        case AD_LOG: for (size_t i = 0; i < n; i++) ga[i] += gy[i] / a[i]; break;
-        case AD_SQUARE: for (size_t i = 0; i < n; i++) ga[i] += RC(2) * a[i] * gy[i]; break;
+        case AD_EXP:
+            for (size_t i = 0; i < n; i++)
+                ga[i] += gy[i] * y[i];
+            break;
+        case AD_LOG:
+            for (size_t i = 0; i < n; i++)
+                ga[i] += gy[i] / a[i];
+            break;
+        case AD_SQUARE:
+            for (size_t i = 0; i < n; i++)
+                ga[i] += RC(2) * a[i] * gy[i];
+            break;
         case AD_POW:
             for (size_t i = 0; i < n; i++)
                 ga[i] += gy[i] * s * RPOW(a[i], s - RC(1));
             break;
-        default: break;
+        default:
+            break;
         }
     }
 }
@@ -540,22 +597,45 @@ void F(ad_forward)(eqp_ad *t, int id) {
     const ad_node *nd = &t->nodes[id];
     switch (nd->op) {
     case AD_INPUT:
-    case AD_PARAM: break;
-    case AD_DENSE: F(dense_fwd)(t, nd); break;
-    case AD_MATMUL: F(matmul_fwd)(t, nd); break;
-    case AD_BIAS: F(bias_fwd)(t, nd); break;
-    case AD_CONV2D: F(conv_fwd)(t, nd); break;
-    case AD_CONVT2D: F(convt_fwd)(t, nd); break;
+    case AD_PARAM:
+        break;
+    case AD_DENSE:
+        F(dense_fwd)(t, nd);
+        break;
+    case AD_MATMUL:
+        F(matmul_fwd)(t, nd);
+        break;
+    case AD_BIAS:
+        F(bias_fwd)(t, nd);
+        break;
+    case AD_CONV2D:
+        F(conv_fwd)(t, nd);
+        break;
+    case AD_CONVT2D:
+        F(convt_fwd)(t, nd);
+        break;
     case AD_MAXPOOL:
-    case AD_AVGPOOL: F(pool_fwd)(t, nd); break;
+    case AD_AVGPOOL:
+        F(pool_fwd)(t, nd);
+        break;
     case AD_SUM:
-    case AD_LOGSUMEXP: F(reduce_fwd)(t, nd); break;
+    case AD_LOGSUMEXP:
+        F(reduce_fwd)(t, nd);
+        break;
     case AD_SOFTMAX_CE:
     case AD_BCE_LOGITS:
-    case AD_MSE: F(loss_fwd)(t, nd); break;
-    case AD_LOGMATVEC: F(logmv_fwd)(t, nd); break;
-    case AD_PAIR_SQDIST: F(pair_fwd)(t, nd); break;
-    default: F(elem_fwd)(t, nd); break;
+    case AD_MSE:
+        F(loss_fwd)(t, nd);
+        break;
+    case AD_LOGMATVEC:
+        F(logmv_fwd)(t, nd);
+        break;
+    case AD_PAIR_SQDIST:
+        F(pair_fwd)(t, nd);
+        break;
+    default:
+        F(elem_fwd)(t, nd);
+        break;
     }
 }
 
@@ -563,22 +643,45 @@ void F(ad_backward)(eqp_ad *t, int id) {
     const ad_node *nd = &t->nodes[id];
     switch (nd->op) {
     case AD_INPUT:
-    case AD_PARAM: break;
-    case AD_DENSE: F(dense_bwd)(t, nd); break;
-    case AD_MATMUL: F(matmul_bwd)(t, nd); break;
-    case AD_BIAS: F(bias_bwd)(t, nd); break;
-    case AD_CONV2D: F(conv_bwd)(t, nd); break;
-    case AD_CONVT2D: F(convt_bwd)(t, nd); break;
+    case AD_PARAM:
+        break;
+    case AD_DENSE:
+        F(dense_bwd)(t, nd);
+        break;
+    case AD_MATMUL:
+        F(matmul_bwd)(t, nd);
+        break;
+    case AD_BIAS:
+        F(bias_bwd)(t, nd);
+        break;
+    case AD_CONV2D:
+        F(conv_bwd)(t, nd);
+        break;
+    case AD_CONVT2D:
+        F(convt_bwd)(t, nd);
+        break;
     case AD_MAXPOOL:
-    case AD_AVGPOOL: F(pool_bwd)(t, nd); break;
+    case AD_AVGPOOL:
+        F(pool_bwd)(t, nd);
+        break;
     case AD_SUM:
-    case AD_LOGSUMEXP: F(reduce_bwd)(t, nd); break;
+    case AD_LOGSUMEXP:
+        F(reduce_bwd)(t, nd);
+        break;
     case AD_SOFTMAX_CE:
     case AD_BCE_LOGITS:
-    case AD_MSE: F(loss_bwd)(t, nd); break;
-    case AD_LOGMATVEC: F(logmv_bwd)(t, nd); break;
-    case AD_PAIR_SQDIST: F(pair_bwd)(t, nd); break;
-    default: F(elem_bwd)(t, nd); break;
+    case AD_MSE:
+        F(loss_bwd)(t, nd);
+        break;
+    case AD_LOGMATVEC:
+        F(logmv_bwd)(t, nd);
+        break;
+    case AD_PAIR_SQDIST:
+        F(pair_bwd)(t, nd);
+        break;
+    default:
+        F(elem_bwd)(t, nd);
+        break;
     }
 }
 

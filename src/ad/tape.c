@@ -10,10 +10,34 @@
 #include "internal.h"
 
 static const char *const ad_op_names[AD_N_OPS] = {
-    "input",   "param",   "dense",    "matmul",   "bias",   "conv2d",     "conv_transpose2d",
-    "maxpool2d", "avgpool2d", "reshape", "add",   "sub",    "mul",        "affine",
-    "relu",    "tanh",    "sigmoid",  "hard_sigmoid", "exp", "log",       "square",
-    "pow",     "sum",     "logsumexp", "softmax_ce", "bce_logits", "mse", "logmatvec",
+    "input",
+    "param",
+    "dense",
+    "matmul",
+    "bias",
+    "conv2d",
+    "conv_transpose2d",
+    "maxpool2d",
+    "avgpool2d",
+    "reshape",
+    "add",
+    "sub",
+    "mul",
+    "affine",
+    "relu",
+    "tanh",
+    "sigmoid",
+    "hard_sigmoid",
+    "exp",
+    "log",
+    "square",
+    "pow",
+    "sum",
+    "logsumexp",
+    "softmax_ce",
+    "bce_logits",
+    "mse",
+    "logmatvec",
     "pair_sqdist",
 };
 
@@ -71,13 +95,16 @@ static int new_node(eqp_ad *t, ad_op op, int ndim, const size_t *shape, int a, i
             return bad(t, EQP_EINVAL, "ad: %s: input %zu is not a node id (got %zu)",
                        ad_op_names[op], (size_t)k, (size_t)ins[k]);
     if (ndim < 1 || ndim > EQP_AD_MAX_DIMS)
-        return bad(t, EQP_ESHAPE, "ad: %s: expected 1..4 dimensions, got %d",
-                   ad_op_names[op], ndim);
-    size_t n = 1;
+        return bad(t, EQP_ESHAPE, "ad: %s: expected 1..4 dimensions, got %d", ad_op_names[op],
+                   ndim);
+    size_t n = 1, sh[EQP_AD_MAX_DIMS];
+    memcpy(sh, shape, (size_t)ndim * sizeof *sh); /* shape may point into the table, which
+                                                    the realloc below can move */
     for (int d = 0; d < ndim; d++)
         if (shape[d] == 0 || eqp_mul_size(n, shape[d], &n))
-            return bad(t, EQP_ESHAPE, "ad: %s: dimension %zu has size %zu (expected >= 1, no "
-                                      "overflow)",
+            return bad(t, EQP_ESHAPE,
+                       "ad: %s: dimension %zu has size %zu (expected >= 1, no "
+                       "overflow)",
                        ad_op_names[op], (size_t)d, shape[d]);
     if (t->n == t->cap) {
         int cap = t->cap ? 2 * t->cap : 64;
@@ -91,7 +118,7 @@ static int new_node(eqp_ad *t, ad_op op, int ndim, const size_t *shape, int a, i
     memset(nd, 0, sizeof *nd);
     nd->op = op;
     nd->ndim = ndim;
-    memcpy(nd->shape, shape, (size_t)ndim * sizeof *shape);
+    memcpy(nd->shape, sh, (size_t)ndim * sizeof *sh);
     nd->n = n;
     nd->in[0] = a;
     nd->in[1] = b;
@@ -168,8 +195,8 @@ static int conv_common(eqp_ad *t, ad_op op, int x, int w, int b, int stride, int
         return SHAPE_ERR(nm, "expected x (B, C, H, W) and w with 4 dimensions, got %zu and %zu",
                          (size_t)X->ndim, (size_t)Wn->ndim);
     if (stride < 1 || pad < 0)
-        return SHAPE_ERR(nm, "expected stride >= 1 and pad >= 0, got %zu and %zu",
-                         (size_t)stride, (size_t)pad);
+        return SHAPE_ERR(nm, "expected stride >= 1 and pad >= 0, got %zu and %zu", (size_t)stride,
+                         (size_t)pad);
     const size_t kh = Wn->shape[2], kw = Wn->shape[3];
     const size_t cin = op == AD_CONV2D ? Wn->shape[1] : Wn->shape[0];
     const size_t cout = op == AD_CONV2D ? Wn->shape[0] : Wn->shape[1];
@@ -199,20 +226,23 @@ static int conv_common(eqp_ad *t, ad_op op, int x, int w, int b, int stride, int
             ad_conv_out(wo, (int)kw, stride, pad) != X->shape[3])
             return SHAPE_ERR(nm, "inconsistent geometry (%zu x %zu)", ho, wo);
     }
-    int id = new_node(t, op, 4, (size_t[]){X->shape[0], cout, ho, wo}, x, w, b);
+    /* im2col buffer: conv2d keeps the columns of every example for the backward pass;
+     * the transposed op needs one example's columns at a time (X is read before new_node,
+     * which may move the node table) */
+    const size_t B = X->shape[0];
+    const size_t rows = (op == AD_CONV2D ? cin : cout) * kh * kw;
+    const size_t cols = op == AD_CONV2D ? ho * wo : X->shape[2] * X->shape[3];
+    size_t e = 0, aux = 0;
+    if (eqp_mul_size(rows, cols, &e) || (op == AD_CONV2D && eqp_mul_size(e, B, &e)) ||
+        eqp_mul_size(e, t->esize, &aux))
+        return bad(t, EQP_ENOMEM, "ad: %s: scratch size overflows (%zu x %zu)", nm, rows, cols);
+    int id = new_node(t, op, 4, (size_t[]){B, cout, ho, wo}, x, w, b);
     if (id < 0)
         return id;
     ad_node *nd = &t->nodes[id];
     nd->ip[0] = stride;
     nd->ip[1] = pad;
-    /* im2col buffer: conv2d keeps the columns of every example for the backward pass;
-     * the transposed op needs one example's columns at a time */
-    const size_t rows = (op == AD_CONV2D ? cin : cout) * kh * kw;
-    const size_t cols = op == AD_CONV2D ? ho * wo : X->shape[2] * X->shape[3];
-    size_t e = 0;
-    if (eqp_mul_size(rows, cols, &e) || (op == AD_CONV2D && eqp_mul_size(e, X->shape[0], &e)) ||
-        eqp_mul_size(e, t->esize, &nd->aux_size))
-        return bad(t, EQP_ENOMEM, "ad: %s: scratch size overflows (%zu x %zu)", nm, rows, cols);
+    nd->aux_size = aux;
     return id;
 }
 
@@ -273,9 +303,15 @@ static int binary(eqp_ad *t, ad_op op, int a, int b) {
     return new_node(t, op, A->ndim, A->shape, a, b, -1);
 }
 
-int eqp_ad_add(eqp_ad *t, int a, int b) { return binary(t, AD_ADD, a, b); }
-int eqp_ad_sub(eqp_ad *t, int a, int b) { return binary(t, AD_SUB, a, b); }
-int eqp_ad_mul(eqp_ad *t, int a, int b) { return binary(t, AD_MUL, a, b); }
+int eqp_ad_add(eqp_ad *t, int a, int b) {
+    return binary(t, AD_ADD, a, b);
+}
+int eqp_ad_sub(eqp_ad *t, int a, int b) {
+    return binary(t, AD_SUB, a, b);
+}
+int eqp_ad_mul(eqp_ad *t, int a, int b) {
+    return binary(t, AD_MUL, a, b);
+}
 
 static int unary(eqp_ad *t, ad_op op, int x, double p0, double p1) {
     NODE(X, x, ad_op_names[op]);
@@ -287,18 +323,36 @@ static int unary(eqp_ad *t, ad_op op, int x, double p0, double p1) {
     return id;
 }
 
-int eqp_ad_affine(eqp_ad *t, int x, double s, double c) { return unary(t, AD_AFFINE, x, s, c); }
-int eqp_ad_relu(eqp_ad *t, int x) { return unary(t, AD_RELU, x, 0, 0); }
-int eqp_ad_tanh(eqp_ad *t, int x) { return unary(t, AD_TANH, x, 0, 0); }
-int eqp_ad_sigmoid(eqp_ad *t, int x) { return unary(t, AD_SIGMOID, x, 0, 0); }
-int eqp_ad_hard_sigmoid(eqp_ad *t, int x) { return unary(t, AD_HSIG, x, 0, 0); }
-int eqp_ad_exp(eqp_ad *t, int x) { return unary(t, AD_EXP, x, 0, 0); }
-int eqp_ad_log(eqp_ad *t, int x) { return unary(t, AD_LOG, x, 0, 0); }
-int eqp_ad_square(eqp_ad *t, int x) { return unary(t, AD_SQUARE, x, 0, 0); }
-int eqp_ad_pow(eqp_ad *t, int x, double p) { return unary(t, AD_POW, x, p, 0); }
+int eqp_ad_affine(eqp_ad *t, int x, double s, double c) {
+    return unary(t, AD_AFFINE, x, s, c);
+}
+int eqp_ad_relu(eqp_ad *t, int x) {
+    return unary(t, AD_RELU, x, 0, 0);
+}
+int eqp_ad_tanh(eqp_ad *t, int x) {
+    return unary(t, AD_TANH, x, 0, 0);
+}
+int eqp_ad_sigmoid(eqp_ad *t, int x) {
+    return unary(t, AD_SIGMOID, x, 0, 0);
+}
+int eqp_ad_hard_sigmoid(eqp_ad *t, int x) {
+    return unary(t, AD_HSIG, x, 0, 0);
+}
+int eqp_ad_exp(eqp_ad *t, int x) {
+    return unary(t, AD_EXP, x, 0, 0);
+}
+int eqp_ad_log(eqp_ad *t, int x) {
+    return unary(t, AD_LOG, x, 0, 0);
+}
+int eqp_ad_square(eqp_ad *t, int x) {
+    return unary(t, AD_SQUARE, x, 0, 0);
+}
+int eqp_ad_pow(eqp_ad *t, int x, double p) {
+    return unary(t, AD_POW, x, p, 0);
+}
 
-static const char *const act_names[] = {"relu", "tanh", "sigmoid", "hard-sigmoid", "identity",
-                                        NULL};
+static const char *const act_names[] = {"relu",         "tanh",     "sigmoid",
+                                        "hard-sigmoid", "identity", NULL};
 
 int eqp_ad_is_activation(const char *name) {
     for (int k = 0; name && act_names[k]; k++)
@@ -315,11 +369,16 @@ int eqp_ad_activation(eqp_ad *t, int x, const char *name) {
                    "activation: expected relu, tanh, sigmoid, hard-sigmoid or identity, got '%s'",
                    name ? name : "");
     switch (name[0]) {
-    case 'r': return eqp_ad_relu(t, x);
-    case 't': return eqp_ad_tanh(t, x);
-    case 's': return eqp_ad_sigmoid(t, x);
-    case 'h': return eqp_ad_hard_sigmoid(t, x);
-    default: return x;
+    case 'r':
+        return eqp_ad_relu(t, x);
+    case 't':
+        return eqp_ad_tanh(t, x);
+    case 's':
+        return eqp_ad_sigmoid(t, x);
+    case 'h':
+        return eqp_ad_hard_sigmoid(t, x);
+    default:
+        return x;
     }
 }
 
@@ -329,8 +388,12 @@ static int scalar_of(eqp_ad *t, ad_op op, int x) {
     return new_node(t, op, 1, (size_t[]){1}, x, -1, -1);
 }
 
-int eqp_ad_sum(eqp_ad *t, int x) { return scalar_of(t, AD_SUM, x); }
-int eqp_ad_logsumexp(eqp_ad *t, int x) { return scalar_of(t, AD_LOGSUMEXP, x); }
+int eqp_ad_sum(eqp_ad *t, int x) {
+    return scalar_of(t, AD_SUM, x);
+}
+int eqp_ad_logsumexp(eqp_ad *t, int x) {
+    return scalar_of(t, AD_LOGSUMEXP, x);
+}
 
 static int loss_common(eqp_ad *t, ad_op op, int a, int target) {
     const char *nm = ad_op_names[op];
@@ -340,9 +403,10 @@ static int loss_common(eqp_ad *t, ad_op op, int a, int target) {
         return SHAPE_ERR(nm, "prediction has %zu elements, target %zu", A->n, T->n);
     if (op == AD_SOFTMAX_CE && A->ndim != 2)
         return SHAPE_ERR(nm, "expected logits (B, K), got %d dimensions", A->ndim);
+    const size_t n = A->n; /* before new_node moves the table */
     int id = new_node(t, op, 1, (size_t[]){1}, a, target, -1);
     if (id >= 0 && op == AD_SOFTMAX_CE)
-        t->nodes[id].aux_size = A->n * t->esize;
+        t->nodes[id].aux_size = n * t->esize;
     return id;
 }
 
@@ -352,7 +416,9 @@ int eqp_ad_softmax_ce(eqp_ad *t, int logits, int target) {
 int eqp_ad_bce_logits(eqp_ad *t, int z, int target) {
     return loss_common(t, AD_BCE_LOGITS, z, target);
 }
-int eqp_ad_mse(eqp_ad *t, int a, int target) { return loss_common(t, AD_MSE, a, target); }
+int eqp_ad_mse(eqp_ad *t, int a, int target) {
+    return loss_common(t, AD_MSE, a, target);
+}
 
 int eqp_ad_logmatvec(eqp_ad *t, int a, int M) {
     NODE(A, a, "logmatvec");
@@ -410,8 +476,9 @@ eqp_status eqp_ad_compile(eqp_ad *t) {
     t->grads = eqp_calloc(goff ? goff : 1, t->esize);
     t->aux = eqp_calloc(aoff ? aoff : 1, 1);
     if (!t->vals || !t->grads || !t->aux)
-        return eqp_fail(EQP_ENOMEM, "ad: out of memory (%zu values, %zu gradients, %zu bytes of "
-                                    "scratch)",
+        return eqp_fail(EQP_ENOMEM,
+                        "ad: out of memory (%zu values, %zu gradients, %zu bytes of "
+                        "scratch)",
                         off, goff, aoff);
     t->compiled = 1;
     return EQP_OK;
@@ -508,14 +575,20 @@ void *eqp_ad_params(eqp_ad *t, size_t *n_params, void **grads) {
     return t->compiled ? t->vals : NULL;
 }
 
-eqp_ad_dtype eqp_ad_get_dtype(const eqp_ad *t) { return t->dtype; }
-int eqp_ad_n_nodes(const eqp_ad *t) { return t->n; }
+eqp_ad_dtype eqp_ad_get_dtype(const eqp_ad *t) {
+    return t->dtype;
+}
+int eqp_ad_n_nodes(const eqp_ad *t) {
+    return t->n;
+}
 
 const char *eqp_ad_op_name(const eqp_ad *t, int id) {
     return id >= 0 && id < t->n ? ad_op_names[t->nodes[id].op] : "?";
 }
 
-static int is_leaf(const ad_node *nd) { return nd->op == AD_INPUT || nd->op == AD_PARAM; }
+static int is_leaf(const ad_node *nd) {
+    return nd->op == AD_INPUT || nd->op == AD_PARAM;
+}
 
 eqp_status eqp_ad_copy_values(eqp_ad *dst, const eqp_ad *src) {
     if (!dst->compiled || !src->compiled)
@@ -530,8 +603,9 @@ eqp_status eqp_ad_copy_values(eqp_ad *dst, const eqp_ad *src) {
             break;
         const ad_node *a = &src->nodes[i], *b = &dst->nodes[j];
         if (a->op != b->op || a->n != b->n)
-            return eqp_fail(EQP_ESHAPE, "ad: copy_values: leaf %d (%s, %zu elements) does not "
-                                        "match leaf %d (%s, %zu elements)",
+            return eqp_fail(EQP_ESHAPE,
+                            "ad: copy_values: leaf %d (%s, %zu elements) does not "
+                            "match leaf %d (%s, %zu elements)",
                             i, ad_op_names[a->op], a->n, j, ad_op_names[b->op], b->n);
         for (size_t k = 0; k < a->n; k++)
             set(dst, dst->vals, b->val + k, get(src, src->vals, a->val + k));
@@ -547,7 +621,8 @@ void eqp_ad_init_params(eqp_ad *t, eqp_rng *rng, double gain) {
         if (nd->op != AD_PARAM)
             continue;
         void *v = eqp_ad_value(t, i);
-        const double a = nd->ndim == 1 ? 0.0 : gain * sqrt(3.0 * (double)nd->shape[0] / (double)nd->n);
+        const double a =
+            nd->ndim == 1 ? 0.0 : gain * sqrt(3.0 * (double)nd->shape[0] / (double)nd->n);
         for (size_t k = 0; k < nd->n; k++)
             set(t, v, k, a * (2.0 * eqp_rng_uniform(rng) - 1.0));
     }
@@ -558,8 +633,9 @@ eqp_status eqp_ad_gradcheck(eqp_ad *t, int loss, double h, double floor, size_t 
     memset(out, 0, sizeof *out);
     out->worst_node = -1;
     if (!(h > 0) || !(floor > 0) || max_per_leaf == 0)
-        return eqp_fail(EQP_EINVAL, "ad: gradcheck: expected h > 0, floor > 0 and max_per_leaf > "
-                                    "0, got %g, %g, %zu",
+        return eqp_fail(EQP_EINVAL,
+                        "ad: gradcheck: expected h > 0, floor > 0 and max_per_leaf > "
+                        "0, got %g, %g, %zu",
                         h, floor, max_per_leaf);
     eqp_status st = eqp_ad_forward(t);
     if (!st)
