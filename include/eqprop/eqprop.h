@@ -9,6 +9,7 @@
 #include "eqprop/data.h"
 #include "eqprop/encode.h"
 #include "eqprop/ep.h"
+#include "eqprop/hopfield.h"
 #include "eqprop/model.h"
 #include "eqprop/optim.h"
 #include "eqprop/rng.h"
