@@ -10,6 +10,7 @@
 #include "eqprop/encode.h"
 #include "eqprop/eprop.h"
 #include "eqprop/ep.h"
+#include "eqprop/hopfield.h"
 #include "eqprop/model.h"
 #include "eqprop/optim.h"
 #include "eqprop/rng.h"
