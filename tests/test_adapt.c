@@ -151,6 +151,24 @@ int main(void) {
         eqp_model_free(m);
     }
 
+    /* the bio key round-trips through the config text, and is absent when unset */
+    {
+        eqp_config c, d;
+        char txt[2048];
+        eqp_config_default(&c);
+        eqp_config_to_text(&c, txt, sizeof txt);
+        CHECK(strstr(txt, "bio=") == NULL, "no bio line when unset (old texts unchanged)");
+        CHECK(eqp_config_preset(&c, "ep-adapt-mnist") == EQP_OK, "preset ep-adapt-mnist");
+        eqp_config_to_text(&c, txt, sizeof txt);
+        eqp_config_default(&d);
+        CHECK(eqp_config_from_text(&d, txt) == EQP_OK && strcmp(d.bio, c.bio) == 0 &&
+                  strcmp(d.model, "adapt") == 0,
+              "bio round-trips: '%s'", d.bio);
+        CHECK(eqp_config_set(&d, "bio", "ga=1 x") == EQP_EINVAL &&
+                  strstr(eqp_last_error(), "--bio"),
+              "a space in bio refused: %s", eqp_last_error());
+    }
+
     /* bad bio constants are refused by name */
     eqp_model *bad = make("adapt", "7-6-3", "mse", "ga=2,alpha=0.9", &rng);
     CHECK(bad == NULL && strstr(eqp_last_error(), "ga * alpha"), "ga*alpha >= 1: %s",
