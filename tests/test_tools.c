@@ -1,0 +1,64 @@
+/* The Python binding and `eqprop plot`, through the built command and library:
+ *   - tests/python_ep.py (`import eqprop`, /usr/bin/python3 + numpy) trains ep-1h for one epoch
+ *     on the committed sample and gets exactly the CLI's test error with the same seed;
+ *   - `eqprop plot curve` on that run's log writes an SVG that rsvg-convert renders to a PNG
+ *     with more than one colour (not blank).
+ * Skips a part (counted as a failure) only if its tool is missing. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "test.h"
+
+static char dir[64];
+
+static int run(const char *cmd, char *out, size_t n) {
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    size_t k = fread(out, 1, n - 1, p);
+    out[k] = '\0';
+    return pclose(p);
+}
+
+int main(void) {
+    const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
+    snprintf(dir, sizeof dir, "/tmp/eqp_test_tools.XXXXXX");
+    if (!mkdtemp(dir)) {
+        CHECK(0, "mkdtemp");
+        TEST_END();
+    }
+    char cmd[2048], out[8192];
+    snprintf(cmd, sizeof cmd,
+             "OPENBLAS_NUM_THREADS=1 %s/eqprop train --preset ep-1h --data tests/data/mnist-sample "
+             "--train-limit 200 --test-limit 100 --epochs 1 --threads 1 --seed 1 --quiet "
+             "--log %s/ep.log",
+             build, dir);
+    int rc = run(cmd, out, sizeof out);
+    double cli = -1;
+    const char *p = strstr(out, "test error: ");
+    CHECK(rc == 0 && p && sscanf(p, "test error: %lf%%", &cli) == 1, "cli run: rc %d, '%s'", rc,
+          out);
+    snprintf(cmd, sizeof cmd,
+             "EQPROP_LIB=%s/libeqprop.so PYTHONPATH=python OPENBLAS_NUM_THREADS=1 /usr/bin/python3 "
+             "tests/python_ep.py tests/data/mnist-sample %.6f 2>&1",
+             build, cli / 100.0);
+    rc = run(cmd, out, sizeof out);
+    CHECK(rc == 0, "python: rc %d: %s", rc, out);
+    snprintf(cmd, sizeof cmd, "%s/eqprop plot curve --log %s/ep.log --out %s/c.svg 2>&1 && "
+             "rsvg-convert %s/c.svg -o %s/c.png 2>&1 && /usr/bin/python3 -c \"import sys,zlib,"
+             "struct;d=open('%s/c.png','rb').read();assert d[:8]==b'\\x89PNG\\r\\n\\x1a\\n';"
+             "i=8;z=b''\nwhile i<len(d):\n n=struct.unpack('>I',d[i:i+4])[0];t=d[i+4:i+8]\n "
+             "z+=d[i+8:i+8+n] if t==b'IDAT' else b'';i+=12+n\nr=zlib.decompress(z);"
+             "print(len(set(r)))\"",
+             build, dir, dir, dir, dir, dir);
+    rc = run(cmd, out, sizeof out);
+    int distinct = atoi(out);
+    CHECK(rc == 0 && distinct > 2, "plot: rc %d, %d distinct bytes in the PNG's pixels (%s)", rc,
+          distinct, out);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        CHECK(0, "cleanup");
+    TEST_END();
+}
