@@ -79,16 +79,15 @@ bench: all $(BENCH_BIN)
 # Fuzzing (clang + libFuzzer, Debian's clang-14 and libclang-rt-14-dev): every file reader
 # runs FUZZ_SECONDS on its seed corpus (fuzz/corpus/NAME) plus what it finds (build-fuzz/).
 FUZZ_SECONDS ?= 60
-FUZZ_NAMES   := idx checkpoint config snnfile
+FUZZ_NAMES   := idx checkpoint config snnfile snnconfig
 FUZZ_FLAGS    = -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc/core
-build-fuzz/fuzz_%: fuzz/fuzz_%.c $(LIB_SRC)
+build-fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(LIB_SRC)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(LDLIBS)
 
 fuzz-corpus: $(BUILD)/libeqprop.a
-	@mkdir -p build-fuzz fuzz/corpus/idx fuzz/corpus/checkpoint fuzz/corpus/config \
-	    fuzz/corpus/snnfile
+	@mkdir -p build-fuzz $(FUZZ_NAMES:%=fuzz/corpus/%)
 	$(CC) $(ALLCFLAGS) -o build-fuzz/make_corpus fuzz/make_corpus.c $(BUILD)/libeqprop.a $(LDLIBS)
 	build-fuzz/make_corpus
 

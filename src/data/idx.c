@@ -172,6 +172,8 @@ static eqp_status idx_read_body(idx_file *f, size_t hlen, size_t want, const cha
     /* Grow the buffer as data arrives, so that a lying header costs no more memory than the
      * file really holds. A plain file's size is known and settles the question at once. */
     size_t cap = want < IDX_FIRST_CHUNK ? want : IDX_FIRST_CHUNK;
+    if (!eqp_alloc_allowed(want))
+        return eqp_fail(EQP_ENOMEM, "%s: header says %s = %zu bytes", f->path, what, want);
     if (f->plain_size >= 0) {
         unsigned long long size = (unsigned long long)f->plain_size;
         unsigned long long body = size > hlen ? size - hlen : 0;

@@ -68,7 +68,12 @@ static eqp_status read_model(eqp_breader *r, eqp_model **out) {
     eqp_rng rng;
     eqp_rng_seed(&rng, c.seed);
     eqp_model *m;
-    if ((st = eqp_model_create(&c, &rng, &m)))
+    /* the parameters are stored in the file: a config asking for more is refused before
+     * anything is allocated */
+    size_t old_cap = eqp_alloc_cap(r->len);
+    st = eqp_model_create(&c, &rng, &m);
+    eqp_alloc_cap(old_cap);
+    if (st)
         return eqp_fail_prefix(st, r->path);
     uint64_t np;
     if ((st = eqp_br_get(r, &np, 8, "n_params"))) {
