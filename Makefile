@@ -37,7 +37,7 @@ TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 EX_BIN    := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all test asan bench format clean fuzz fuzz-corpus
+.PHONY: all test asan bench format clean fuzz fuzz-corpus reliability
 all: $(BUILD)/libeqprop.a $(BUILD)/libeqprop.so $(BUILD)/eqprop $(EX_BIN)
 
 $(BUILD)/obj/%.o: %.c Makefile
@@ -100,6 +100,14 @@ fuzz: $(FUZZ_NAMES:%=build-fuzz/fuzz_%)
 	        grep -E "^stat::number_of_executed_units|^stat::peak_rss|ERROR|SUMMARY|Test unit" || true; \
 	    test -z "$$(ls crash-* leak-* timeout-* 2>/dev/null)" || { echo "fuzz_$$f found a crash"; exit 1; }; \
 	done
+
+# Robustness (docs/RELIABILITY.md): fuzz-corpus replay, the bad-input corpus, 20 kill -9 /
+# --resume cycles, then every fuzz harness for FUZZ_SECONDS. Each part ends "N passed, N failed".
+reliability: all $(BUILD)/tests/test_reliability $(BUILD)/tests/test_kill
+	@$(BUILD)/tests/test_reliability | tail -n 6
+	@sh scripts/reliability.sh
+	@$(BUILD)/tests/test_kill | tail -n 2
+	@sh scripts/reliability_fuzz.sh $(FUZZ_SECONDS)
 
 format:
 	clang-format -i $(LIB_SRC) $(TOOL_SRC) $(TEST_SRC) $(BENCH_SRC) $(EX_SRC) include/eqprop/*.h src/*/*.h tests/*.h

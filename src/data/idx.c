@@ -172,8 +172,6 @@ static eqp_status idx_read_body(idx_file *f, size_t hlen, size_t want, const cha
     /* Grow the buffer as data arrives, so that a lying header costs no more memory than the
      * file really holds. A plain file's size is known and settles the question at once. */
     size_t cap = want < IDX_FIRST_CHUNK ? want : IDX_FIRST_CHUNK;
-    if (!eqp_alloc_allowed(want))
-        return eqp_fail(EQP_ENOMEM, "%s: header says %s = %zu bytes", f->path, what, want);
     if (f->plain_size >= 0) {
         unsigned long long size = (unsigned long long)f->plain_size;
         unsigned long long body = size > hlen ? size - hlen : 0;
@@ -181,6 +179,8 @@ static eqp_status idx_read_body(idx_file *f, size_t hlen, size_t want, const cha
             return eqp_fail(EQP_EFORMAT, "%s: header says %s = %zu bytes, file has %llu%s", f->path,
                             what, want, body, body > want ? " (trailing data)" : "");
         cap = want;
+        if (!eqp_alloc_allowed(want))
+            return eqp_fail(EQP_ENOMEM, "%s: header says %s = %zu bytes", f->path, what, want);
     }
     uint8_t *buf = malloc(cap);
     if (!buf)
@@ -196,6 +196,12 @@ static eqp_status idx_read_body(idx_file *f, size_t hlen, size_t want, const cha
         have += got;
         if (have < cap || cap == want)
             break;
+        /* more data than the first chunk is really there: the whole claim must fit the
+         * memory budget (a gzip bomb stops here, not at the allocator) */
+        if (!eqp_alloc_allowed(want)) {
+            free(buf);
+            return eqp_fail(EQP_ENOMEM, "%s: header says %s = %zu bytes", f->path, what, want);
+        }
         size_t next = cap > want / 2 ? want : 2 * cap;
         uint8_t *grown = realloc(buf, next);
         if (!grown) {
