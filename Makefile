@@ -42,7 +42,7 @@ TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 EX_BIN    := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all test asan bench format clean fuzz fuzz-corpus
+.PHONY: all test asan bench format clean fuzz fuzz-corpus reliability
 all: $(BUILD)/libeqprop.a $(BUILD)/libeqprop.so $(BUILD)/eqprop $(EX_BIN)
 
 $(BUILD)/obj/%.o: %.c Makefile
@@ -84,16 +84,15 @@ bench: all $(BENCH_BIN)
 # Fuzzing (clang + libFuzzer, Debian's clang-14 and libclang-rt-14-dev): every file reader
 # runs FUZZ_SECONDS on its seed corpus (fuzz/corpus/NAME) plus what it finds (build-fuzz/).
 FUZZ_SECONDS ?= 60
-FUZZ_NAMES   := idx checkpoint config snnfile bpfile nir
+FUZZ_NAMES   := idx checkpoint config snnfile bpfile nir snnconfig
 FUZZ_FLAGS    = -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc/core $(HDF5_CFLAGS)
-build-fuzz/fuzz_%: fuzz/fuzz_%.c $(LIB_SRC)
+build-fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(LIB_SRC)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(LDLIBS)
 
 fuzz-corpus: $(BUILD)/libeqprop.a
-	@mkdir -p build-fuzz fuzz/corpus/idx fuzz/corpus/checkpoint fuzz/corpus/config \
-	    fuzz/corpus/snnfile fuzz/corpus/bpfile
+	@mkdir -p build-fuzz $(FUZZ_NAMES:%=fuzz/corpus/%)
 	$(CC) $(ALLCFLAGS) -o build-fuzz/make_corpus fuzz/make_corpus.c $(BUILD)/libeqprop.a $(LDLIBS)
 	build-fuzz/make_corpus
 
@@ -106,6 +105,14 @@ fuzz: $(FUZZ_NAMES:%=build-fuzz/fuzz_%)
 	        grep -E "^stat::number_of_executed_units|^stat::peak_rss|ERROR|SUMMARY|Test unit" || true; \
 	    test -z "$$(ls crash-* leak-* timeout-* 2>/dev/null)" || { echo "fuzz_$$f found a crash"; exit 1; }; \
 	done
+
+# Robustness (docs/RELIABILITY.md): fuzz-corpus replay, the bad-input corpus, 20 kill -9 /
+# --resume cycles, then every fuzz harness for FUZZ_SECONDS. Each part ends "N passed, N failed".
+reliability: all $(BUILD)/tests/test_reliability $(BUILD)/tests/test_kill
+	@$(BUILD)/tests/test_reliability | tail -n 6
+	@sh scripts/reliability.sh
+	@$(BUILD)/tests/test_kill | tail -n 2
+	@sh scripts/reliability_fuzz.sh $(FUZZ_SECONDS)
 
 format:
 	clang-format -i $(LIB_SRC) $(TOOL_SRC) $(TEST_SRC) $(BENCH_SRC) $(EX_SRC) include/eqprop/*.h src/*/*.h tests/*.h

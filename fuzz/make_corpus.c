@@ -1,6 +1,8 @@
 /* Writes the fuzzers' seed corpora into fuzz/corpus/: small valid IDX files (plain and gzip),
  * a model file and a checkpoint with training state (for a 4-example set, as the checkpoint
- * harness restores into), and a config text. Run by `make fuzz-corpus`. */
+ * harness restores into), EP and SNN config texts. Run by `make fuzz-corpus`. Each file
+ * seed is written twice, in the two modes of fuzz/fuzz_common.h: NAME = 0x00 + the file,
+ * NAME.x = 0x01 + the file without its CRC (models) or before gzip (IDX). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +33,30 @@ static int write_file(const char *path, const void *data, size_t n, int gz) {
     return fclose(f) != 0;
 }
 
+/* path <- mode byte + the first n bytes of data */
+static int write_seed(const char *path, unsigned char mode, const unsigned char *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f || fputc(mode, f) == EOF || fwrite(data, 1, n, f) != n)
+        return 1;
+    return fclose(f) != 0;
+}
+
+/* the file at path (as written by the library) -> seeds path (mode 0) and path.x (mode 1,
+ * without the CRC); or, for IDX, path.x = mode 1 + the bytes the harness will gzip */
+static int seed_pair(const char *path, int strip_crc) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 1;
+    static unsigned char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    char x[256];
+    snprintf(x, sizeof x, "%s.x", path);
+    if (strip_crc && n < 4)
+        return 1;
+    return write_seed(path, 0, buf, n) || write_seed(x, 1, buf, strip_crc ? n - 4 : n);
+}
+
 int main(void) {
     unsigned char img[16 + 3 * 2 * 2], lab[8 + 3];
     put_be32(img, 0x803);
@@ -48,6 +74,8 @@ int main(void) {
               write_file("fuzz/corpus/idx/images.gz", img, sizeof img, 1) ||
               write_file("fuzz/corpus/idx/labels", lab, sizeof lab, 0) ||
               write_file("fuzz/corpus/idx/labels.gz", lab, sizeof lab, 1);
+    bad |= seed_pair("fuzz/corpus/idx/images", 0) || seed_pair("fuzz/corpus/idx/labels", 0) ||
+           seed_pair("fuzz/corpus/idx/images.gz", 0) || seed_pair("fuzz/corpus/idx/labels.gz", 0);
 
     eqp_config c;
     eqp_config_default(&c);
@@ -69,7 +97,9 @@ int main(void) {
         fprintf(stderr, "make_corpus: %s\n", eqp_last_error());
         return 1;
     }
-    char text[4096];
+    bad |= seed_pair("fuzz/corpus/checkpoint/model", 1) ||
+           seed_pair("fuzz/corpus/checkpoint/state", 1);
+    char text[8192];
     size_t n = eqp_config_to_text(&c, text, sizeof text);
     bad |= write_file("fuzz/corpus/config/ep-small", text, n, 0);
     eqp_trainer_free(t);
@@ -92,6 +122,12 @@ int main(void) {
         fprintf(stderr, "make_corpus: %s\n", eqp_last_error());
         bad = 1;
     }
+    bad |= seed_pair("fuzz/corpus/snnfile/model", 1) || seed_pair("fuzz/corpus/snnfile/state", 1);
+    n = eqp_snn_config_to_text(&sc, text, sizeof text);
+    bad |= n >= sizeof text || write_file("fuzz/corpus/snnconfig/mlp", text, n, 0);
+    eqp_snn_config_set(&sc, "sizes", "1x8x8-c4k3z1-m2-6");
+    n = eqp_snn_config_to_text(&sc, text, sizeof text);
+    bad |= n >= sizeof text || write_file("fuzz/corpus/snnconfig/conv", text, n, 0);
     eqp_snn_trainer_free(st);
     eqp_snn_free(sn);
 

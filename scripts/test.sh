@@ -1,7 +1,8 @@
 #!/bin/sh
 # The whole test suite: install build dependencies, build with warnings as errors, run every
 # test, run the suite again under AddressSanitizer + UndefinedBehaviorSanitizer, then run the
-# command itself (train, eval, gradcheck on tiny jobs) under valgrind memcheck.
+# command itself (train, eval, gradcheck on tiny jobs) under valgrind memcheck, then the
+# bad-input corpus (scripts/reliability.sh, ~15 s).
 # Ends with one line "N passed, N failed". No network is needed beyond apt for packages.
 set -u
 cd "$(dirname "$0")/.."
@@ -14,10 +15,12 @@ make -s -j2 WERROR=1 asan 2>&1 | sed 's/^/asan: /' | tee "$out"
 asan=$(tail -n 1 "$out")
 sh scripts/valgrind.sh 2>&1 | sed 's/^/valgrind: /' | tee "$out"
 vg=$(tail -n 1 "$out")
+sh scripts/reliability.sh 2>&1 | sed 's/^/reliability: /' | tee "$out"
+rel=$(tail -n 1 "$out")
 rm -f "$out"
 total_p=0
 total_f=0
-for line in "$plain" "$asan" "$vg"; do
+for line in "$plain" "$asan" "$vg" "$rel"; do
     p=$(echo "$line" | sed -n 's/^\([a-z]*: \)\{0,1\}\([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
     f=$(echo "$line" | sed -n 's/^\([a-z]*: \)\{0,1\}\([0-9]*\) passed, \([0-9]*\) failed$/\3/p')
     [ -n "$p" ] || { p=0; f=1; }

@@ -7,6 +7,8 @@
 #ifndef EQPROP_STATUS_H
 #define EQPROP_STATUS_H
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -32,6 +34,14 @@ const char *eqp_last_error(void);
 
 /* Forget the message of the last failure in this thread. */
 void eqp_clear_error(void);
+
+/* The memory budget: no single allocation whose size comes from data (a file header, a
+ * config, a command line) may exceed it; such an allocation fails with EQP_ENOMEM and a
+ * message naming the size and the budget, before anything is allocated. The budget is the
+ * value set here, else the environment variable EQPROP_MEMORY_LIMIT (bytes, or a number with
+ * K, M, G or T: "4G"), else the machine's physical memory. Set 0 to return to the default. */
+void eqp_set_memory_budget(size_t bytes);
+size_t eqp_memory_budget(void);
 
 #ifdef __cplusplus
 }

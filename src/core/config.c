@@ -276,6 +276,9 @@ eqp_status eqp_parse_positive(const char *key, const char *v, float *out) {
     double x = strtod(v, &end);
     if (end == v || *end != '\0' || errno == ERANGE || !isfinite(x) || !(x > 0) || x > 3.0e38)
         return eqp_fail(EQP_EINVAL, "--%s: expected a number > 0, got '%s'", key, v);
+    if (!((float)x > 0)) /* found by fuzz_snnconfig: 1e-48 passed, then was stored as 0 */
+        return eqp_fail(EQP_EINVAL, "--%s: expected a number > 0, got '%s' (0 in float32)", key,
+                        v);
     *out = (float)x;
     return EQP_OK;
 }

@@ -30,6 +30,15 @@ void *eqp_alloc(size_t n, size_t size);
 void *eqp_calloc(size_t n, size_t size);
 void eqp_dealloc(void *p);
 
+/* Limits (limits.c). eqp_alloc refuses a request over the memory budget, or over the cap of
+ * this thread: a file reader sets the cap to the file's size around the code that builds a
+ * model from the file's header (a file cannot need more memory than it holds), so a lying
+ * header fails before it allocates. eqp_alloc_cap returns the previous cap (0: none).
+ * A refusal is explained by the next eqp_fail(EQP_ENOMEM, ...), which appends the reason. */
+size_t eqp_alloc_cap(size_t bytes);
+int eqp_alloc_allowed(size_t bytes);
+const char *eqp_alloc_refusal(void); /* the pending reason ("" if none); clears it */
+
 /* 1 if every element is finite. */
 int eqp_all_finite(const float *x, size_t n);
 

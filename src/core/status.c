@@ -46,6 +46,11 @@ eqp_status eqp_fail(eqp_status st, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(last_msg, sizeof last_msg, fmt, ap);
     va_end(ap);
+    const char *why = eqp_alloc_refusal();
+    if (st == EQP_ENOMEM && why[0]) {
+        size_t n = strlen(last_msg);
+        snprintf(last_msg + n, sizeof last_msg - n, " (%s)", why);
+    }
     return st;
 }
 
@@ -78,7 +83,7 @@ void *eqp_alloc(size_t n, size_t size) {
     if (bytes == 0)
         bytes = 64;
     size_t rounded = (bytes + 63) & ~(size_t)63;
-    if (rounded < bytes)
+    if (rounded < bytes || !eqp_alloc_allowed(rounded))
         return NULL;
     return aligned_alloc(64, rounded);
 }

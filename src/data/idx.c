@@ -179,6 +179,8 @@ static eqp_status idx_read_body(idx_file *f, size_t hlen, size_t want, const cha
             return eqp_fail(EQP_EFORMAT, "%s: header says %s = %zu bytes, file has %llu%s", f->path,
                             what, want, body, body > want ? " (trailing data)" : "");
         cap = want;
+        if (!eqp_alloc_allowed(want))
+            return eqp_fail(EQP_ENOMEM, "%s: header says %s = %zu bytes", f->path, what, want);
     }
     uint8_t *buf = malloc(cap);
     if (!buf)
@@ -194,6 +196,12 @@ static eqp_status idx_read_body(idx_file *f, size_t hlen, size_t want, const cha
         have += got;
         if (have < cap || cap == want)
             break;
+        /* more data than the first chunk is really there: the whole claim must fit the
+         * memory budget (a gzip bomb stops here, not at the allocator) */
+        if (!eqp_alloc_allowed(want)) {
+            free(buf);
+            return eqp_fail(EQP_ENOMEM, "%s: header says %s = %zu bytes", f->path, what, want);
+        }
         size_t next = cap > want / 2 ? want : 2 * cap;
         uint8_t *grown = realloc(buf, next);
         if (!grown) {

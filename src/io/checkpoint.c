@@ -75,13 +75,28 @@ static eqp_status read_model(eqp_breader *r, eqp_model **out) {
     eqp_rng rng;
     eqp_rng_seed(&rng, c.seed);
     eqp_model *m;
-    if ((st = eqp_model_create(&c, &rng, &m)))
-        return eqp_fail_prefix(st, r->path);
     uint64_t np;
-    if ((st = eqp_br_get(r, &np, 8, "n_params"))) {
-        eqp_model_free(m);
+    if ((st = eqp_br_get(r, &np, 8, "n_params")))
         return st;
+    if (np > (r->len - r->pos) / sizeof(float))
+        return eqp_fail(EQP_EFORMAT,
+                        "%s: truncated: n_params is %llu, more floats than remain after offset "
+                        "%zu of the file's %zu bytes",
+                        r->path, (unsigned long long)np, r->pos, r->len);
+    /* the parameters are stored in the file: a config asking for more is refused before
+     * anything is allocated */
+    size_t old_cap = eqp_alloc_cap(r->len);
+    st = eqp_model_create(&c, &rng, &m);
+    eqp_alloc_cap(old_cap);
+    if (st == EQP_ENOMEM) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", eqp_last_error());
+        return eqp_fail(EQP_EFORMAT,
+                        "%s: n_params is %llu, but the config describes a larger model (%s)",
+                        r->path, (unsigned long long)np, why);
     }
+    if (st)
+        return eqp_fail_prefix(st, r->path);
     if (np != m->n_params) {
         /* the message reads m: free it after */
         st = eqp_fail(EQP_EFORMAT, "%s: n_params is %llu, the config's model has %zu", r->path,

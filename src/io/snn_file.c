@@ -112,7 +112,12 @@ static eqp_status read_net(eqp_breader *r, uint32_t flags, eqp_snn **out) {
     eqp_rng rng;
     eqp_rng_seed(&rng, c.seed);
     eqp_snn *n;
-    if ((st = eqp_snn_create(&c, &rng, &n)))
+    /* the parameters are stored in the file: a config asking for more is refused before
+     * anything is allocated */
+    size_t old_cap = eqp_alloc_cap(r->len);
+    st = eqp_snn_create(&c, &rng, &n);
+    eqp_alloc_cap(old_cap);
+    if (st)
         return eqp_fail_prefix(st, r->path);
     uint64_t np;
     if ((st = eqp_br_get(r, &np, 8, "n_params")))
