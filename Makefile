@@ -42,7 +42,8 @@ TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 EX_BIN    := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all test asan bench format clean fuzz fuzz-corpus
+.PHONY: all test asan bench format clean fuzz fuzz-corpus install
+PREFIX ?= /usr/local
 all: $(BUILD)/libeqprop.a $(BUILD)/libeqprop.so $(BUILD)/eqprop $(EX_BIN)
 
 $(BUILD)/obj/%.o: %.c Makefile
@@ -106,6 +107,10 @@ fuzz: $(FUZZ_NAMES:%=build-fuzz/fuzz_%)
 	        grep -E "^stat::number_of_executed_units|^stat::peak_rss|ERROR|SUMMARY|Test unit" || true; \
 	    test -z "$$(ls crash-* leak-* timeout-* 2>/dev/null)" || { echo "fuzz_$$f found a crash"; exit 1; }; \
 	done
+
+# headers, libraries, the command, eqprop.pc, the man page (from --help), the Python package
+install: all
+	sh scripts/install.sh $(BUILD) $(PREFIX)
 
 format:
 	clang-format -i $(LIB_SRC) $(TOOL_SRC) $(TEST_SRC) $(BENCH_SRC) $(EX_SRC) include/eqprop/*.h src/*/*.h tests/*.h
