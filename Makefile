@@ -42,7 +42,8 @@ TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 EX_BIN    := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all test asan bench format clean fuzz fuzz-corpus reliability
+.PHONY: all test asan bench format clean fuzz fuzz-corpus reliability install
+PREFIX ?= /usr/local
 all: $(BUILD)/libeqprop.a $(BUILD)/libeqprop.so $(BUILD)/eqprop $(EX_BIN)
 
 $(BUILD)/obj/%.o: %.c Makefile
@@ -113,6 +114,10 @@ reliability: all $(BUILD)/tests/test_reliability $(BUILD)/tests/test_kill
 	@sh scripts/reliability.sh
 	@$(BUILD)/tests/test_kill | tail -n 2
 	@sh scripts/reliability_fuzz.sh $(FUZZ_SECONDS)
+
+# headers, libraries, the command, eqprop.pc, the man page (from --help), the Python package
+install: all
+	sh scripts/install.sh $(BUILD) $(PREFIX)
 
 format:
 	clang-format -i $(LIB_SRC) $(TOOL_SRC) $(TEST_SRC) $(BENCH_SRC) $(EX_SRC) include/eqprop/*.h src/*/*.h tests/*.h

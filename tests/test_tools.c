@@ -1,6 +1,8 @@
 /* The Python binding and `eqprop plot`, through the built command and library:
  *   - tests/python_ep.py (`import eqprop`, /usr/bin/python3 + numpy) trains ep-1h for one epoch
  *     on the committed sample and gets exactly the CLI's test error with the same seed;
+ *   - make install (scripts/install.sh, the same recipe) into a temporary prefix, then a program compiled with
+ *     $(pkg-config --cflags --libs eqprop) against it runs (creates ep-1h, exports a NIR file);
  *   - `eqprop plot curve` on that run's log writes an SVG that rsvg-convert renders to a PNG
  *     with more than one colour (not blank).
  * Skips a part (counted as a failure) only if its tool is missing. */
@@ -12,6 +14,17 @@
 #include "test.h"
 
 static char dir[64];
+
+/* Under ASan the library is instrumented: Python must preload the runtime (and not check its
+ * own leaks), and a program linked against it needs the sanitizer flags. */
+#if defined(__SANITIZE_ADDRESS__)
+#define PY_ENV "LD_PRELOAD=\"$(cc -print-file-name=libasan.so) $(cc -print-file-name=libubsan.so)\" " \
+               "ASAN_OPTIONS=detect_leaks=0 "
+#define CC_SAN "-fsanitize=address,undefined"
+#else
+#define PY_ENV ""
+#define CC_SAN ""
+#endif
 
 static int run(const char *cmd, char *out, size_t n) {
     FILE *p = popen(cmd, "r");
@@ -41,7 +54,7 @@ int main(void) {
     CHECK(rc == 0 && p && sscanf(p, "test error: %lf%%", &cli) == 1, "cli run: rc %d, '%s'", rc,
           out);
     snprintf(cmd, sizeof cmd,
-             "EQPROP_LIB=%s/libeqprop.so PYTHONPATH=python OPENBLAS_NUM_THREADS=1 /usr/bin/python3 "
+             PY_ENV "EQPROP_LIB=%s/libeqprop.so PYTHONPATH=python OPENBLAS_NUM_THREADS=1 /usr/bin/python3 "
              "tests/python_ep.py tests/data/mnist-sample %.6f 2>&1",
              build, cli / 100.0);
     rc = run(cmd, out, sizeof out);
@@ -57,6 +70,26 @@ int main(void) {
     int distinct = atoi(out);
     CHECK(rc == 0 && distinct > 2, "plot: rc %d, %d distinct bytes in the PNG's pixels (%s)", rc,
           distinct, out);
+    FILE *src = NULL;
+    snprintf(cmd, sizeof cmd, "%s/ex.c", dir);
+    if ((src = fopen(cmd, "w"))) {
+        fputs("#include <stdio.h>\n#include \"eqprop/eqprop.h\"\n#include \"eqprop/nir.h\"\n"
+              "int main(int c, char **v) { (void)c; eqp_snn_config s; eqp_snn_config_default(&s);\n"
+              "  eqp_snn_config_set(&s, \"sizes\", \"20-8r-3\"); eqp_rng r; eqp_rng_seed(&r, 1);\n"
+              "  eqp_snn *n; if (eqp_snn_create(&s, &r, &n) || eqp_nir_export(v[1], n, NULL)) {\n"
+              "    puts(eqp_last_error()); return 1; }\n"
+              "  printf(\"params %zu\\n\", eqp_snn_n_params(n)); eqp_snn_free(n); return 0; }\n",
+              src);
+        fclose(src);
+    }
+    snprintf(cmd, sizeof cmd,
+             "sh scripts/install.sh %s %s/prefix >/dev/null 2>&1 && "
+             "PKG_CONFIG_PATH=%s/prefix/lib/pkgconfig && export PKG_CONFIG_PATH && "
+             "cc " CC_SAN " %s/ex.c -o %s/ex $(pkg-config --cflags --libs eqprop) 2>&1 && %s/ex %s/x.nir && "
+             "test -s %s/prefix/share/man/man1/eqprop.1 && test -s %s/prefix/include/eqprop/nir.h",
+             build, dir, dir, dir, dir, dir, dir, dir, dir);
+    rc = run(cmd, out, sizeof out);
+    CHECK(rc == 0 && strstr(out, "params 292"), "install: rc %d: %s", rc, out);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
         CHECK(0, "cleanup");

@@ -364,7 +364,7 @@ static eqp_status read_graph(ngraph *g, hid_t grp, const char *where, const char
         int idx = g->n_nodes++;
         nnode *nd = &g->node[idx];
         memset(nd, 0, sizeof *nd);
-        snprintf(nd->name, sizeof nd->name, "%s", full);
+        memcpy(nd->name, full, strlen(full) + 1); /* checked < NIR_NAME above */
         nd->depth = depth;
         nd->entry = nd->exit = -1;
         hid_t cg = H5Gopen2(ng, name, H5P_DEFAULT);
