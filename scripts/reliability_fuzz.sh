@@ -4,7 +4,8 @@
 # (tests/reliability/fuzz-regress/NAME-*) and what earlier runs found (build-fuzz/corpus-NAME).
 # Prints one line per harness: name, seconds, executions, exec/s, coverage, corpus size, and
 # "crash FILE" if one was found (the input is kept in build-fuzz/found/).
-# Usage: scripts/reliability_fuzz.sh [SECONDS [NAMES...]]   (default 60 s, every harness)
+# Usage: scripts/reliability_fuzz.sh [SECONDS [NAMES...]]   (default 60 s, every harness;
+# FUZZ_NOBUILD=1 runs the binaries already in build-fuzz/)
 # Ends "N passed, N failed" (a harness fails if it crashes, leaks, times out or runs out of memory).
 set -u
 cd "$(dirname "$0")/.."
@@ -12,7 +13,7 @@ secs=${1:-60}
 [ $# -gt 0 ] && shift
 names=${*:-$(ls fuzz/fuzz_*.c | sed 's|fuzz/fuzz_\(.*\)\.c|\1|' | grep -v common)}
 command -v clang >/dev/null 2>&1 || { echo "fuzz: clang not found (apt-get install clang-14 libclang-rt-14-dev)"; echo "0 passed, 1 failed"; exit 1; }
-nice -n 15 make -s $(for n in $names; do printf 'build-fuzz/fuzz_%s ' "$n"; done) >/dev/null || { echo "fuzz: build failed"; echo "0 passed, 1 failed"; exit 1; }
+[ "${FUZZ_NOBUILD:-0}" = 1 ] || nice -n 15 make -s $(for n in $names; do printf 'build-fuzz/fuzz_%s ' "$n"; done) >/dev/null || { echo "fuzz: build failed"; echo "0 passed, 1 failed"; exit 1; }
 mkdir -p build-fuzz/found
 passed=0
 failed=0

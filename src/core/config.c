@@ -274,7 +274,7 @@ eqp_status eqp_parse_positive(const char *key, const char *v, float *out) {
     char *end;
     errno = 0;
     double x = strtod(v, &end);
-    if (end == v || *end != '\0' || errno == ERANGE || !isfinite(x) || !(x > 0) || x > 3.0e38)
+    if (end == v || *end != '\0' || errno == ERANGE || !isfinite(x) || !(x > 0) || !isfinite((float)x))
         return eqp_fail(EQP_EINVAL, "--%s: expected a number > 0, got '%s'", key, v);
     if (!((float)x > 0)) /* found by fuzz_snnconfig: 1e-48 passed, then was stored as 0 */
         return eqp_fail(EQP_EINVAL, "--%s: expected a number > 0, got '%s' (0 in float32)", key,
@@ -288,7 +288,7 @@ eqp_status eqp_parse_nonneg(const char *key, const char *v, float *out) {
     char *end;
     errno = 0;
     double x = strtod(v, &end);
-    if (end == v || *end != '\0' || errno == ERANGE || !isfinite(x) || x < 0 || x > 3.0e38)
+    if (end == v || *end != '\0' || errno == ERANGE || !isfinite(x) || x < 0 || !isfinite((float)x))
         return eqp_fail(EQP_EINVAL, "--%s: expected a number >= 0, got '%s'", key, v);
     *out = (float)x;
     return EQP_OK;
