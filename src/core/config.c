@@ -274,11 +274,11 @@ eqp_status eqp_parse_positive(const char *key, const char *v, float *out) {
     char *end;
     errno = 0;
     double x = strtod(v, &end);
-    if (end == v || *end != '\0' || errno == ERANGE || !isfinite(x) || !(x > 0) || !isfinite((float)x))
+    if (end == v || *end != '\0' || errno == ERANGE || !isfinite(x) || !(x > 0) ||
+        !isfinite((float)x))
         return eqp_fail(EQP_EINVAL, "--%s: expected a number > 0, got '%s'", key, v);
     if (!((float)x > 0)) /* found by fuzz_snnconfig: 1e-48 passed, then was stored as 0 */
-        return eqp_fail(EQP_EINVAL, "--%s: expected a number > 0, got '%s' (0 in float32)", key,
-                        v);
+        return eqp_fail(EQP_EINVAL, "--%s: expected a number > 0, got '%s' (0 in float32)", key, v);
     *out = (float)x;
     return EQP_OK;
 }
@@ -361,63 +361,55 @@ bad:
                     EQP_MAX_LAYERS, v);
 }
 
-/* "0.1,0.05" */
-static eqp_status parse_lr(const char *v, eqp_config *c) {
-    float lr[EQP_MAX_LAYERS];
-    int n = 0;
+/* "a,b,c": at most EQP_MAX_LAYERS finite numbers joined by ',', each >= 0 (positive = 0) or
+ * in (0, 1e30] (positive = 1), into out[0..*n). Returns 0, or -1 on any defect. */
+static int parse_float_list(const char *v, int positive, float *out, int *n) {
     const char *p = v;
+    *n = 0;
     while (1) {
         char *end;
         errno = 0;
         double x = strtod(p, &end);
-        if (end == p || errno == ERANGE || !isfinite(x) || x < 0 || n == EQP_MAX_LAYERS)
-            goto bad;
-        lr[n++] = (float)x;
+        if (end == p || errno == ERANGE || !isfinite(x) || *n == EQP_MAX_LAYERS ||
+            (positive ? !(x > 0) || x > 1e30 : x < 0))
+            return -1;
+        out[(*n)++] = (float)x;
         if (*end == '\0')
-            break;
+            return 0;
         if (*end != ',')
-            goto bad;
+            return -1;
         p = end + 1;
     }
+}
+
+/* "0.1,0.05" */
+static eqp_status parse_lr(const char *v, eqp_config *c) {
+    float lr[EQP_MAX_LAYERS];
+    int n;
+    if (parse_float_list(v, 0, lr, &n))
+        return eqp_fail(EQP_EINVAL,
+                        "--lr: expected one learning rate >= 0 per weight layer joined by ',' "
+                        "(e.g. 0.1,0.05), got '%s'",
+                        v);
     c->n_lr = n;
     for (int i = 0; i < n; i++)
         c->lr[i] = lr[i];
     return EQP_OK;
-bad:
-    return eqp_fail(EQP_EINVAL,
-                    "--lr: expected one learning rate >= 0 per weight layer joined by ',' "
-                    "(e.g. 0.1,0.05), got '%s'",
-                    v);
 }
 
 /* "1" or "1,0.5,0.5" */
 static eqp_status parse_var(const char *v, eqp_config *c) {
     float var[EQP_MAX_LAYERS];
-    int n = 0;
-    const char *p = v;
-    while (1) {
-        char *end;
-        errno = 0;
-        double x = strtod(p, &end);
-        if (end == p || errno == ERANGE || !isfinite(x) || !(x > 0) || x > 1e30 ||
-            n == EQP_MAX_LAYERS)
-            goto bad;
-        var[n++] = (float)x;
-        if (*end == '\0')
-            break;
-        if (*end != ',')
-            goto bad;
-        p = end + 1;
-    }
+    int n;
+    if (parse_float_list(v, 1, var, &n))
+        return eqp_fail(EQP_EINVAL,
+                        "--variance: expected one variance > 0, or one per state layer, joined by "
+                        "',' (e.g. 1 or 1,1,0.5), got '%s'",
+                        v);
     c->n_var = n;
     for (int i = 0; i < n; i++)
         c->var[i] = var[i];
     return EQP_OK;
-bad:
-    return eqp_fail(EQP_EINVAL,
-                    "--variance: expected one variance > 0, or one per state layer, joined by "
-                    "',' (e.g. 1 or 1,1,0.5), got '%s'",
-                    v);
 }
 
 eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value) {
