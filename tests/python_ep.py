@@ -1,15 +1,18 @@
 """`import eqprop` trains ep-1h for one epoch on the committed sample and gets the CLI's test
-error with the same seed (run by tests/test_python.sh)."""
+error with the same seed (run by tests/test_tools.c on the sample; scripts/python_vs_cli.sh runs
+it on full MNIST). Usage: python_ep.py DATA CLI_ERROR [TRAIN_LIMIT TEST_LIMIT] (0 = all)."""
 import sys
 
 import eqprop
 
 sample, cli_error = sys.argv[1], float(sys.argv[2])
-train = eqprop.load_data(sample, "train", 200)
-test = eqprop.load_data(sample, "test", 100)
+n_train = int(sys.argv[3]) if len(sys.argv) > 3 else 200
+n_test = int(sys.argv[4]) if len(sys.argv) > 4 else 100
+train = eqprop.load_data(sample, "train", n_train)
+test = eqprop.load_data(sample, "test", n_test)
 m = eqprop.EPModel("ep-1h", seed=1, epochs=1, threads=1)
 st = m.train_epoch(train)
 err, _ = m.evaluate(test)
-assert train.x.shape == (200, 784) and m.params()["W1"].size > 0
+assert train.x.shape[1] == 784 and (n_train == 0 or train.x.shape[0] == n_train) and m.params()["W1"].size > 0
 print("python test error %.6f, cli %.6f, epoch %d" % (err, cli_error, st["epoch"]))
 sys.exit(0 if abs(err - cli_error) < 1e-9 else 1)
