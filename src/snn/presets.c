@@ -58,7 +58,8 @@ static void preset_eprop_common(eqp_snn_config *c) {
 }
 
 /* sequential MNIST, one 28-pixel row per step (28 steps), 28-256r-10 LIF (alpha 0.9,
- * theta 0.5), per-step membrane cross-entropy, Adam lr 2e-3, batch 64, 10 epochs */
+ * theta 0.5), per-step membrane cross-entropy, Adam lr 2e-3 x 0.85 per epoch, batch 64,
+ * 15 epochs (measured: e-prop 96.47%, BPTT 97.15%; docs/RESULTS.md) */
 static eqp_status preset_eprop_smnist(eqp_snn_config *c) {
     preset_eprop_common(c);
     snprintf(c->encoder, sizeof c->encoder, "rows");
@@ -67,7 +68,8 @@ static eqp_status preset_eprop_smnist(eqp_snn_config *c) {
     c->threshold = 0.5f;
     c->lr = 2e-3f;
     c->batch = 64;
-    c->epochs = 10;
+    c->epochs = 15;
+    c->lr_decay = 0.85f;
     return eqp_snn_config_set(c, "sizes", "28-256r-10");
 }
 
