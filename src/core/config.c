@@ -180,8 +180,9 @@ eqp_status eqp_config_preset(eqp_config *c, const char *name) {
         d.eps = PC_EPS;
         d.eval_steps = 1;
         d.batch = PC_BATCH;
-        d.epochs = name[7] == 'm' ? PC_EPOCHS_MNIST : PC_EPOCHS_FASHION;
-        if (name[7] == 'f')
+        int fashion = strcmp(name, "pc-mlp-fashion") == 0;
+        d.epochs = fashion ? PC_EPOCHS_FASHION : PC_EPOCHS_MNIST;
+        if (fashion)
             d.lr_decay = 0.9f; /* as the bp baseline's; measured 88.73% vs 88.33% without */
         *c = d;
         return EQP_OK;
