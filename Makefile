@@ -6,10 +6,18 @@
 # -O3 (not -O2): GCC 12 leaves the relaxation's elementwise loops scalar at -O2, which costs
 # ~40% of an EP epoch. -fno-math-errno lets sqrtf vectorise (Adam); it changes no IEEE result.
 # Never -ffast-math: NaN checks must survive.
-# Options: NATIVE=1 adds -march=native; WERROR=1 turns warnings into errors (CI sets it).
+# Options: NATIVE=1 adds -march=native; WERROR=1 turns warnings into errors (CI sets it);
+# MPI=1 builds with Open MPI (mpicc, -DEQP_MPI) into build-mpi/ for `mpirun -np P eqprop ...`.
 
+ifeq ($(MPI),1)
+CC       = mpicc
+BUILD   ?= build-mpi
+MPI_DEF  = -DEQP_MPI
+else
 CC      ?= cc
 BUILD   ?= build
+MPI_DEF  =
+endif
 OPT     ?= -O3
 CFLAGS  ?=
 WARN     = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -22,7 +30,7 @@ ifeq ($(NATIVE),1)
 OPT     += -march=native
 endif
 ALLCFLAGS = -std=c11 $(OPT) -fno-math-errno -g -fPIC -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L \
-            -Iinclude -Isrc/core $(WARN) $(CFLAGS) -MMD -MP
+            -Iinclude -Isrc/core $(MPI_DEF) $(WARN) $(CFLAGS) -MMD -MP
 # libhdf5 (NIR files, src/io/nir.c): Debian's serial build; its headers as system headers so
 # that our warning flags do not apply to them.
 HDF5_CFLAGS ?= $(patsubst -I%,-isystem %,$(shell pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/include/hdf5/serial))
@@ -123,6 +131,6 @@ format:
 	clang-format -i $(LIB_SRC) $(TOOL_SRC) $(TEST_SRC) $(BENCH_SRC) $(EX_SRC) include/eqprop/*.h src/*/*.h tests/*.h
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-mpi
 
 -include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_BIN:=.d) $(BENCH_BIN:=.d) $(EX_BIN:=.d)

@@ -4,9 +4,32 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "eqprop/dist.h"
 #include "eqprop/status.h"
 
 volatile sig_atomic_t cli_stop = 0;
+struct eqp_dist *cli_group = NULL;
+cli_summary cli_last;
+
+int cli_rank0(void) {
+    return eqp_dist_rank(cli_group) == 0;
+}
+
+int cli_group_stop(void) {
+    double v = cli_stop ? 1.0 : 0.0;
+    if (eqp_dist_sum_f64(cli_group, &v, 1)) {
+        cli_error("train", NULL);
+        return 1;
+    }
+    return v > 0.0;
+}
+
+void cli_group_fail(int rc) {
+    if (rc != 0 && rc != EXIT_INTERRUPTED && eqp_dist_size(cli_group) > 1) {
+        fflush(stdout);
+        eqp_dist_abort(cli_group, rc);
+    }
+}
 
 static void on_signal(int sig) {
     (void)sig;
@@ -126,5 +149,9 @@ void cli_progress_clear(void) {
 
 void cli_error(const char *cmd, const char *what) {
     cli_progress_clear();
-    fprintf(stderr, "eqprop %s: %s\n", cmd, what && *what ? what : eqp_last_error());
+    if (eqp_dist_size(cli_group) > 1)
+        fprintf(stderr, "eqprop %s (rank %d of %d): %s\n", cmd, eqp_dist_rank(cli_group),
+                eqp_dist_size(cli_group), what && *what ? what : eqp_last_error());
+    else
+        fprintf(stderr, "eqprop %s: %s\n", cmd, what && *what ? what : eqp_last_error());
 }

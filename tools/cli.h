@@ -70,4 +70,28 @@ int cmd_eval_bp(const char *model, const char *data, const char *split, size_t l
 /* Hopfield memory (cmd_hopfield.c): `eqprop hopfield`, and cmd_train for hopfield-* presets. */
 int cmd_hopfield(int argc, char **argv);
 
+/* Data-parallel runs (mpirun -np P eqprop train ...): the process group a training command
+ * trains in (main sets the world for `train`; `sweep` sets each configuration's sub-group).
+ * Only the group's rank 0 prints, logs and writes files; cli_rank0() says whether this
+ * process is it. NULL: this process alone. */
+struct eqp_dist;
+extern struct eqp_dist *cli_group;
+int cli_rank0(void);
+/* Whether any process of the group has cli_stop set (a collective: every process calls it
+ * at the same point). */
+int cli_group_stop(void);
+/* A process of a group that fails alone (rc neither 0 nor EXIT_INTERRUPTED) ends the whole
+ * group (MPI_Abort), since the others would wait for it forever. No-op alone. */
+void cli_group_fail(int rc);
+
+/* The last training run's summary (set by each trainer command's rank 0; read by sweep). */
+typedef struct cli_summary {
+    int valid, epochs;
+    double train_error, test_error, seconds; /* seconds: training time summed over epochs */
+} cli_summary;
+extern cli_summary cli_last;
+
+/* Parameter sweeps over rank groups (cmd_sweep.c). */
+int cmd_sweep(int argc, char **argv);
+
 #endif

@@ -228,6 +228,13 @@ int cmd_train(int argc, char **argv) {
         return EXIT_USAGE;
     }
 
+    /* a process group: rank 0 alone prints, logs, evaluates and writes files */
+    const int r0 = cli_rank0(), P = eqp_dist_size(cli_group);
+    if (!r0) {
+        quiet = 1;
+        logpath = NULL;
+    }
+    memset(&cli_last, 0, sizeof cli_last);
     int rc = EXIT_RUNTIME;
     eqp_dataset *train = NULL, *test = NULL;
     eqp_model *m = NULL;
@@ -262,8 +269,9 @@ int cmd_train(int argc, char **argv) {
             cli_error("train", NULL);
             goto out;
         }
-        fprintf(stderr, "eqprop train: resuming '%s' after epoch %d\n", resume,
-                eqp_trainer_epoch(t));
+        if (r0)
+            fprintf(stderr, "eqprop train: resuming '%s' after epoch %d\n", resume,
+                    eqp_trainer_epoch(t));
     } else {
         eqp_rng rng;
         eqp_rng_seed(&rng, cfg.seed);
@@ -279,10 +287,15 @@ int cmd_train(int argc, char **argv) {
             goto out;
         }
     }
+    if (eqp_trainer_set_dist(t, cli_group)) {
+        cli_error("train", NULL);
+        goto out;
+    }
     ipath = ckpt ? NULL : interrupt_path(save);
     cli_install_signals();
     eqp_trainer_set_stop_flag(t, &cli_stop);
-    eqp_trainer_set_progress(t, cli_progress, NULL);
+    if (r0)
+        eqp_trainer_set_progress(t, cli_progress, NULL);
     if (!quiet) {
         char sizes[128] = "";
         size_t off = 0;
@@ -290,9 +303,12 @@ int cmd_train(int argc, char **argv) {
             off += (size_t)snprintf(sizes + off, sizeof sizes - off, "%s%zu", l ? "-" : "",
                                     cfg.sizes[l]);
         printf("eqprop train: %s %s, T=%d K=%d eps=%g beta=%g (%s) batch=%d, %zu train / %zu "
-               "test, %d threads, seed %" PRIu64 "\n",
+               "test, %d threads%s, seed %" PRIu64 "\n",
                cfg.model, sizes, cfg.free_steps, cfg.nudge_steps, (double)cfg.eps, (double)cfg.beta,
-               eqp_nudge_name(cfg.nudge), cfg.batch, train->n, test->n, cfg.threads, cfg.seed);
+               eqp_nudge_name(cfg.nudge), cfg.batch, train->n, test->n, cfg.threads,
+               P > 1 ? " per process" : "", cfg.seed);
+        if (P > 1)
+            printf("eqprop train: %d processes, each relaxing 1/%d of every mini-batch\n", P, P);
         fflush(stdout);
     }
     double test_err = -1.0;
@@ -301,7 +317,7 @@ int cmd_train(int argc, char **argv) {
         int done = 0;
         eqp_status st = eqp_trainer_run(t, every, &es, &done);
         if (st == EQP_OK && !done) { /* paused for a periodic checkpoint */
-            if (eqp_checkpoint_save(ckpt, m, t)) {
+            if (r0 && eqp_checkpoint_save(ckpt, m, t)) {
                 cli_error("train", NULL);
                 goto out;
             }
@@ -312,7 +328,9 @@ int cmd_train(int argc, char **argv) {
         cli_progress_clear();
         if (st == EQP_EINTERRUPTED) {
             const char *p = ckpt ? ckpt : ipath;
-            if (p && eqp_checkpoint_save(p, m, t) == EQP_OK)
+            if (!r0)
+                ;
+            else if (p && eqp_checkpoint_save(p, m, t) == EQP_OK)
                 fprintf(stderr,
                         "eqprop train: interrupted; checkpoint written to '%s' "
                         "(continue with --resume %s)\n",
@@ -329,13 +347,17 @@ int cmd_train(int argc, char **argv) {
         double test_cost, ts0;
         struct timespec a, b;
         clock_gettime(CLOCK_MONOTONIC, &a);
-        if (eqp_evaluate(m, test, cfg.eval_steps, cfg.threads, &test_err, &test_cost)) {
+        cli_last.seconds += es.seconds;
+        cli_last.train_error = es.train_error;
+        cli_last.epochs = es.epoch;
+        /* the group's other processes skip to the stop check below */
+        if (r0 && eqp_evaluate(m, test, cfg.eval_steps, cfg.threads, &test_err, &test_cost)) {
             cli_error("train", NULL);
             goto out;
         }
         clock_gettime(CLOCK_MONOTONIC, &b);
         ts0 = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
-        if (!quiet) {
+        if (r0 && !quiet) {
             printf("epoch %3d/%d  train error %6.2f%%  test error %6.2f%%  %7.2f s  %8.0f "
                    "samples/s\n",
                    es.epoch, cfg.epochs, 100.0 * es.train_error, 100.0 * test_err, es.seconds,
@@ -353,14 +375,16 @@ int cmd_train(int argc, char **argv) {
                     es.nudge_steps_mean);
             fflush(log);
         }
-        if ((save && eqp_checkpoint_save(save, m, NULL)) ||
-            (ckpt && eqp_checkpoint_save(ckpt, m, t))) {
+        if (r0 && ((save && eqp_checkpoint_save(save, m, NULL)) ||
+                   (ckpt && eqp_checkpoint_save(ckpt, m, t)))) {
             cli_error("train", NULL);
             goto out;
         }
-        if (cli_stop) {
+        /* between epochs (the signal came during the evaluation): the group stops together */
+        if (cli_group_stop()) {
             const char *p = ckpt ? ckpt : ipath;
-            if (p && !ckpt && eqp_checkpoint_save(p, m, t)) {
+            if (!r0) {
+            } else if (p && !ckpt && eqp_checkpoint_save(p, m, t)) {
                 cli_error("train", NULL);
             } else {
                 fprintf(stderr, "eqprop train: interrupted; checkpoint written to '%s'\n", p);
@@ -369,11 +393,17 @@ int cmd_train(int argc, char **argv) {
             goto out;
         }
     }
+    if (!r0) {
+        rc = 0;
+        goto out;
+    }
     if (test_err < 0 && eqp_evaluate(m, test, cfg.eval_steps, cfg.threads, &test_err, NULL)) {
         cli_error("train", NULL);
         goto out;
     }
     printf("test error: %.2f%%\n", 100.0 * test_err);
+    cli_last.test_error = test_err;
+    cli_last.valid = 1;
     if (save && eqp_checkpoint_save(save, m, NULL)) {
         cli_error("train", NULL);
         goto out;
@@ -384,6 +414,7 @@ out:
         fprintf(stderr, "eqprop train: --log: error writing '%s'\n", logpath);
         rc = EXIT_RUNTIME;
     }
+    cli_group_fail(rc);
     free(ipath);
     eqp_trainer_free(t);
     eqp_model_free(m);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "eqprop/dist.h"
 #include "eqprop/data.h"
 #include "eqprop/snn.h"
 #include "eqprop/tasks.h"
@@ -443,7 +444,15 @@ int cmd_train_snn(int argc, char **argv) {
         d.base_train = mean_square(d.rtrain);
         d.base_test = mean_square(d.rtest);
     }
-    if (resume)
+    /* a process group: rank 0 alone prints, logs, evaluates and writes files */
+    const int r0 = cli_rank0();
+    eqp_snn_trainer_set_dist(t, cli_group);
+    memset(&cli_last, 0, sizeof cli_last);
+    if (!r0) {
+        quiet = 1;
+        logpath = NULL;
+    }
+    if (resume && r0)
         fprintf(stderr, "eqprop train: resuming '%s' after epoch %d\n", resume,
                 eqp_snn_trainer_epoch(t));
     if (logpath) {
@@ -455,7 +464,7 @@ int cmd_train_snn(int argc, char **argv) {
     }
     cli_install_signals();
     eqp_snn_trainer_set_stop_flag(t, &cli_stop);
-    if (!d.regress) /* the bar shows a classification error; regression epochs are short */
+    if (!d.regress && r0) /* the bar shows a classification error; regression epochs are short */
         eqp_snn_trainer_set_progress(t, cli_progress, NULL);
     if (!quiet) {
         /* the sizes as the config text writes them (conv layers in their spec), and the
@@ -484,6 +493,10 @@ int cmd_train_snn(int argc, char **argv) {
                    sizes, cfg.neuron, cfg.out_neuron, cfg.steps, cfg.encoder, cfg.loss,
                    cfg.surrogate, cfg.optim, (double)cfg.lr, cfg.batch, d.train->n, d.test->n,
                    cfg.threads, cfg.seed);
+        if (eqp_dist_size(cli_group) > 1)
+            printf("eqprop train: %d processes of %d threads, each running 1/%d of every "
+                   "mini-batch\n",
+                   eqp_dist_size(cli_group), cfg.threads, eqp_dist_size(cli_group));
         fflush(stdout);
     }
     const char *ipath = ckpt ? ckpt : "eqprop-snn.ckpt";
@@ -496,7 +509,9 @@ int cmd_train_snn(int argc, char **argv) {
         eqp_status st = eqp_snn_trainer_run_epoch(t, &es);
         cli_progress_clear();
         if (st == EQP_EINTERRUPTED) {
-            if (eqp_snn_save(ipath, n, t) == EQP_OK)
+            if (!r0)
+                ;
+            else if (eqp_snn_save(ipath, n, t) == EQP_OK)
                 fprintf(stderr,
                         "eqprop train: interrupted; checkpoint written to '%s' "
                         "(continue with --resume %s)\n",
@@ -510,7 +525,10 @@ int cmd_train_snn(int argc, char **argv) {
             cli_error("train", NULL);
             goto out;
         }
-        if (es.epoch % eval_every != 0 && es.epoch < cfg.epochs)
+        cli_last.seconds += es.seconds;
+        cli_last.train_error = es.train_error;
+        cli_last.epochs = es.epoch;
+        if (!r0 || (es.epoch % eval_every != 0 && es.epoch < cfg.epochs))
             continue;
         if (evaluate(n, &d, cfg.threads, &ev)) {
             cli_error("train", NULL);
@@ -561,10 +579,16 @@ int cmd_train_snn(int argc, char **argv) {
             goto out;
         }
     }
+    if (!r0) {
+        rc = 0;
+        goto out;
+    }
     if (ev.err < 0 && evaluate(n, &d, cfg.threads, &ev)) {
         cli_error("train", NULL);
         goto out;
     }
+    cli_last.test_error = ev.err;
+    cli_last.valid = 1;
     if (d.regress)
         printf("train mse: %.6f (the %zu training examples; predicting 0: %.6f)\n"
                "test mse: %.6f (%zu held-out examples; predicting 0: %.6f)\n",
@@ -583,6 +607,7 @@ out:
         fprintf(stderr, "eqprop train: --log: error writing '%s'\n", logpath);
         rc = EXIT_RUNTIME;
     }
+    cli_group_fail(rc);
     eqp_snn_trainer_free(t);
     eqp_snn_free(n);
     run_data_free(&d);

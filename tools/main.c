@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "eqprop/dist.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: eqprop <command> [options]\n\n"
@@ -14,7 +15,9 @@ static void usage(FILE *f) {
                "  hopfield associative recall of a classical or modern Hopfield memory\n"
                "  sep-sequence  windowed spiking EP on a sequence task\n"
                "  export   write a spiking network as a NIR graph (--nir FILE)\n"
-               "  plot     SVG plots: learning curves, spike rasters, gradcheck scatter\n\n"
+               "  plot     SVG plots: learning curves, spike rasters, gradcheck scatter\n"
+               "  sweep    independent training runs over a grid of settings, one table\n"
+               "           (over MPI rank groups in a `make MPI=1` build)\n\n"
                "'eqprop <command> --help' lists each command's options.\n");
 }
 
@@ -28,8 +31,18 @@ int main(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
-    if (strcmp(c, "train") == 0)
-        return cmd_train(argc - 1, argv + 1);
+    if (strcmp(c, "train") == 0 || strcmp(c, "sweep") == 0) {
+        /* the only commands that run as a process group under mpirun */
+        eqp_dist *world = NULL;
+        if (eqp_dist_init(&argc, &argv, &world)) {
+            cli_error(c, NULL);
+            return EXIT_RUNTIME;
+        }
+        cli_group = world;
+        int rc = c[1] == 'r' ? cmd_train(argc - 1, argv + 1) : cmd_sweep(argc - 1, argv + 1);
+        eqp_dist_finalize();
+        return rc;
+    }
     if (strcmp(c, "eval") == 0)
         return cmd_eval(argc - 1, argv + 1);
     if (strcmp(c, "hopfield") == 0)

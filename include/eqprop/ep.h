@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "eqprop/data.h"
+#include "eqprop/dist.h"
 #include "eqprop/model.h"
 #include "eqprop/rng.h"
 #include "eqprop/status.h"
@@ -110,6 +111,14 @@ void eqp_trainer_set_progress(eqp_trainer *t, eqp_progress_fn fn, void *ctx);
 /* When *flag becomes non-zero, the current mini-batch finishes and run_epoch returns
  * EQP_EINTERRUPTED with a consistent state that a checkpoint can save. */
 void eqp_trainer_set_stop_flag(eqp_trainer *t, const volatile sig_atomic_t *flag);
+/* Train data-parallel within a process group (include/eqprop/dist.h; NULL: alone): each
+ * process relaxes its shard of every mini-batch, the group exchanges the shards' fixed
+ * points and every process applies the same update, so the parameters stay identical on all
+ * processes and equal those of one process (to rounding). All processes of d call every
+ * trainer function in the same order with the same arguments. Set it between runs, e.g.
+ * after loading a checkpoint: the saved state does not depend on the group size, so a run
+ * resumes with any P. The group is borrowed, not owned. */
+eqp_status eqp_trainer_set_dist(eqp_trainer *t, const eqp_dist *d);
 /* Number of completed epochs. */
 int eqp_trainer_epoch(const eqp_trainer *t);
 

@@ -93,6 +93,7 @@
 #include <stdint.h>
 
 #include "eqprop/data.h"
+#include "eqprop/dist.h"
 #include "eqprop/encode.h"
 #include "eqprop/rng.h"
 #include "eqprop/status.h"
@@ -304,6 +305,11 @@ void eqp_snn_trainer_free(eqp_snn_trainer *t);
 /* One epoch of BPTT; stops early (EQP_EINTERRUPTED, consistent state) if *flag becomes set. */
 eqp_status eqp_snn_trainer_run_epoch(eqp_snn_trainer *t, eqp_snn_epoch_stats *st);
 void eqp_snn_trainer_set_stop_flag(eqp_snn_trainer *t, const volatile sig_atomic_t *flag);
+/* Train data-parallel within a process group (include/eqprop/dist.h; NULL: alone): each
+ * process runs its shard of every mini-batch, the gradient sums are added over the group,
+ * and every process applies the same update. As eqp_trainer_set_dist: all processes make
+ * the same calls; set between epochs (a resumed run may use another P); borrowed. */
+void eqp_snn_trainer_set_dist(eqp_snn_trainer *t, const eqp_dist *d);
 /* fn(ctx, examples done, total, running error) is called from a training thread now and then. */
 void eqp_snn_trainer_set_progress(eqp_snn_trainer *t,
                                   void (*fn)(void *ctx, size_t done, size_t total, double err),

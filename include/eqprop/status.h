@@ -23,6 +23,7 @@ typedef enum eqp_status {
     EQP_ENONFINITE,   /* NaN or Inf met in states, parameters or an update */
     EQP_ENOCONVERGE,  /* a relaxation did not reach its tolerance */
     EQP_EINTERRUPTED, /* stopped on request (e.g. SIGINT) after a consistent step */
+    EQP_EDIST,        /* a collective operation across processes (MPI) failed */
 } eqp_status;
 
 /* Short name of a status, e.g. "EQP_EFORMAT". Never NULL. */

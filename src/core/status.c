@@ -29,6 +29,8 @@ const char *eqp_status_name(eqp_status st) {
         return "EQP_ENOCONVERGE";
     case EQP_EINTERRUPTED:
         return "EQP_EINTERRUPTED";
+    case EQP_EDIST:
+        return "EQP_EDIST";
     }
     return "EQP_UNKNOWN";
 }

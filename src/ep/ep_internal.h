@@ -20,6 +20,8 @@ struct eqp_workspace {
     int has_target;
 };
 
+#define EP_NSTAT 16
+
 struct eqp_trainer {
     eqp_model *m;
     const eqp_dataset *data;
@@ -30,8 +32,17 @@ struct eqp_trainer {
     uint32_t *perm;     /* (n) example order of the current epoch */
     int8_t *signs;      /* (n_batches) sign of beta per mini-batch */
     size_t n_batches;
+    /* one block: stat (EP_NSTAT) | sf | sn | sm | xb, so that a process group sums the
+     * leading part (the per-batch counters and the shards' states) in one call */
+    float *rows;
+    float *stat;         /* (EP_NSTAT) this batch's counters, summed over a process group */
     float *xb, *sf, *sn; /* shared (batch, n_in), (batch, N), (batch, N) */
     float *sm;           /* shared (batch, N): the -beta phase of symmetric nudging */
+    /* data-parallel group (NULL: this process alone): P ranks, each relaxing the rows
+     * [B rank / P, B (rank + 1) / P) of every mini-batch */
+    const struct eqp_dist *dist;
+    int P, rank;
+    eqp_status dist_status; /* of the last collective, set by thread 0 */
     float *good;         /* (n_params) parameters at the start of the current run_epoch */
     eqp_rng rng_epoch;   /* RNG state at the start of the current epoch */
     int epoch;           /* completed epochs */

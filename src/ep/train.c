@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "ep_internal.h"
+#include "eqprop/dist.h"
 #include "eqprop/optim.h"
 #include "internal.h"
 
@@ -65,16 +66,23 @@ eqp_status eqp_trainer_create(eqp_model *m, const eqp_config *c, const eqp_datas
     t->steps_t = calloc(2 * (size_t)t->nthreads, sizeof *t->steps_t);
     t->perm = eqp_alloc(train->n, sizeof *t->perm);
     t->signs = eqp_alloc(t->n_batches, sizeof *t->signs);
-    t->xb = eqp_alloc(B, m->n_in * sizeof(float));
-    t->sf = eqp_alloc(B, N * sizeof(float));
-    t->sn = eqp_alloc(B, N * sizeof(float));
-    t->sm = eqp_alloc(B, N * sizeof(float));
+    t->P = 1;
+    size_t per_row, nrows;
+    if (!eqp_mul_size(N, 3, &per_row) && per_row + m->n_in >= per_row &&
+        !eqp_mul_size(B, per_row + m->n_in, &nrows) && nrows + EP_NSTAT > nrows &&
+        (t->rows = eqp_alloc(nrows + EP_NSTAT, sizeof(float)))) {
+        t->stat = t->rows;
+        t->sf = t->stat + EP_NSTAT;
+        t->sn = t->sf + B * N;
+        t->sm = t->sn + B * N;
+        t->xb = t->sm + B * N;
+    }
     t->good = eqp_alloc(m->n_params, sizeof(float));
     t->labels_b = eqp_alloc(B, 1);
     if (c->readout && !(t->ro_grad = eqp_alloc(m->n_params, sizeof(float))))
         goto fail;
-    if (!t->good || !t->labels_b || !t->sm || !t->ws || !t->err_t || !t->cost_t || !t->bad_t ||
-        !t->nc_t || !t->res_t || !t->steps_t || !t->perm || !t->signs || !t->xb || !t->sf || !t->sn)
+    if (!t->good || !t->labels_b || !t->rows || !t->ws || !t->err_t || !t->cost_t || !t->bad_t ||
+        !t->nc_t || !t->res_t || !t->steps_t || !t->perm || !t->signs)
         goto fail;
     if (c->persistent) {
         size_t count;
@@ -121,10 +129,7 @@ void eqp_trainer_free(eqp_trainer *t) {
     free(t->steps_t);
     eqp_dealloc(t->perm);
     eqp_dealloc(t->signs);
-    eqp_dealloc(t->xb);
-    eqp_dealloc(t->sf);
-    eqp_dealloc(t->sn);
-    eqp_dealloc(t->sm);
+    eqp_dealloc(t->rows);
     eqp_dealloc(t->good);
     eqp_dealloc(t->ro_grad);
     eqp_dealloc(t->labels_b);
@@ -142,6 +147,13 @@ void eqp_trainer_set_progress(eqp_trainer *t, eqp_progress_fn fn, void *ctx) {
 
 void eqp_trainer_set_stop_flag(eqp_trainer *t, const volatile sig_atomic_t *flag) {
     t->stop_flag = flag;
+}
+
+eqp_status eqp_trainer_set_dist(eqp_trainer *t, const eqp_dist *d) {
+    t->dist = d;
+    t->P = eqp_dist_size(d);
+    t->rank = eqp_dist_rank(d);
+    return EQP_OK;
 }
 
 int eqp_trainer_epoch(const eqp_trainer *t) {
@@ -164,6 +176,43 @@ static void plan_epoch(eqp_trainer *t) {
                                                                     : 1);
 }
 
+/* Data-parallel step (thread 0 of each process, between the phases and the update): the
+ * group sums the batch's counters and the free and nudged states, each process having zeroed
+ * the rows of the other shards, so that every process holds every row's states; each then
+ * fills the other shards' inputs itself and runs the whole update as one process would
+ * (the same rows in the same order, so the result does not depend on P). stat: 0 bad,
+ * 1 a free phase did not settle, 2 a nudged one, 3 errors, 4 cost, 5-6 steps, 7 phases,
+ * 8 stop requested. */
+static void gather_batch(eqp_trainer *t, size_t first, size_t B, size_t g0, size_t g1, int bad,
+                         int nt) {
+    const eqp_model *m = t->m;
+    const eqp_dataset *d = t->data;
+    const size_t N = m->n_state, nin = m->n_in, Bfull = (size_t)t->cfg.batch;
+    float *st = t->stat;
+    memset(st, 0, EP_NSTAT * sizeof(float));
+    st[0] = (float)bad;
+    for (int k = 0; k < nt; k++) {
+        if (t->nc_t[k])
+            st[t->nc_t[k]] = 1.0f;
+        st[3] += (float)t->err_t[k];
+        st[4] += (float)t->cost_t[k];
+        st[5] += (float)t->steps_t[2 * k];
+        st[6] += (float)t->steps_t[2 * k + 1];
+    }
+    st[7] = (float)nt;
+    st[8] = t->stop_flag && *t->stop_flag ? 1.0f : 0.0f;
+    const int nbuf = t->cfg.nudge == EQP_NUDGE_SYMMETRIC ? 3 : 2;
+    float *bufs[3] = {t->sf, t->sn, t->sm};
+    for (int q = 0; q < nbuf; q++) {
+        memset(bufs[q], 0, g0 * N * sizeof(float));
+        memset(bufs[q] + g1 * N, 0, (Bfull - g1) * N * sizeof(float));
+    }
+    t->dist_status = eqp_dist_sum_f32(t->dist, t->rows, EP_NSTAT + (size_t)nbuf * Bfull * N);
+    for (size_t r = 0; r < B; r++)
+        if (r < g0 || r >= g1)
+            memcpy(t->xb + r * nin, d->x + (size_t)t->perm[first + r] * nin, nin * sizeof(float));
+}
+
 static void epoch_thread(void *arg, int tid, int nt) {
     eqp_trainer *t = arg;
     eqp_model *m = t->m;
@@ -175,7 +224,12 @@ static void epoch_thread(void *arg, int tid, int nt) {
     for (size_t bi = t->batch_pos; bi < t->batch_end; bi++) {
         const size_t first = bi * Bfull;
         const size_t B = n - first < Bfull ? n - first : Bfull;
-        const size_t r0 = B * (size_t)tid / (size_t)nt, r1 = B * (size_t)(tid + 1) / (size_t)nt;
+        /* this process's shard [g0, g1) of the batch, and this thread's rows [r0, r1) of it
+         * (row numbers within the batch) */
+        size_t g0, g1;
+        eqp_dist_shard(B, t->rank, t->P, &g0, &g1);
+        const size_t r0 = g0 + (g1 - g0) * (size_t)tid / (size_t)nt;
+        const size_t r1 = g0 + (g1 - g0) * (size_t)(tid + 1) / (size_t)nt;
         const size_t Bt = r1 - r0;
         const float beta = c->beta * (float)t->signs[bi];
         t->err_t[tid] = 0;
@@ -234,7 +288,7 @@ static void epoch_thread(void *arg, int tid, int nt) {
                 t->bad_t[tid] |= !eqp_all_finite(sm, Bt * N);
             }
 #undef PHASE
-            if (t->particles && !t->bad_t[tid])
+            if (t->particles && !t->bad_t[tid] && t->P == 1)
                 for (size_t r = 0; r < Bt; r++)
                     memcpy(t->particles + (size_t)t->perm[first + r0 + r] * N, sf + r * N,
                            N * sizeof(float));
@@ -244,6 +298,18 @@ static void epoch_thread(void *arg, int tid, int nt) {
         for (int k = 0; k < nt; k++) {
             bad |= t->bad_t[k];
             nc |= t->nc_t[k];
+        }
+        if (t->P > 1) {
+            if (tid == 0)
+                gather_batch(t, first, B, g0, g1, bad, nt);
+            eqp_barrier_wait(&t->bar);
+            bad = t->stat[0] > 0.0f || t->dist_status != EQP_OK;
+            nc = t->stat[1] > 0.0f ? 1 : t->stat[2] > 0.0f ? 2 : 0;
+            if (t->particles && !bad && !nc) /* every process keeps every row's fixed point */
+                for (size_t r = B * (size_t)tid / (size_t)nt; r < B * (size_t)(tid + 1) / (size_t)nt;
+                     r++)
+                    memcpy(t->particles + (size_t)t->perm[first + r] * N, t->sf + r * N,
+                           N * sizeof(float));
         }
         if (!bad && !nc) {
             /* -(lr / beta) (dE/dtheta(s^a) - dE/dtheta(s^b)): (s^+b, s^0) for a one-sided
@@ -294,22 +360,28 @@ static void epoch_thread(void *arg, int tid, int nt) {
             }
         }
         if (tid == 0) {
-            for (int k = 0; k < nt; k++) {
-                t->errors += t->err_t[k];
-                t->cost_sum += t->cost_t[k];
+            if (t->P > 1) { /* the group's counters (gather_batch) */
+                t->errors += (size_t)t->stat[3];
+                t->cost_sum += (double)t->stat[4];
+                t->steps_sum[0] += (long)t->stat[5];
+                t->steps_sum[1] += (long)t->stat[6];
+                t->phases += (long)t->stat[7];
+            } else {
+                for (int k = 0; k < nt; k++) {
+                    t->errors += t->err_t[k];
+                    t->cost_sum += t->cost_t[k];
+                    t->steps_sum[0] += t->steps_t[2 * k];
+                    t->steps_sum[1] += t->steps_t[2 * k + 1];
+                }
+                t->phases += nt;
             }
             t->seen += B;
-            for (int k = 0; k < nt; k++) {
-                t->steps_sum[0] += t->steps_t[2 * k];
-                t->steps_sum[1] += t->steps_t[2 * k + 1];
-            }
-            t->phases += nt;
             if (bad) {
                 t->bad_batch = (int)bi + 1;
                 t->stop = 1;
             } else if (nc) {
                 t->nc_batch = (int)bi + 1;
-                t->nc_phase = 0;
+                t->nc_phase = nc; /* a group's: the free phase if any rank's did not settle */
                 t->nc_res = 0.0;
                 for (int k = 0; k < nt; k++)
                     if (t->nc_t[k] && t->res_t[k] >= t->nc_res) {
@@ -319,7 +391,9 @@ static void epoch_thread(void *arg, int tid, int nt) {
                 t->stop = 1;
             } else {
                 t->batch_pos = bi + 1;
-                if (t->stop_flag && *t->stop_flag && bi + 1 < t->batch_end)
+                /* a group stops together, when any of its processes was asked to */
+                const int asked = t->P > 1 ? t->stat[8] > 0.0f : t->stop_flag && *t->stop_flag;
+                if (asked && bi + 1 < t->batch_end)
                     t->stop = 1;
             }
             if (t->progress && (bi % 50 == 0 || bi + 1 == t->n_batches))
@@ -402,6 +476,7 @@ eqp_status eqp_trainer_run(eqp_trainer *t, size_t max_batches, eqp_epoch_stats *
     t->stop = 0;
     t->bad_batch = 0;
     t->nc_batch = 0;
+    t->dist_status = EQP_OK;
     /* States are checked every mini-batch; the parameters once per epoch (a full scan per
      * mini-batch would cost ~10% of an epoch): if they went NaN/Inf, the epoch's start is
      * restored. */
@@ -413,6 +488,8 @@ eqp_status eqp_trainer_run(eqp_trainer *t, size_t max_batches, eqp_epoch_stats *
     if (s)
         return s;
     char what[160];
+    if (t->dist_status)
+        return t->dist_status;
     if (t->bad_batch) {
         describe_bad_states(t, (size_t)t->bad_batch - 1, what, sizeof what);
         return eqp_fail(EQP_ENONFINITE,

@@ -39,6 +39,12 @@ struct eqp_snn_trainer {
     eqp_barrier bar;
     volatile int stop;
     int bad_batch;
+    /* data-parallel group (NULL: alone): P ranks, rank r running the rows
+     * [B r / P, B (r + 1) / P) of every mini-batch; the gradient sum is summed over the group */
+    const struct eqp_dist *dist;
+    int P, rank;
+    eqp_status dist_status; /* of the last collective, set by thread 0 */
+    double gstat[3 + EQP_SNN_MAX_LAYERS + 1]; /* a batch's counters summed over the group */
     const volatile sig_atomic_t *stop_flag;
     void (*progress)(void *ctx, size_t done, size_t total, double err);
     void *progress_ctx;

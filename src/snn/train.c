@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "eqprop/dist.h"
 #include "eqprop/optim.h"
 #include "internal.h"
 #include "parallel.h"
@@ -40,6 +41,7 @@ static eqp_status trainer_new(eqp_snn *n, const eqp_dataset *data, const eqp_reg
     t->n_ex = n_ex;
     const size_t B = (size_t)c->batch;
     t->nthreads = c->threads > c->batch ? c->batch : c->threads;
+    t->P = 1;
     if (t->nthreads > SNN_MAX_THREADS)
         t->nthreads = SNN_MAX_THREADS;
     t->n_batches = (n_ex + B - 1) / B;
@@ -145,6 +147,12 @@ void eqp_snn_trainer_set_progress(eqp_snn_trainer *t,
     t->progress_ctx = ctx;
 }
 
+void eqp_snn_trainer_set_dist(eqp_snn_trainer *t, const eqp_dist *d) {
+    t->dist = d;
+    t->P = eqp_dist_size(d);
+    t->rank = eqp_dist_rank(d);
+}
+
 int eqp_snn_trainer_epoch(const eqp_snn_trainer *t) {
     return t->epoch;
 }
@@ -196,6 +204,20 @@ static int reduce_update(eqp_snn_trainer *t, int tid, int nt, size_t plo, size_t
             ss += (double)gs[i] * (double)gs[i];
         for (int q = 0; q < 16; q++)
             ss += (double)acc[q];
+    }
+    if (t->P > 1) { /* the group's gradient: every process then holds the same sum */
+        eqp_barrier_wait(&t->bar);
+        if (tid == 0) {
+            eqp_status ds = eqp_dist_sum_f32(t->dist, t->gsum, net->n_params);
+            if (ds && !t->dist_status)
+                t->dist_status = ds;
+        }
+        eqp_barrier_wait(&t->bar);
+        ss = 0.0;
+        for (size_t i = plo; i < phi; i++)
+            ss += (double)t->gsum[i] * (double)t->gsum[i];
+        if (t->dist_status)
+            ss = NAN;
     }
     bad = !isfinite(ss);
     t->norm2_t[tid] = ss;
@@ -249,7 +271,11 @@ static void epoch_thread(void *arg, int tid, int nt) {
     for (size_t bi = t->batch_pos; bi < t->batch_end; bi++) {
         const size_t first = bi * Bfull;
         const size_t B = n - first < Bfull ? n - first : Bfull;
-        const size_t r0 = B * (size_t)tid / (size_t)nt, r1 = B * (size_t)(tid + 1) / (size_t)nt;
+        /* this process's shard [g0, g1) of the batch, this thread's rows [r0, r1) of it */
+        size_t g0, g1;
+        eqp_dist_shard(B, t->rank, t->P, &g0, &g1);
+        const size_t r0 = g0 + (g1 - g0) * (size_t)tid / (size_t)nt;
+        const size_t r1 = g0 + (g1 - g0) * (size_t)(tid + 1) / (size_t)nt;
         const size_t Bt = r1 - r0;
         memset(grad, 0, np * sizeof(float));
         t->err_t[tid] = 0;
@@ -308,20 +334,37 @@ static void epoch_thread(void *arg, int tid, int nt) {
         if (!bad)
             bad = reduce_update(t, tid, nt, plo, phi);
         if (tid == 0) {
+            /* the batch's counters: this process's threads, then (a group) all processes */
+            double *g = t->gstat;
+            const int L = net->L;
+            memset(g, 0, sizeof t->gstat);
             for (int k = 0; k < nt; k++) {
-                t->errors += t->err_t[k];
-                t->sq_sum += t->sq_t[k];
-                t->loss_sum += t->loss_t[k] * (double)B;
-                for (int l = 0; l < net->L; l++)
-                    t->spikes[l] += t->spk_t[k][l];
+                g[0] += (double)t->err_t[k];
+                g[1] += t->sq_t[k];
+                g[2] += t->loss_t[k];
+                for (int l = 0; l < L; l++)
+                    g[3 + l] += t->spk_t[k][l];
             }
+            g[3 + L] = t->stop_flag && *t->stop_flag ? 1.0 : 0.0;
+            if (t->P > 1) {
+                eqp_status ds = eqp_dist_sum_f64(t->dist, g, 4 + (size_t)L);
+                if (ds && !t->dist_status)
+                    t->dist_status = ds;
+                bad |= ds != EQP_OK;
+            }
+            t->errors += (size_t)g[0];
+            t->sq_sum += g[1];
+            t->loss_sum += g[2] * (double)B;
+            for (int l = 0; l < L; l++)
+                t->spikes[l] += g[3 + l];
             t->seen += B;
             if (bad) {
                 t->bad_batch = (int)bi + 1;
                 t->stop = 1;
             } else {
                 t->batch_pos = bi + 1;
-                if (t->stop_flag && *t->stop_flag && bi + 1 < t->batch_end)
+                /* a group stops together, when any of its processes was asked to */
+                if (t->gstat[3 + net->L] > 0.0 && bi + 1 < t->batch_end)
                     t->stop = 1;
             }
             if (t->progress && (bi % 20 == 0 || bi + 1 == t->n_batches)) {
@@ -354,11 +397,14 @@ eqp_status eqp_snn_trainer_run_epoch(eqp_snn_trainer *t, eqp_snn_epoch_stats *st
     eqp_barrier_init(&t->bar, (unsigned)t->nthreads);
     t->stop = 0;
     t->bad_batch = 0;
+    t->dist_status = EQP_OK;
     double t0 = now_seconds();
     eqp_status s = eqp_parallel_run(t->nthreads, epoch_thread, t);
     t->seconds += now_seconds() - t0;
     if (s)
         return s;
+    if (t->dist_status)
+        return t->dist_status;
     if (t->bad_batch)
         return eqp_fail(EQP_ENONFINITE,
                         "epoch %d, mini-batch %d: the gradient has NaN or Inf entries; that "
