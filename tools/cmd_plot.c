@@ -414,8 +414,7 @@ static int plot_scatter(const char *in, const char *out, const char *title, int 
     const double side = 440.0, legend_w = 260.0;
     axes a = {ML, MT, side, side, lo, hi, lo, hi};
     char head[512];
-    snprintf(head, sizeof head, "%s%scosine %.6f, ||est - truth|| / ||truth|| %.3e, %zu pairs",
-             title ? title : "", title ? ": " : "", cosine, rel, n);
+    snprintf(head, sizeof head, "%s", title ? title : in);
     const int dirs = nb == 1 && strcmp(names[0], "direction") == 0;
     svg s;
     if (svg_open(&s, out, ML + side + legend_w + 20, MT + side + 60))
@@ -428,21 +427,50 @@ static int plot_scatter(const char *in, const char *out, const char *title, int 
     fprintf(s.f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#888\" "
                  "stroke-dasharray=\"6 4\"/>\n",
             ax_x(&a, lo), ax_y(&a, lo), ax_x(&a, hi), ax_y(&a, hi));
-    for (size_t i = 0; i < n; i++)
+    /* a point of a colour already drawn on the same pixel adds nothing to the picture: skip
+     * it (exact zeros, e.g. the weights of always-black MNIST pixels, would otherwise make
+     * thousands of circles) */
+    const size_t gw = (size_t)side + 1;
+    unsigned char *drawn = calloc(gw * gw, 1);
+    if (!drawn) {
+        svg_close(&s, 0);
+        fprintf(stderr, "eqprop plot: out of memory\n");
+        goto out;
+    }
+    size_t zeros = 0;
+    for (size_t i = 0; i < n; i++) {
+        zeros += p[i].t == 0.0 && p[i].e == 0.0;
+        double x = ax_x(&a, p[i].t), y = ax_y(&a, p[i].e);
+        size_t gx = (size_t)(x - a.x0 + 0.5), gy = (size_t)(y - a.y0 + 0.5);
+        unsigned char bit = (unsigned char)(1u << (p[i].block % 8));
+        if (gx < gw && gy < gw) {
+            if (drawn[gy * gw + gx] & bit)
+                continue;
+            drawn[gy * gw + gx] |= bit;
+        }
         fprintf(s.f, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"2.5\" fill=\"%s\" "
                      "fill-opacity=\"0.6\"/>\n",
-                ax_x(&a, p[i].t), ax_y(&a, p[i].e), colors[p[i].block % 8]);
+                x, y, colors[p[i].block % 8]);
+    }
+    free(drawn);
     const double lx = a.x0 + a.w + 20;
     fprintf(s.f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#888\" "
                  "stroke-dasharray=\"6 4\"/><text x=\"%.1f\" y=\"%.1f\">y = x</text>\n",
             lx, a.y0 + 12, lx + 14, a.y0 + 12, lx + 20, a.y0 + 16);
+    fprintf(s.f, "<text x=\"%.1f\" y=\"%.1f\" font-weight=\"bold\">all %zu pairs: cosine %.6f"
+                 "</text>\n<text x=\"%.1f\" y=\"%.1f\" font-weight=\"bold\">"
+                 "||est - truth|| / ||truth|| %.3e</text>\n",
+            lx, a.y0 + 36, n, cosine, lx, a.y0 + 52, rel);
     for (int b = 0; b < nb; b++) {
-        double y = a.y0 + 34 + 18 * b;
+        double y = a.y0 + 76 + 18 * b;
         fprintf(s.f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/><text x=\"%.1f\" "
                      "y=\"%.1f\">", lx + 7, y - 4, colors[b % 8], lx + 20, y);
         esc(s.f, names[b]);
         fprintf(s.f, " (%zu): cos %.4f, rel %.2e</text>\n", bcnt[b], bcos[b], brel[b]);
     }
+    if (zeros)
+        fprintf(s.f, "<text x=\"%.1f\" y=\"%.1f\">%zu pairs exactly (0, 0)</text>\n", lx,
+                a.y0 + 76 + 18 * nb, zeros);
     rc = svg_close(&s, 1) ? EXIT_RUNTIME : 0;
 out:
     fclose(f);
@@ -538,7 +566,7 @@ out:
 static const cli_opt opts[] = {
     {"help", 0, "show this help"},
     {"log", 1, "curve: the JSON-lines log of eqprop train --log"},
-    {"title", 1, "curve: the title [the log's name]; scatter: a prefix to the statistics"},
+    {"title", 1, "curve, scatter: the title [the input file's name]"},
     {"in", 1, "scatter: the CSV of eqprop gradcheck --dump"},
     {"symlog", 0,
      "scatter: symmetric log axes (sign kept, linear below 1e-4 of the largest |value|)"},
