@@ -334,7 +334,7 @@ static int plot_scatter(const char *in, const char *out, const char *title, int 
         return EXIT_RUNTIME;
     }
     char names[MAX_BLOCKS][32];
-    int nb = 0, rc = EXIT_RUNTIME, lineno = 0, header = 0;
+    int nb = 0, rc = EXIT_RUNTIME, lineno = 0, header = 0, oom = 0;
     size_t cap = 1024, n = 0;
     pair *p = malloc(cap * sizeof *p);
     char line[512];
@@ -359,8 +359,10 @@ static int plot_scatter(const char *in, const char *out, const char *title, int 
         }
         if (n == cap) {
             pair *q = realloc(p, 2 * cap * sizeof *p);
-            if (!q)
+            if (!q) {
+                oom = 1;
                 break;
+            }
             p = q;
             cap *= 2;
         }
@@ -371,7 +373,7 @@ static int plot_scatter(const char *in, const char *out, const char *title, int 
         }
         n++;
     }
-    if (!p || n == cap) {
+    if (!p || oom) {
         fprintf(stderr, "eqprop plot: out of memory\n");
         goto out;
     }
@@ -441,9 +443,9 @@ static int plot_scatter(const char *in, const char *out, const char *title, int 
     for (size_t i = 0; i < n; i++) {
         zeros += p[i].t == 0.0 && p[i].e == 0.0;
         double x = ax_x(&a, p[i].t), y = ax_y(&a, p[i].e);
-        size_t gx = (size_t)(x - a.x0 + 0.5), gy = (size_t)(y - a.y0 + 0.5);
         unsigned char bit = (unsigned char)(1u << (p[i].block % 8));
-        if (gx < gw && gy < gw) {
+        if (x >= a.x0 && y >= a.y0 && x - a.x0 < (double)gw - 0.5 && y - a.y0 < (double)gw - 0.5) {
+            size_t gx = (size_t)(x - a.x0 + 0.5), gy = (size_t)(y - a.y0 + 0.5);
             if (drawn[gy * gw + gx] & bit)
                 continue;
             drawn[gy * gw + gx] |= bit;
