@@ -4,7 +4,11 @@
  *   - make install (scripts/install.sh, the same recipe) into a temporary prefix, then a program compiled with
  *     $(pkg-config --cflags --libs eqprop) against it runs (creates ep-1h, exports a NIR file);
  *   - `eqprop plot curve` on that run's log writes an SVG that rsvg-convert renders to a PNG
- *     with more than one colour (not blank).
+ *     with more than one colour (not blank);
+ *   - `eqprop gradcheck --dump` writes one CSV row per compared pair (per parameter, with its
+ *     block, or per random direction) from which the printed pooled cosine and relative error
+ *     are recomputed; `eqprop plot scatter` renders it; a bad --dump path and a failed run
+ *     leave no file, a garbled dump is reported by file and line.
  * Skips a part (counted as a failure) only if its tool is missing. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +37,161 @@ static int run(const char *cmd, char *out, size_t n) {
     size_t k = fread(out, 1, n - 1, p);
     out[k] = '\0';
     return pclose(p);
+}
+
+/* Render svg to a PNG with rsvg-convert; the number of distinct bytes in its pixels (a blank
+ * image has 1 or 2), or -1 with the output in out. */
+static int render(const char *svg, char *out, size_t n) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "rsvg-convert %s -o %s.png 2>&1 && /usr/bin/python3 -c \"import sys,zlib,"
+             "struct;d=open('%s.png','rb').read();assert d[:8]==b'\\x89PNG\\r\\n\\x1a\\n';"
+             "i=8;z=b''\nwhile i<len(d):\n n=struct.unpack('>I',d[i:i+4])[0];t=d[i+4:i+8]\n "
+             "z+=d[i+8:i+8+n] if t==b'IDAT' else b'';i+=12+n\nr=zlib.decompress(z);"
+             "print(len(set(r)))\"",
+             svg, svg, svg);
+    return run(cmd, out, n) == 0 ? atoi(out) : -1;
+}
+
+/* A --dump file: rows, rows per block name (up to 8 names), pooled cosine and relative error
+ * recomputed in double. -1 if it cannot be read or a row is malformed. */
+typedef struct dump_stats {
+    size_t rows, nb, per[8];
+    char names[8][16];
+    double cosine, rel;
+} dump_stats;
+
+static int read_dump(const char *path, dump_stats *d) {
+    memset(d, 0, sizeof *d);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char line[512];
+    double te = 0, tt = 0, ee = 0, dd = 0;
+    int bad = !fgets(line, sizeof line, f) || strcmp(line, "seed,block,index,truth,estimate\n");
+    while (!bad && fgets(line, sizeof line, f)) {
+        long seed;
+        size_t idx;
+        char name[16];
+        double t, e;
+        if (sscanf(line, "%ld,%15[^,],%zu,%lf,%lf", &seed, name, &idx, &t, &e) != 5) {
+            bad = 1;
+            break;
+        }
+        size_t b = 0;
+        while (b < d->nb && strcmp(d->names[b], name))
+            b++;
+        if (b == d->nb && d->nb < 8)
+            snprintf(d->names[d->nb++], sizeof d->names[0], "%s", name);
+        if (b < 8)
+            d->per[b]++;
+        te += t * e, tt += t * t, ee += e * e, dd += (e - t) * (e - t);
+        d->rows++;
+    }
+    fclose(f);
+    d->cosine = te / sqrt(tt * ee);
+    d->rel = sqrt(dd / tt);
+    return bad ? -1 : 0;
+}
+
+/* gradcheck --dump on a 6-4-3 network (W1 24, b1 4, W2 12, b2 3 = 43 parameters), 3 seeds,
+ * per parameter and along 5 directions; plot scatter; the error cases. */
+static void check_scatter(const char *build) {
+    char cmd[2048], out[16384], path[256];
+    for (int dirs = 0; dirs <= 5; dirs += 5) {
+        snprintf(path, sizeof path, "%s/g%d.csv", dir, dirs);
+        snprintf(cmd, sizeof cmd,
+                 "%s/eqprop gradcheck --sizes 6-4-3 --seeds 3 --batch 2 --no-sweep --no-gdu "
+                 "--directions %d --dump %s 2>&1",
+                 build, dirs, path);
+        int rc = run(cmd, out, sizeof out);
+        size_t pairs = 0;
+        double cos = -2, rel = -1;
+        const char *p = strstr(out, "pooled over ");
+        CHECK(rc == 0 && p &&
+                  sscanf(p, "pooled over %zu pairs: r %*f [%*f, %*f], cosine %lf, "
+                            "||est - truth|| / ||truth|| %lf",
+                         &pairs, &cos, &rel) == 3,
+              "gradcheck --dump (directions %d): rc %d: %s", dirs, rc, out);
+        dump_stats d;
+        CHECK(read_dump(path, &d) == 0, "%s: unreadable or malformed", path);
+        const size_t want = 3 * (dirs ? (size_t)dirs : 43);
+        CHECK(d.rows == want && pairs == want, "%s: %zu rows, %zu pairs printed, expected %zu",
+              path, d.rows, pairs, want);
+        if (dirs)
+            CHECK(d.nb == 1 && !strcmp(d.names[0], "direction"),
+                  "%s: expected only block 'direction', got %zu blocks ('%s', ...)", path, d.nb,
+                  d.names[0]);
+        else
+            CHECK(d.nb == 4 && !strcmp(d.names[0], "W1") && d.per[0] == 72 &&
+                      !strcmp(d.names[1], "b1") && d.per[1] == 12 &&
+                      !strcmp(d.names[2], "W2") && d.per[2] == 36 &&
+                      !strcmp(d.names[3], "b2") && d.per[3] == 9,
+                  "%s: blocks %zu: %s %zu, %s %zu, ...", path, d.nb, d.names[0], d.per[0],
+                  d.names[1], d.per[1]);
+        /* printed with %.6f and %.3e */
+        CHECK_CLOSE(d.cosine, cos, 5.01e-7, 0, "cosine recomputed from the dump");
+        CHECK_CLOSE(d.rel, rel, 0, 5.01e-4, "relative error recomputed from the dump");
+        for (int sym = 0; sym < 2; sym++) {
+            char svg[300];
+            snprintf(svg, sizeof svg, "%s/s%d%d.svg", dir, dirs, sym);
+            snprintf(cmd, sizeof cmd, "%s/eqprop plot scatter --in %s %s --out %s 2>&1", build,
+                     path, sym ? "--symlog" : "", svg);
+            rc = run(cmd, out, sizeof out);
+            CHECK(rc == 0, "plot scatter: rc %d: %s", rc, out);
+            int distinct = render(svg, out, sizeof out);
+            CHECK(distinct > 2, "plot scatter %s: %d distinct bytes in the PNG (%s)", svg,
+                  distinct, out);
+        }
+    }
+    /* a path that cannot be opened: named with its flag, exit 1, nothing written */
+    snprintf(cmd, sizeof cmd,
+             "%s/eqprop gradcheck --sizes 6-4-3 --seeds 2 --no-sweep --no-gdu --dump "
+             "%s/no/such/dir/g.csv 2>&1",
+             build, dir);
+    int rc = run(cmd, out, sizeof out);
+    CHECK(rc != 0 && strstr(out, "--dump") && strstr(out, "/no/such/dir/g.csv"),
+          "bad --dump path: rc %d: %s", rc, out);
+    /* a run that fails after the dump was opened leaves neither the file nor its temporary */
+    snprintf(cmd, sizeof cmd,
+             "%s/eqprop gradcheck --model %s/missing.eqp --seeds 2 --dump %s/h.csv 2>&1; "
+             "ls %s | grep -c '^h\\.csv'",
+             build, dir, dir, dir);
+    run(cmd, out, sizeof out);
+    const char *last = strrchr(out, '\n');
+    while (last && last > out && last[-1] != '\n')
+        last--;
+    CHECK(last && atoi(last) == 0, "a failed run left a dump file: %s", out);
+    snprintf(cmd, sizeof cmd, "%s/eqprop gradcheck --learner eprop --dump %s/e.csv 2>&1", build,
+             dir);
+    rc = run(cmd, out, sizeof out);
+    CHECK(rc != 0 && strstr(out, "--dump"), "eprop --dump: rc %d: %s", rc, out);
+    /* garbled input: the file and the line are named, and no SVG is written */
+    snprintf(path, sizeof path, "%s/bad.csv", dir);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs("seed,block,index,truth,estimate\n1,W1,0,0.5,0.4\n1,W1,1,oops,0.2\n", f);
+        fclose(f);
+    }
+    snprintf(cmd, sizeof cmd, "%s/eqprop plot scatter --in %s --out %s/bad.svg 2>&1; "
+             "test ! -e %s/bad.svg", build, path, dir, dir);
+    rc = run(cmd, out, sizeof out);
+    CHECK(rc == 0 && strstr(out, "bad.csv line 3") && strstr(out, "truth"),
+          "garbled scatter input: rc %d: %s", rc, out);
+    snprintf(path, sizeof path, "%s/nohead.csv", dir);
+    if ((f = fopen(path, "w"))) {
+        fputs("{\"epoch\": 1}\n", f);
+        fclose(f);
+    }
+    snprintf(cmd, sizeof cmd, "%s/eqprop plot scatter --in %s --out %s/nh.svg 2>&1", build, path,
+             dir);
+    rc = run(cmd, out, sizeof out);
+    CHECK(rc != 0 && strstr(out, "nohead.csv line 1"), "scatter without header: rc %d: %s", rc,
+          out);
+    snprintf(cmd, sizeof cmd, "%s/eqprop plot scatter --in %s/absent.csv --out %s/a.svg 2>&1",
+             build, dir, dir);
+    rc = run(cmd, out, sizeof out);
+    CHECK(rc != 0 && strstr(out, "absent.csv"), "scatter, missing input: rc %d: %s", rc, out);
 }
 
 int main(void) {
@@ -70,6 +229,7 @@ int main(void) {
     int distinct = atoi(out);
     CHECK(rc == 0 && distinct > 2, "plot: rc %d, %d distinct bytes in the PNG's pixels (%s)", rc,
           distinct, out);
+    check_scatter(build);
     FILE *src = NULL;
     snprintf(cmd, sizeof cmd, "%s/ex.c", dir);
     if ((src = fopen(cmd, "w"))) {

@@ -155,3 +155,42 @@ void cli_error(const char *cmd, const char *what) {
     else
         fprintf(stderr, "eqprop %s: %s\n", cmd, what && *what ? what : eqp_last_error());
 }
+
+int cli_out_open(cli_out *o, const char *path, const char *cmd, const char *flag) {
+    o->path = path;
+    o->f = NULL;
+    size_t n = strlen(path) + 32;
+    o->tmp = malloc(n);
+    if (!o->tmp) {
+        fprintf(stderr, "eqprop %s: out of memory\n", cmd);
+        return -1;
+    }
+    snprintf(o->tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    o->f = fopen(o->tmp, "w");
+    if (!o->f) {
+        fprintf(stderr, "eqprop %s: %s: cannot open '%s' for writing: %s\n", cmd, flag, path,
+                strerror(errno));
+        free(o->tmp);
+        o->tmp = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+int cli_out_close(cli_out *o, int ok, const char *cmd, const char *flag) {
+    if (!o->f)
+        return -1;
+    int bad = fflush(o->f) != 0 || ferror(o->f) || fsync(fileno(o->f)) != 0;
+    bad |= fclose(o->f) != 0;
+    o->f = NULL;
+    int rc = -1;
+    if (ok && !bad && rename(o->tmp, o->path) == 0)
+        rc = 0;
+    else
+        remove(o->tmp);
+    if (ok && rc)
+        fprintf(stderr, "eqprop %s: %s: error writing '%s'\n", cmd, flag, o->path);
+    free(o->tmp);
+    o->tmp = NULL;
+    return rc;
+}

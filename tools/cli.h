@@ -39,6 +39,22 @@ void cli_progress_clear(void);
 extern volatile sig_atomic_t cli_stop;
 void cli_install_signals(void);
 
+/* An output file written atomically: to "<path>.tmp.<pid>", then flushed, synced and renamed
+ * over path, so a failed run never leaves a partial file where the result should be. */
+typedef struct cli_out {
+    FILE *f;
+    char *tmp;
+    const char *path;
+} cli_out;
+
+/* Open the temporary file. On failure print "eqprop <cmd>: <flag>: cannot open '<path>' for
+ * writing: <reason>" and return -1 (o->f is NULL then). */
+int cli_out_open(cli_out *o, const char *path, const char *cmd, const char *flag);
+/* ok != 0: check for write errors and rename into place; ok == 0 (or any error): remove the
+ * temporary file. Returns 0 when the file is in place; prints "eqprop <cmd>: <flag>: error
+ * writing '<path>'" when ok was set and the write failed. A no-op on an unopened o. */
+int cli_out_close(cli_out *o, int ok, const char *cmd, const char *flag);
+
 /* Print an error from the library: "eqprop <cmd>: <message>". */
 void cli_error(const char *cmd, const char *what);
 

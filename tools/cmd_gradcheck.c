@@ -50,6 +50,9 @@ static const cli_opt opts[] = {
     {"no-sweep", 0, "skip the beta sweep"},
     {"no-gdu", 0, "skip the EP-vs-BPTT step comparison"},
     {"json", 1, "write the summary as JSON to this file"},
+    {"dump", 1,
+     "write every (truth, estimate) pair to this CSV file: seed,block,index,truth,estimate "
+     "(block 'direction' and index k for --directions; plot with eqprop plot scatter)"},
     {NULL, 0, NULL},
 };
 
@@ -161,6 +164,26 @@ static void draw_batch(problem *p, const eqp_dataset *ds, eqp_rng *rng, size_t n
     }
 }
 
+/* The pairs of one seed as CSV rows: per parameter with its block's name and the index inside
+ * the block, or per random direction (block "direction", index k). Full precision (%.17g) so
+ * that statistics recomputed from the file match the printed ones. */
+static void dump_pairs(FILE *f, long seed, const eqp_model *m, size_t ndirs, const double *truth,
+                       const double *est, size_t n) {
+    if (ndirs) {
+        for (size_t k = 0; k < n; k++)
+            fprintf(f, "%ld,direction,%zu,%.17g,%.17g\n", seed, k, truth[k], est[k]);
+        return;
+    }
+    for (int b = 0; b < eqp_model_n_blocks(m); b++) {
+        const char *name;
+        size_t off, size;
+        int group;
+        eqp_model_block(m, b, &name, &off, &size, &group);
+        for (size_t i = 0; i < size && off + i < n; i++)
+            fprintf(f, "%ld,%s,%zu,%.17g,%.17g\n", seed, name, i, truth[off + i], est[off + i]);
+    }
+}
+
 static double mean_of(const double *x, size_t n, void *ctx) {
     (void)ctx;
     double s = 0;
@@ -193,6 +216,7 @@ int cmd_gradcheck(int argc, char **argv) {
             return cmd_gradcheck_eprop(argc, argv);
     const char *preset = NULL, *sizes = NULL, *model_path = NULL, *data = NULL, *json = NULL;
     const char *kind = NULL, *arch = NULL, *readout = NULL, *spike_loss = NULL, *val, *bio = NULL;
+    const char *dump = NULL;
     double min_cos = -2.0;
     long batch = 4, seeds = 10, seed0 = 1, dirs_opt = -1, max_steps = 20000;
     double beta = 0.01, eps = -1, tol = 1e-7, h = -1, r0 = 0.0;
@@ -297,6 +321,8 @@ int cmd_gradcheck(int argc, char **argv) {
             gdu = 0;
         } else if (!strcmp(n, "json")) {
             json = val;
+        } else if (!strcmp(n, "dump")) {
+            dump = val;
         } else if (!strcmp(n, "bio")) {
             bio = val;
         } else if (!strcmp(n, "min-cosine")) {
@@ -333,6 +359,11 @@ int cmd_gradcheck(int argc, char **argv) {
     double *rs = NULL, *cos_s = NULL, *rel_s = NULL;
     size_t *ns = NULL;
     FILE *jf = NULL;
+    cli_out df = {0};
+    if (dump && cli_out_open(&df, dump, "gradcheck", "--dump"))
+        goto out;
+    if (dump)
+        fprintf(df.f, "seed,block,index,truth,estimate\n");
     if (model_path) {
         if (eqp_checkpoint_load(model_path, &loaded, NULL)) {
             cli_error("gradcheck", NULL);
@@ -460,6 +491,8 @@ int cmd_gradcheck(int argc, char **argv) {
             sd--;
             continue;
         }
+        if (df.f)
+            dump_pairs(df.f, used[sd], p.m, me.ndirs, truth, est, ncmp);
         memcpy(all_t + (size_t)sd * ncmp, truth, ncmp * sizeof(double));
         memcpy(all_e + (size_t)sd * ncmp, est, ncmp * sizeof(double));
         eqp_stats_corr c;
@@ -730,6 +763,8 @@ int cmd_gradcheck(int argc, char **argv) {
     for (int q = 0; q < 3; q++)
         eqp_gdu_result_free(&gr[q]);
     free(used);
+    if (df.f && cli_out_close(&df, 1, "gradcheck", "--dump"))
+        goto out;
     rc = 0;
     if (!agrees && min_cos > -2.0) {
         fprintf(stderr,
@@ -750,6 +785,7 @@ oom:
 out:
     if (jf)
         fclose(jf);
+    cli_out_close(&df, 0, "gradcheck", "--dump"); /* a failed run leaves no partial file */
     if (p.m != loaded)
         eqp_model_free(p.m);
     eqp_model_free(loaded);

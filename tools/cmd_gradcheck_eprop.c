@@ -85,6 +85,11 @@ int cmd_gradcheck_eprop(int argc, char **argv) {
             }
         } else if (strcmp(nm, "json") == 0) {
             json = val;
+        } else if (strcmp(nm, "dump") == 0) {
+            /* eqp_eprop_alignment returns cosines per block, not the two gradients */
+            fprintf(stderr, "eqprop gradcheck: --dump: not available with --learner eprop "
+                            "(this check reports cosines per block, not per-parameter pairs)\n");
+            return EXIT_USAGE;
         } else if (eqp_snn_config_set(&cfg, nm, val)) {
             cli_error("gradcheck", NULL);
             return EXIT_USAGE;

@@ -2,12 +2,13 @@
  *   curve   learning curves (train / test error per epoch) from a JSON-lines training log, EP's
  *           or a spiking network's
  *   raster  a spiking network's spike raster and membrane traces for one example
+ *   scatter a gradient check's estimate against the truth, per parameter or direction, from
+ *           the CSV of eqprop gradcheck --dump (seed,block,index,truth,estimate)
  * Files are written to a temporary name and renamed. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "eqprop/data.h"
@@ -23,23 +24,13 @@ static const char *const colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
 
 typedef struct svg {
     FILE *f;
-    char *tmp;
-    const char *path;
+    cli_out o;
 } svg;
 
 static int svg_open(svg *s, const char *path, double w, double h) {
-    s->path = path;
-    size_t n = strlen(path) + 32;
-    s->tmp = malloc(n);
-    if (!s->tmp)
+    if (cli_out_open(&s->o, path, "plot", "--out"))
         return -1;
-    snprintf(s->tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    s->f = fopen(s->tmp, "w");
-    if (!s->f) {
-        fprintf(stderr, "eqprop plot: --out: cannot open '%s' for writing\n", path);
-        free(s->tmp);
-        return -1;
-    }
+    s->f = s->o.f;
     fprintf(s->f,
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
@@ -51,17 +42,7 @@ static int svg_open(svg *s, const char *path, double w, double h) {
 
 static int svg_close(svg *s, int ok) {
     fprintf(s->f, "</svg>\n");
-    int bad = ferror(s->f);
-    bad |= fclose(s->f) != 0;
-    if (ok && !bad && rename(s->tmp, s->path) == 0) {
-        free(s->tmp);
-        return 0;
-    }
-    remove(s->tmp);
-    free(s->tmp);
-    if (ok)
-        fprintf(stderr, "eqprop plot: error writing '%s'\n", s->path);
-    return -1;
+    return cli_out_close(&s->o, ok, "plot", "--out");
 }
 
 static void esc(FILE *f, const char *t) {
@@ -95,24 +76,51 @@ static double ax_y(const axes *a, double y) {
     return a->y0 + a->h - (y - a->ylo) / (a->yhi - a->ylo) * a->h;
 }
 
-static void draw_axes(FILE *f, const axes *a, const char *xl, const char *yl, const char *title) {
+/* One grid line and label on axis k (0 = x, 1 = y) at position pos (axis units). */
+static void tick(FILE *f, const axes *a, int k, double pos, double label) {
+    if (k) {
+        double y = ax_y(a, pos);
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+                   "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n",
+                a->x0, y, a->x0 + a->w, y, a->x0 - 5, y + 4, label);
+    } else {
+        double x = ax_x(a, pos);
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+                   "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%g</text>\n",
+                x, a->y0, x, a->y0 + a->h, x, a->y0 + a->h + 16, label);
+    }
+}
+
+/* Symmetric log: linear within |v| << c, logarithmic beyond; keeps the sign. */
+static double symlog(double v, double c) {
+    return copysign(log10(1.0 + fabs(v) / c), v);
+}
+
+/* Axes with their ticks; symc > 0: the data range is symlog(., symc) and the ticks are 0 and
+ * +-10^k (every other decade when there are many). */
+static void draw_axes_sym(FILE *f, const axes *a, const char *xl, const char *yl,
+                          const char *title, double symc) {
     fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
                "stroke=\"black\"/>\n", a->x0, a->y0, a->w, a->h);
     for (int k = 0; k < 2; k++) {
-        double lo = k ? a->ylo : a->xlo, hi = k ? a->yhi : a->xhi, st = tick_step(lo, hi);
-        for (double v = ceil(lo / st) * st; v <= hi + 1e-9 * st; v += st) {
-            if (k) {
-                double y = ax_y(a, v);
-                fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
-                           "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n",
-                        a->x0, y, a->x0 + a->w, y, a->x0 - 5, y + 4, fabs(v) < 1e-12 * st ? 0 : v);
-            } else {
-                double x = ax_x(a, v);
-                fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
-                           "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%g</text>\n",
-                        x, a->y0, x, a->y0 + a->h, x, a->y0 + a->h + 16, fabs(v) < 1e-12 * st ? 0 : v);
-            }
+        double lo = k ? a->ylo : a->xlo, hi = k ? a->yhi : a->xhi;
+        if (symc > 0) {
+            /* symlog(10^e) spans this many decades from c up to the largest |value| */
+            double top = fmax(fabs(lo), fabs(hi));
+            int e0 = (int)ceil(log10(symc)), e1 = (int)floor(log10(symc) + top);
+            int every = e1 - e0 > 6 ? 2 : 1;
+            tick(f, a, k, 0.0, 0.0);
+            for (int e = e1; e >= e0; e -= every)
+                for (int sg = -1; sg <= 1; sg += 2) {
+                    double pos = symlog(sg * pow(10.0, e), symc);
+                    if (pos >= lo && pos <= hi && fabs(pos) > 0.15 * top)
+                        tick(f, a, k, pos, sg * pow(10.0, e));
+                }
+            continue;
         }
+        double st = tick_step(lo, hi);
+        for (double v = ceil(lo / st) * st; v <= hi + 1e-9 * st; v += st)
+            tick(f, a, k, v, fabs(v) < 1e-12 * st ? 0 : v);
     }
     fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", a->x0 + a->w / 2,
             a->y0 + a->h + 34);
@@ -124,6 +132,10 @@ static void draw_axes(FILE *f, const axes *a, const char *xl, const char *yl, co
             a->x0 + a->w / 2, a->y0 - 12);
     esc(f, title);
     fprintf(f, "</text>\n");
+}
+
+static void draw_axes(FILE *f, const axes *a, const char *xl, const char *yl, const char *title) {
+    draw_axes_sym(f, a, xl, yl, title, 0.0);
 }
 
 static void polyline(FILE *f, const axes *a, const double *x, const double *y, size_t n,
@@ -230,6 +242,244 @@ out:
     return rc;
 }
 
+#define SCATTER_HEADER "seed,block,index,truth,estimate"
+#define MAX_BLOCKS 64
+
+typedef struct pair {
+    double t, e;
+    int block;
+} pair;
+
+/* One data row of a --dump file; -1 with *what set on a malformed row. */
+static int scatter_row(char *line, char names[][32], int *nb, pair *out, const char **what) {
+    char *f[5], *q = line;
+    for (int k = 0; k < 5; k++) {
+        f[k] = q;
+        q = strchr(q, ',');
+        if (k < 4 && !q) {
+            *what = "expected 5 comma-separated fields";
+            return -1;
+        }
+        if (q)
+            *q++ = '\0';
+    }
+    if (q) {
+        *what = "expected 5 comma-separated fields, got more";
+        return -1;
+    }
+    char *end;
+    strtol(f[0], &end, 10);
+    if (end == f[0] || *end) {
+        *what = "the seed is not an integer";
+        return -1;
+    }
+    strtoul(f[2], &end, 10);
+    if (end == f[2] || *end || f[2][0] == '-') {
+        *what = "the index is not a non-negative integer";
+        return -1;
+    }
+    out->t = strtod(f[3], &end);
+    if (end == f[3] || *end || !isfinite(out->t)) {
+        *what = "the truth is not a finite number";
+        return -1;
+    }
+    out->e = strtod(f[4], &end);
+    if (end == f[4] || *end || !isfinite(out->e)) {
+        *what = "the estimate is not a finite number";
+        return -1;
+    }
+    size_t len = strlen(f[1]);
+    if (len == 0 || len >= 32) {
+        *what = "the block name is empty or longer than 31 characters";
+        return -1;
+    }
+    int b = 0;
+    while (b < *nb && strcmp(names[b], f[1]) != 0)
+        b++;
+    if (b == *nb) {
+        if (*nb == MAX_BLOCKS) {
+            *what = "more than 64 distinct blocks";
+            return -1;
+        }
+        memcpy(names[b], f[1], len + 1);
+        (*nb)++;
+    }
+    out->block = b;
+    return 0;
+}
+
+/* cosine and ||e - t|| / ||t|| over the pairs of one block (block >= 0) or of all (-1) */
+static void scatter_stats(const pair *p, size_t n, int block, double *cosine, double *rel,
+                          size_t *count) {
+    double te = 0, tt = 0, ee = 0, dd = 0;
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        if (block < 0 || p[i].block == block) {
+            te += p[i].t * p[i].e;
+            tt += p[i].t * p[i].t;
+            ee += p[i].e * p[i].e;
+            dd += (p[i].e - p[i].t) * (p[i].e - p[i].t);
+            c++;
+        }
+    *cosine = tt > 0 && ee > 0 ? te / sqrt(tt * ee) : (double)NAN;
+    *rel = tt > 0 ? sqrt(dd / tt) : (double)NAN;
+    *count = c;
+}
+
+/* symlog: sign-preserving log axes, linear within 1e-4 of the largest |value| */
+static int plot_scatter(const char *in, const char *out, const char *title, int sym) {
+    FILE *f = fopen(in, "r");
+    if (!f) {
+        fprintf(stderr, "eqprop plot: --in: cannot open '%s'\n", in);
+        return EXIT_RUNTIME;
+    }
+    char names[MAX_BLOCKS][32];
+    int nb = 0, rc = EXIT_RUNTIME, lineno = 0, header = 0, oom = 0;
+    size_t cap = 1024, n = 0;
+    pair *p = malloc(cap * sizeof *p);
+    char line[512];
+    while (p && fgets(line, sizeof line, f)) {
+        lineno++;
+        size_t len = strlen(line);
+        if (len == sizeof line - 1 && line[len - 1] != '\n') {
+            fprintf(stderr, "eqprop plot: %s line %d: line too long\n", in, lineno);
+            goto out;
+        }
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0] == '\0')
+            continue;
+        if (!header) {
+            if (strcmp(line, SCATTER_HEADER) != 0) {
+                fprintf(stderr, "eqprop plot: %s line %d: expected the header '" SCATTER_HEADER
+                                "' (a file of eqprop gradcheck --dump)\n", in, lineno);
+                goto out;
+            }
+            header = 1;
+            continue;
+        }
+        if (n == cap) {
+            pair *q = realloc(p, 2 * cap * sizeof *p);
+            if (!q) {
+                oom = 1;
+                break;
+            }
+            p = q;
+            cap *= 2;
+        }
+        const char *what = NULL;
+        if (scatter_row(line, names, &nb, &p[n], &what)) {
+            fprintf(stderr, "eqprop plot: %s line %d: %s\n", in, lineno, what);
+            goto out;
+        }
+        n++;
+    }
+    if (!p || oom) {
+        fprintf(stderr, "eqprop plot: out of memory\n");
+        goto out;
+    }
+    if (ferror(f)) {
+        fprintf(stderr, "eqprop plot: %s: read error\n", in);
+        goto out;
+    }
+    if (n == 0) {
+        fprintf(stderr, "eqprop plot: %s: no pairs (%s)\n", in,
+                header ? "only the header" : "empty file");
+        goto out;
+    }
+    double cosine, rel;
+    size_t cnt;
+    scatter_stats(p, n, -1, &cosine, &rel, &cnt);
+    double bcos[MAX_BLOCKS], brel[MAX_BLOCKS];
+    size_t bcnt[MAX_BLOCKS];
+    for (int b = 0; b < nb; b++)
+        scatter_stats(p, n, b, &bcos[b], &brel[b], &bcnt[b]);
+    double symc = 0;
+    if (sym) {
+        double big = 0;
+        for (size_t i = 0; i < n; i++)
+            big = fmax(big, fmax(fabs(p[i].t), fabs(p[i].e)));
+        symc = big > 0 ? 1e-4 * big : 1.0;
+        for (size_t i = 0; i < n; i++) {
+            p[i].t = symlog(p[i].t, symc);
+            p[i].e = symlog(p[i].e, symc);
+        }
+    }
+    /* the same range on both axes, so that y = x is the diagonal of the box */
+    double lo = p[0].t, hi = p[0].t;
+    for (size_t i = 0; i < n; i++) {
+        lo = fmin(lo, fmin(p[i].t, p[i].e));
+        hi = fmax(hi, fmax(p[i].t, p[i].e));
+    }
+    double pad = hi > lo ? 0.05 * (hi - lo) : (fabs(hi) > 0 ? 0.5 * fabs(hi) : 1);
+    lo -= pad;
+    hi += pad;
+    const double side = 440.0, legend_w = 260.0;
+    axes a = {ML, MT, side, side, lo, hi, lo, hi};
+    char head[512];
+    snprintf(head, sizeof head, "%s", title ? title : in);
+    const int dirs = nb == 1 && strcmp(names[0], "direction") == 0;
+    svg s;
+    if (svg_open(&s, out, ML + side + legend_w + 20, MT + side + 60))
+        goto out;
+    char xl[160];
+    snprintf(xl, sizeof xl, "truth: finite differences %s%s",
+             dirs ? "along random directions" : "per parameter",
+             sym ? " (symmetric log axes)" : "");
+    draw_axes_sym(s.f, &a, xl, "estimate", head, symc);
+    fprintf(s.f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#888\" "
+                 "stroke-dasharray=\"6 4\"/>\n",
+            ax_x(&a, lo), ax_y(&a, lo), ax_x(&a, hi), ax_y(&a, hi));
+    /* a point of a colour already drawn on the same pixel adds nothing to the picture: skip
+     * it (exact zeros, e.g. the weights of always-black MNIST pixels, would otherwise make
+     * thousands of circles) */
+    const size_t gw = (size_t)side + 1;
+    unsigned char *drawn = calloc(gw * gw, 1);
+    if (!drawn) {
+        svg_close(&s, 0);
+        fprintf(stderr, "eqprop plot: out of memory\n");
+        goto out;
+    }
+    size_t zeros = 0;
+    for (size_t i = 0; i < n; i++) {
+        zeros += p[i].t == 0.0 && p[i].e == 0.0;
+        double x = ax_x(&a, p[i].t), y = ax_y(&a, p[i].e);
+        unsigned char bit = (unsigned char)(1u << (p[i].block % 8));
+        if (x >= a.x0 && y >= a.y0 && x - a.x0 < (double)gw - 0.5 && y - a.y0 < (double)gw - 0.5) {
+            size_t gx = (size_t)(x - a.x0 + 0.5), gy = (size_t)(y - a.y0 + 0.5);
+            if (drawn[gy * gw + gx] & bit)
+                continue;
+            drawn[gy * gw + gx] |= bit;
+        }
+        fprintf(s.f, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"2.5\" fill=\"%s\" "
+                     "fill-opacity=\"0.6\"/>\n",
+                x, y, colors[p[i].block % 8]);
+    }
+    free(drawn);
+    const double lx = a.x0 + a.w + 20;
+    fprintf(s.f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#888\" "
+                 "stroke-dasharray=\"6 4\"/><text x=\"%.1f\" y=\"%.1f\">y = x</text>\n",
+            lx, a.y0 + 12, lx + 14, a.y0 + 12, lx + 20, a.y0 + 16);
+    fprintf(s.f, "<text x=\"%.1f\" y=\"%.1f\" font-weight=\"bold\">all %zu pairs: cosine %.6f"
+                 "</text>\n<text x=\"%.1f\" y=\"%.1f\" font-weight=\"bold\">"
+                 "||est - truth|| / ||truth|| %.3e</text>\n",
+            lx, a.y0 + 36, n, cosine, lx, a.y0 + 52, rel);
+    for (int b = 0; b < nb; b++) {
+        double y = a.y0 + 76 + 18 * b;
+        fprintf(s.f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/><text x=\"%.1f\" "
+                     "y=\"%.1f\">", lx + 7, y - 4, colors[b % 8], lx + 20, y);
+        esc(s.f, names[b]);
+        fprintf(s.f, " (%zu): cos %.4f, rel %.2e</text>\n", bcnt[b], bcos[b], brel[b]);
+    }
+    if (zeros)
+        fprintf(s.f, "<text x=\"%.1f\" y=\"%.1f\">%zu pairs exactly (0, 0)</text>\n", lx,
+                a.y0 + 76 + 18 * nb, zeros);
+    rc = svg_close(&s, 1) ? EXIT_RUNTIME : 0;
+out:
+    fclose(f);
+    free(p);
+    return rc;
+}
+
 static int plot_raster(const char *model, const char *data, size_t index, long layer,
                        long units, const char *out) {
     eqp_snn *n = NULL;
@@ -318,7 +568,10 @@ out:
 static const cli_opt opts[] = {
     {"help", 0, "show this help"},
     {"log", 1, "curve: the JSON-lines log of eqprop train --log"},
-    {"title", 1, "curve: the title [the log's name]"},
+    {"title", 1, "curve, scatter: the title [the input file's name]"},
+    {"in", 1, "scatter: the CSV of eqprop gradcheck --dump"},
+    {"symlog", 0,
+     "scatter: symmetric log axes (sign kept, linear below 1e-4 of the largest |value|)"},
     {"model", 1, "raster: a spiking-network model file"},
     {"data", 1, "raster: mnist | fashion | DIR (the test split) [mnist]"},
     {"index", 1, "raster: the test example [0]"},
@@ -332,23 +585,29 @@ int cmd_plot(int argc, char **argv) {
     if (argc < 2 || argv[1][0] == '-') {
         if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
             printf("usage: eqprop plot curve --log LOG --out X.svg\n"
-                   "       eqprop plot raster --model M --index I [--layer L] --out X.svg\n\n"
+                   "       eqprop plot raster --model M --index I [--layer L] --out X.svg\n"
+                   "       eqprop plot scatter --in DUMP.csv [--symlog] [--title T] --out X.svg\n\n"
                    "Writes an SVG: learning curves (train and test error per epoch) from a\n"
-                   "training log (EP or spiking), or a spiking network's spike raster and membrane\n"
-                   "traces on one test example.\n\n");
+                   "training log (EP or spiking), a spiking network's spike raster and membrane\n"
+                   "traces on one test example, or a gradient check's estimate against the\n"
+                   "truth (eqprop gradcheck --dump) with y = x, one colour per parameter block\n"
+                   "and the pooled cosine and relative error.\n\n");
             cli_print_opts(stdout, opts);
             return 0;
         }
-        fprintf(stderr, "eqprop plot: expected a kind, curve or raster (see --help)\n");
+        fprintf(stderr, "eqprop plot: expected a kind, curve, raster or scatter (see --help)\n");
         return EXIT_USAGE;
     }
+    const char *in = NULL;
+    int symlog_axes = 0;
     const char *kind = argv[1], *log = NULL, *title = NULL, *model = NULL, *data = "mnist",
                *out = NULL, *val;
     size_t index = 0;
     long layer = 0, units = 100;
-    if (strcmp(kind, "curve") != 0 && strcmp(kind, "raster") != 0) {
-        fprintf(stderr, "eqprop plot: unknown kind '%s' (curve or raster; a gradcheck scatter "
-                        "and a delay-sweep plot are not available)\n", kind);
+    if (strcmp(kind, "curve") != 0 && strcmp(kind, "raster") != 0 &&
+        strcmp(kind, "scatter") != 0) {
+        fprintf(stderr, "eqprop plot: unknown kind '%s' (curve, raster or scatter; a "
+                        "delay-sweep plot is not available)\n", kind);
         return EXIT_USAGE;
     }
     for (int i = 2; i < argc;) {
@@ -361,6 +620,10 @@ int cmd_plot(int argc, char **argv) {
             return 0;
         } else if (strcmp(name, "log") == 0) {
             log = val;
+        } else if (strcmp(name, "symlog") == 0) {
+            symlog_axes = 1;
+        } else if (strcmp(name, "in") == 0) {
+            in = val;
         } else if (strcmp(name, "title") == 0) {
             title = val;
         } else if (strcmp(name, "model") == 0) {
@@ -390,6 +653,14 @@ int cmd_plot(int argc, char **argv) {
             return EXIT_USAGE;
         }
         return plot_curve(log, out, title);
+    }
+    if (strcmp(kind, "scatter") == 0) {
+        if (!in) {
+            fprintf(stderr, "eqprop plot scatter: --in FILE (of eqprop gradcheck --dump) is "
+                            "required\n");
+            return EXIT_USAGE;
+        }
+        return plot_scatter(in, out, title, symlog_axes);
     }
     if (!model) {
         fprintf(stderr, "eqprop plot raster: --model FILE is required\n");
