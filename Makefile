@@ -50,7 +50,7 @@ TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 EX_BIN    := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all test asan bench format clean fuzz fuzz-corpus reliability install
+.PHONY: all test asan bench format clean fuzz fuzz-corpus reliability install mpi-test mpi-bench
 PREFIX ?= /usr/local
 all: $(BUILD)/libeqprop.a $(BUILD)/libeqprop.so $(BUILD)/eqprop $(EX_BIN)
 
@@ -86,6 +86,12 @@ test: all $(TEST_BIN)
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer" \
 	    CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
+
+# Data-parallel training (Open MPI: mpicc, mpirun): the MPI build in build-mpi/, then
+# tests/mpi/test_mpi under mpirun -np 2 and a sweep through the command.
+mpi-test:
+	$(MAKE) MPI=1 all build-mpi/tests/mpi/test_mpi
+	@sh tests/mpi/run.sh build-mpi
 
 bench: all $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do $$b || exit 1; done

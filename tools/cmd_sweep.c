@@ -138,7 +138,7 @@ static int write_table(FILE *f, const grid *gr, int n_grids, int n_runs, const d
         for (int g = 0; g < n_grids; g++)
             fprintf(f, "\t%s", gr[g].val[grid_index(gr, n_grids, i, g)]);
         if (r[0] > 0)
-            fprintf(f, "\t%d\t%.6f\t%.6f\t%.2f\t%d\n", (int)r[2], r[3], r[4], r[5], (int)r[1]);
+            fprintf(f, "\t%d\t%.6f\t%.6f\t%.3f\t%d\n", (int)r[2], r[3], r[4], r[5], (int)r[1]);
         else
             fprintf(f, "\t-\t-\t-\t-\t%d\n", (int)r[1]);
     }

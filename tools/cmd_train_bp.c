@@ -168,12 +168,25 @@ int cmd_train_bp(int argc, char **argv) {
             goto out;
         }
         eqp_bp_set_run(m, epochs_set ? cfg.epochs : -1, threads_set ? cfg.threads : -1);
-        fprintf(stderr, "eqprop train: resuming '%s' after epoch %d\n", resume, eqp_bp_epoch(m));
+        if (cli_rank0())
+            fprintf(stderr, "eqprop train: resuming '%s' after epoch %d\n", resume,
+                    eqp_bp_epoch(m));
     } else if (eqp_bp_create(&cfg, &m)) {
         cli_error("train", NULL);
         goto out;
     }
     const eqp_bp_config *c = eqp_bp_get_config(m);
+    /* a process group: rank 0 alone prints, logs, evaluates and writes files */
+    const int r0 = cli_rank0();
+    memset(&cli_last, 0, sizeof cli_last);
+    if (eqp_bp_set_dist(m, cli_group)) {
+        cli_error("train", NULL);
+        goto out;
+    }
+    if (!r0) {
+        quiet = 1;
+        logpath = NULL;
+    }
     if (logpath) {
         log = fopen(logpath, resume ? "a" : "w");
         if (!log) {
@@ -197,7 +210,9 @@ int cmd_train_bp(int argc, char **argv) {
         eqp_bp_epoch_stats es;
         eqp_status st = eqp_bp_train_epoch(m, train, &cli_stop, &es);
         if (st == EQP_EINTERRUPTED) {
-            if (eqp_bp_save(ipath, m, 1) == EQP_OK)
+            if (!r0)
+                ;
+            else if (eqp_bp_save(ipath, m, 1) == EQP_OK)
                 fprintf(stderr,
                         "eqprop train: interrupted; checkpoint written to '%s' (continue with "
                         "--resume %s)\n",
@@ -210,6 +225,16 @@ int cmd_train_bp(int argc, char **argv) {
         if (st) {
             cli_error("train", NULL);
             goto out;
+        }
+        cli_last.seconds += es.seconds;
+        cli_last.train_error = es.train_error;
+        cli_last.epochs = es.epoch;
+        if (!r0) {
+            if (cli_group_stop()) { /* rank 0 was interrupted between epochs */
+                rc = EXIT_INTERRUPTED;
+                goto out;
+            }
+            continue;
         }
         struct timespec a, b;
         clock_gettime(CLOCK_MONOTONIC, &a);
@@ -239,7 +264,7 @@ int cmd_train_bp(int argc, char **argv) {
             cli_error("train", NULL);
             goto out;
         }
-        if (cli_stop) {
+        if (cli_group_stop()) {
             if (eqp_bp_save(ipath, m, 1) == EQP_OK)
                 fprintf(stderr, "eqprop train: interrupted; checkpoint written to '%s'\n", ipath);
             else
@@ -248,11 +273,17 @@ int cmd_train_bp(int argc, char **argv) {
             goto out;
         }
     }
+    if (!r0) {
+        rc = 0;
+        goto out;
+    }
     if (test_err < 0 && eqp_bp_evaluate(m, test, &test_err, &test_loss)) {
         cli_error("train", NULL);
         goto out;
     }
     printf("test error: %.2f%%\n", 100.0 * test_err);
+    cli_last.test_error = test_err;
+    cli_last.valid = 1;
     if (save && eqp_bp_save(save, m, 0)) {
         cli_error("train", NULL);
         goto out;
@@ -263,6 +294,7 @@ out:
         fprintf(stderr, "eqprop train: --log: error writing '%s'\n", logpath);
         rc = EXIT_RUNTIME;
     }
+    cli_group_fail(rc);
     eqp_bp_free(m);
     eqp_dataset_free(train);
     eqp_dataset_free(test);

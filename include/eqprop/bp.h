@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "eqprop/data.h"
+#include "eqprop/dist.h"
 #include "eqprop/status.h"
 
 #ifdef __cplusplus
@@ -83,6 +84,12 @@ typedef struct eqp_bp_epoch_stats {
     double train_error, train_loss; /* over the epoch's mini-batches, as they were trained */
     double seconds, samples_per_second;
 } eqp_bp_epoch_stats;
+
+/* Train data-parallel within a process group (include/eqprop/dist.h; NULL: alone): each
+ * process runs batch / P rows of every mini-batch (batch must be a multiple of P), the
+ * gradients are averaged over the group and every process applies the same update. All
+ * processes make the same calls; set between epochs (a resumed run may use another P). */
+eqp_status eqp_bp_set_dist(eqp_bp *m, const eqp_dist *d);
 
 /* Train (the rest of) one epoch on d. If *stop becomes non-zero the current mini-batch is
  * finished and EQP_EINTERRUPTED returned; the state then resumes mid-epoch. EQP_ENONFINITE

@@ -316,6 +316,10 @@ struct eqp_bp {
     eqp_rng rng_epoch; /* the example-order stream at the start of the current epoch */
     uint32_t *perm;
     size_t perm_n;
+    /* data-parallel group (NULL: alone): the training tape holds this process's batch / P
+     * rows; gradients are averaged over the group */
+    const eqp_dist *dist;
+    int P, rank;
 };
 
 /* Build the network's graph for a batch of B on tape g->t; with_loss adds target and loss. */
@@ -431,6 +435,32 @@ void eqp_bp_free(eqp_bp *m) {
 const eqp_bp_config *eqp_bp_get_config(const eqp_bp *m) {
     return &m->cfg;
 }
+eqp_status eqp_bp_set_dist(eqp_bp *m, const eqp_dist *d) {
+    const int P = eqp_dist_size(d);
+    const size_t B = (size_t)m->cfg.batch;
+    if (B % (size_t)P != 0)
+        return eqp_fail(EQP_EINVAL,
+                        "bp: batch %zu is not a multiple of the %d processes (each takes an "
+                        "equal share of every mini-batch)",
+                        B, P);
+    if (B / (size_t)P != m->train.batch) { /* a tape for the shard, with the same parameters */
+        bp_graph g;
+        eqp_status st = build(&m->cfg, B / (size_t)P, 1, &g);
+        if (st) {
+            eqp_ad_free(g.t);
+            return st;
+        }
+        size_t n_new;
+        memcpy(eqp_ad_params(g.t, &n_new, NULL), eqp_bp_params(m), m->n_params * sizeof(float));
+        eqp_ad_free(m->train.t);
+        m->train = g;
+    }
+    m->dist = d;
+    m->P = P;
+    m->rank = eqp_dist_rank(d);
+    return EQP_OK;
+}
+
 int eqp_bp_epoch(const eqp_bp *m) {
     return m->epoch;
 }
@@ -484,7 +514,10 @@ eqp_status eqp_bp_train_epoch(eqp_bp *m, const eqp_dataset *d, volatile sig_atom
     eqp_status st = check_data(m, d);
     if (st)
         return st;
-    const size_t B = m->train.batch, K = m->cfg.sizes[m->cfg.n_layers - 1], dim = d->dim;
+    /* B the global batch, of which this process takes Bl rows from row r0 */
+    const size_t B = (size_t)m->cfg.batch, K = m->cfg.sizes[m->cfg.n_layers - 1], dim = d->dim;
+    const size_t Bl = m->train.batch, r0 = Bl * (size_t)m->rank;
+    const int P = m->P > 1 ? m->P : 1;
     const size_t nb = d->n / B;
     if (nb == 0)
         return eqp_fail(EQP_EINVAL, "bp: %zu training examples do not fill one batch of %zu", d->n,
@@ -509,29 +542,45 @@ eqp_status eqp_bp_train_epoch(eqp_bp *m, const eqp_dataset *d, volatile sig_atom
     float *params = eqp_ad_params(t, &np, (void **)&grad);
     double t0 = now_seconds();
     size_t done_now = 0;
+    int group_stop = 0; /* a group stops together: any process's request, agreed per batch */
     for (; m->batch_pos < nb; m->batch_pos++) {
-        if (stop && *stop) {
+        if (P > 1 ? group_stop : stop && *stop) {
             m->seconds += now_seconds() - t0;
             return eqp_fail(EQP_EINTERRUPTED, "bp: interrupted at batch %zu of epoch %d",
                             m->batch_pos, m->epoch + 1);
         }
-        memset(y, 0, B * K * sizeof *y);
-        for (size_t b = 0; b < B; b++) {
-            const size_t e = m->perm[m->batch_pos * B + b];
+        memset(y, 0, Bl * K * sizeof *y);
+        for (size_t b = 0; b < Bl; b++) {
+            const size_t e = m->perm[m->batch_pos * B + r0 + b];
             memcpy(x + b * dim, d->x + e * dim, dim * sizeof *x);
             y[b * K + d->y[e]] = 1.0f;
         }
         if ((st = eqp_ad_forward(t)) || (st = eqp_ad_backward(t, m->train.loss)))
             return eqp_fail_prefix(st, "bp: training");
+        size_t wrong = 0;
+        for (size_t b = 0; b < Bl; b++)
+            wrong += argmax(z + b * K, K) != d->y[m->perm[m->batch_pos * B + r0 + b]];
+        double loss_rows = eqp_ad_scalar(t, m->train.loss) * (double)Bl;
+        if (P > 1) { /* the mean over the global batch: the shards' means over P, summed */
+            const float inv_p = 1.0f / (float)P;
+            for (size_t i = 0; i < np; i++)
+                grad[i] *= inv_p;
+            double g3[3] = {loss_rows, (double)wrong, stop && *stop ? 1.0 : 0.0};
+            if ((st = eqp_dist_sum_f32(m->dist, grad, np)) ||
+                (st = eqp_dist_sum_f64(m->dist, g3, 3)))
+                return st;
+            loss_rows = g3[0];
+            wrong = (size_t)g3[1];
+            group_stop = g3[2] > 0.0;
+        }
         if (!eqp_all_finite(grad, np))
             return eqp_fail(EQP_ENONFINITE,
                             "bp: non-finite gradient at batch %zu of epoch %d (parameters kept)",
                             m->batch_pos, m->epoch + 1);
         eqp_optim_begin_step(m->opt);
         eqp_optim_update(m->opt, params, grad, 0, np);
-        m->loss_sum += eqp_ad_scalar(t, m->train.loss) * (double)B;
-        for (size_t b = 0; b < B; b++)
-            m->errors += argmax(z + b * K, K) != d->y[m->perm[m->batch_pos * B + b]];
+        m->loss_sum += loss_rows;
+        m->errors += wrong;
         m->seen += B;
         done_now += B;
     }
