@@ -9,6 +9,7 @@
 #include "eqprop/bp.h"
 #include "eqprop/checkpoint.h"
 #include "eqprop/data.h"
+#include "eqprop/dist.h"
 #include "eqprop/ep.h"
 #include "eqprop/model.h"
 #include "eqprop/snn.h"
@@ -312,9 +313,14 @@ int cmd_train(int argc, char **argv) {
         fflush(stdout);
     }
     double test_err = -1.0;
+    int last_epoch = -1;
     while (eqp_trainer_epoch(t) < cfg.epochs) {
         eqp_epoch_stats es;
         int done = 0;
+        if (eqp_trainer_epoch(t) != last_epoch) { /* a new epoch: its communication time */
+            eqp_dist_reset_comm_seconds();
+            last_epoch = eqp_trainer_epoch(t);
+        }
         eqp_status st = eqp_trainer_run(t, every, &es, &done);
         if (st == EQP_OK && !done) { /* paused for a periodic checkpoint */
             if (r0 && eqp_checkpoint_save(ckpt, m, t)) {
@@ -369,10 +375,14 @@ int cmd_train(int argc, char **argv) {
                     "{\"epoch\": %d, \"train_error\": %.6f, \"test_error\": %.6f, "
                     "\"train_cost\": %.6f, \"test_cost\": %.6f, \"epoch_seconds\": %.4f, "
                     "\"samples_per_second\": %.1f, \"eval_seconds\": %.4f, \"threads\": %d, "
-                    "\"free_steps_mean\": %.2f, \"nudge_steps_mean\": %.2f}\n",
+                    "\"free_steps_mean\": %.2f, \"nudge_steps_mean\": %.2f",
                     es.epoch, es.train_error, test_err, es.train_cost, test_cost, es.seconds,
                     es.samples_per_second, ts0, cfg.threads, es.free_steps_mean,
                     es.nudge_steps_mean);
+            if (P > 1) /* this process's time in the group's sums, and the group size */
+                fprintf(log, ", \"processes\": %d, \"comm_seconds\": %.4f", P,
+                        eqp_dist_comm_seconds());
+            fprintf(log, "}\n");
             fflush(log);
         }
         if (r0 && ((save && eqp_checkpoint_save(save, m, NULL)) ||

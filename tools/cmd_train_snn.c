@@ -506,6 +506,7 @@ int cmd_train_snn(int argc, char **argv) {
         if (evidence) /* fresh trials each epoch (the paper draws a new batch per update) */
             eqp_evidence_refill(&evo, d.train,
                                 cfg.seed * 2 + 1 + 1000003ull * (uint64_t)eqp_snn_trainer_epoch(t));
+        eqp_dist_reset_comm_seconds();
         eqp_status st = eqp_snn_trainer_run_epoch(t, &es);
         cli_progress_clear();
         if (st == EQP_EINTERRUPTED) {
@@ -571,7 +572,11 @@ int cmd_train_snn(int argc, char **argv) {
                     fprintf(log, "%snull", l ? ", " : "");
                 else
                     fprintf(log, "%s%.6f", l ? ", " : "", es.rate[l]);
-            fprintf(log, "]}\n");
+            fprintf(log, "]");
+            if (eqp_dist_size(cli_group) > 1) /* this process's time in the group's sums */
+                fprintf(log, ", \"processes\": %d, \"comm_seconds\": %.4f",
+                        eqp_dist_size(cli_group), eqp_dist_comm_seconds());
+            fprintf(log, "}\n");
             fflush(log);
         }
         if ((save && eqp_snn_save(save, n, NULL)) || (ckpt && eqp_snn_save(ckpt, n, t))) {

@@ -48,6 +48,14 @@ void eqp_dist_free(eqp_dist *d);
 /* In-place sums over the group: buf[i] <- sum over ranks of buf[i], the same on every rank. */
 eqp_status eqp_dist_sum_f32(const eqp_dist *d, float *buf, size_t n);
 eqp_status eqp_dist_sum_f64(const eqp_dist *d, double *buf, size_t n);
+/* The two halves of a sum, for a group that splits an update by parameter shards (rank p
+ * owning [lo, hi) of eqp_dist_shard(n, p, P)):
+ *   reduce_scatter: on return buf[lo, hi) holds the group's sum there (the rest of buf is
+ *                   scratch);
+ *   allgather:      each rank's buf[lo, hi) is copied to every rank.
+ * n at most INT_MAX. */
+eqp_status eqp_dist_reduce_scatter_f32(const eqp_dist *d, float *buf, size_t n);
+eqp_status eqp_dist_allgather_f32(const eqp_dist *d, float *buf, size_t n);
 /* End every process of the group (MPI_Abort with this code), for a caller whose process
  * failed alone while the others wait in a collective. Returns only without MPI. */
 void eqp_dist_abort(const eqp_dist *d, int code);

@@ -1,6 +1,7 @@
 /* Process groups for data-parallel training (include/eqprop/dist.h): MPI when built with
  * -DEQP_MPI, else one process per group. */
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "eqprop/dist.h"
@@ -181,6 +182,76 @@ eqp_status eqp_dist_sum_f64(const eqp_dist *d, double *buf, size_t n) {
         return EQP_OK;
 #ifdef EQP_MPI
     return sum_chunks(d, buf, n, MPI_DOUBLE, sizeof(double));
+#else
+    (void)buf;
+    (void)n;
+    return EQP_OK;
+#endif
+}
+
+#ifdef EQP_MPI
+/* counts and displacements of the P shards of n (n <= INT_MAX checked by the caller) */
+static eqp_status shard_counts(const eqp_dist *d, size_t n, int **counts, int **displs) {
+    *counts = malloc((size_t)d->size * sizeof **counts);
+    *displs = malloc((size_t)d->size * sizeof **displs);
+    if (!*counts || !*displs) {
+        free(*counts);
+        free(*displs);
+        return eqp_fail(EQP_ENOMEM, "dist: out of memory for %d shard counts", d->size);
+    }
+    for (int p = 0; p < d->size; p++) {
+        size_t lo, hi;
+        eqp_dist_shard(n, p, d->size, &lo, &hi);
+        (*counts)[p] = (int)(hi - lo);
+        (*displs)[p] = (int)lo;
+    }
+    return EQP_OK;
+}
+#endif
+
+eqp_status eqp_dist_reduce_scatter_f32(const eqp_dist *d, float *buf, size_t n) {
+    if (!d || d->size == 1)
+        return EQP_OK;
+#ifdef EQP_MPI
+    if (n > (size_t)INT_MAX)
+        return eqp_fail(EQP_EDIST, "dist reduce-scatter: %zu values, at most %d", n, INT_MAX);
+    int *counts, *displs;
+    eqp_status st = shard_counts(d, n, &counts, &displs);
+    if (st)
+        return st;
+    double t0 = now_seconds();
+    /* in place, the result lands at the start of buf: moved to the shard's place */
+    int rc = MPI_Reduce_scatter(MPI_IN_PLACE, buf, counts, MPI_FLOAT, MPI_SUM, d->comm);
+    if (rc == MPI_SUCCESS && displs[d->rank] > 0)
+        memmove(buf + displs[d->rank], buf, (size_t)counts[d->rank] * sizeof(float));
+    comm_seconds += now_seconds() - t0;
+    free(counts);
+    free(displs);
+    return rc == MPI_SUCCESS ? EQP_OK : mpi_fail(rc, "MPI_Reduce_scatter");
+#else
+    (void)buf;
+    (void)n;
+    return EQP_OK;
+#endif
+}
+
+eqp_status eqp_dist_allgather_f32(const eqp_dist *d, float *buf, size_t n) {
+    if (!d || d->size == 1)
+        return EQP_OK;
+#ifdef EQP_MPI
+    if (n > (size_t)INT_MAX)
+        return eqp_fail(EQP_EDIST, "dist allgather: %zu values, at most %d", n, INT_MAX);
+    int *counts, *displs;
+    eqp_status st = shard_counts(d, n, &counts, &displs);
+    if (st)
+        return st;
+    double t0 = now_seconds();
+    int rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT,
+                            d->comm);
+    comm_seconds += now_seconds() - t0;
+    free(counts);
+    free(displs);
+    return rc == MPI_SUCCESS ? EQP_OK : mpi_fail(rc, "MPI_Allgatherv");
 #else
     (void)buf;
     (void)n;

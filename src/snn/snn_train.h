@@ -45,6 +45,7 @@ struct eqp_snn_trainer {
     int P, rank;
     eqp_status dist_status; /* of the last collective, set by thread 0 */
     double gstat[3 + EQP_SNN_MAX_LAYERS + 1]; /* a batch's counters summed over the group */
+    double gnorm[1];                          /* the group's squared gradient norm */
     const volatile sig_atomic_t *stop_flag;
     void (*progress)(void *ctx, size_t done, size_t total, double err);
     void *progress_ctx;

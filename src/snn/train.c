@@ -186,9 +186,12 @@ static int reduce_update(eqp_snn_trainer *t, int tid, int nt, size_t plo, size_t
     eqp_barrier_wait(&t->bar);
     double ss = 0.0;
     int bad = 0;
-    for (size_t c0 = plo; c0 < phi; c0 += 4096) {
+    /* one thread in a group: its own buffer is the sum (it is cleared before the next use) */
+    const int own = t->P > 1 && nt == 1;
+    float *gsum = own ? THREAD_GRAD(t, 0) : t->gsum;
+    for (size_t c0 = plo; c0 < phi && !own; c0 += 4096) {
         const size_t c1 = phi - c0 < 4096 ? phi : c0 + 4096;
-        float *gs = t->gsum;
+        float *gs = gsum;
         memcpy(gs + c0, THREAD_GRAD(t, 0) + c0, (c1 - c0) * sizeof(float));
         for (int k = 1; k < nt; k++) {
             const float *gk = THREAD_GRAD(t, k);
@@ -205,17 +208,24 @@ static int reduce_update(eqp_snn_trainer *t, int tid, int nt, size_t plo, size_t
         for (int q = 0; q < 16; q++)
             ss += (double)acc[q];
     }
-    if (t->P > 1) { /* the group's gradient: every process then holds the same sum */
+    if (t->P > 1) {
+        /* a group splits the update by parameter shards: the sum over the group arrives in
+         * this process's shard only, which its threads then share (the clip's norm is the
+         * group's); the updated shards are gathered after */
         eqp_barrier_wait(&t->bar);
         if (tid == 0) {
-            eqp_status ds = eqp_dist_sum_f32(t->dist, t->gsum, net->n_params);
+            eqp_status ds = eqp_dist_reduce_scatter_f32(t->dist, gsum, net->n_params);
             if (ds && !t->dist_status)
                 t->dist_status = ds;
         }
         eqp_barrier_wait(&t->bar);
+        size_t slo, shi;
+        eqp_dist_shard(net->n_params, t->rank, t->P, &slo, &shi);
+        plo = slo + (shi - slo) * (size_t)tid / (size_t)nt;
+        phi = slo + (shi - slo) * (size_t)(tid + 1) / (size_t)nt;
         ss = 0.0;
         for (size_t i = plo; i < phi; i++)
-            ss += (double)t->gsum[i] * (double)t->gsum[i];
+            ss += (double)gsum[i] * (double)gsum[i];
         if (t->dist_status)
             ss = NAN;
     }
@@ -231,21 +241,37 @@ static int reduce_update(eqp_snn_trainer *t, int tid, int nt, size_t plo, size_t
         norm2 += t->norm2_t[k];
         bad |= t->bad_t[k];
     }
+    if (t->P > 1) { /* the group's norm and verdict */
+        if (tid == 0) {
+            t->gnorm[0] = bad ? (double)NAN : norm2;
+            eqp_status ds = eqp_dist_sum_f64(t->dist, t->gnorm, 1);
+            if (ds && !t->dist_status)
+                t->dist_status = ds;
+        }
+        eqp_barrier_wait(&t->bar);
+        norm2 = t->gnorm[0];
+        bad = !isfinite(norm2) || t->dist_status != EQP_OK;
+    }
     if (!bad) {
         const double norm = sqrt(norm2);
         if (c->clip > 0 && norm > (double)c->clip) {
             const float s = (float)((double)c->clip / norm);
             for (size_t i = plo; i < phi; i++)
-                t->gsum[i] *= s;
+                gsum[i] *= s;
         }
         for (int k = 0; k < t->n_ranges; k++) {
             size_t lo = t->range[k][0] > plo ? t->range[k][0] : plo;
             size_t hi = t->range[k][1] < phi ? t->range[k][1] : phi;
             if (lo < hi)
-                eqp_optim_update(t->opt, net->params, t->gsum, lo, hi);
+                eqp_optim_update(t->opt, net->params, gsum, lo, hi);
         }
     }
     eqp_barrier_wait(&t->bar);
+    if (tid == 0 && !bad && t->P > 1) {
+        eqp_status ds = eqp_dist_allgather_f32(t->dist, net->params, net->n_params);
+        if (ds && !t->dist_status)
+            t->dist_status = ds;
+    }
     if (tid == 0 && !bad)
         snn_net_project_f32(net);
     return bad;
@@ -403,6 +429,13 @@ eqp_status eqp_snn_trainer_run_epoch(eqp_snn_trainer *t, eqp_snn_epoch_stats *st
     t->seconds += now_seconds() - t0;
     if (s)
         return s;
+    /* each process advanced the optimiser's moments of its own shard only: gathered, so
+     * that a checkpoint (written by any one process) holds them all */
+    for (int k = 0; k < 2 && t->P > 1 && !t->dist_status; k++) {
+        float *mom = eqp_optim_moments(t->opt, k);
+        if (mom)
+            t->dist_status = eqp_dist_allgather_f32(t->dist, mom, net->n_params);
+    }
     if (t->dist_status)
         return t->dist_status;
     if (t->bad_batch)
