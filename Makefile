@@ -93,6 +93,10 @@ mpi-test:
 	$(MAKE) MPI=1 all build-mpi/tests/mpi/test_mpi
 	@sh tests/mpi/run.sh build-mpi
 
+mpi-bench:
+	$(MAKE) MPI=1 all
+	@sh bench/mpi_scaling.sh build-mpi
+
 bench: all $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do $$b || exit 1; done
 

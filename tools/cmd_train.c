@@ -71,6 +71,9 @@ static const cli_opt opts[] = {
     {"resume", 1, "continue the run saved in this checkpoint"},
     {"log", 1, "JSON-lines log, one object per epoch"},
     {"quiet", 0, "no per-epoch lines on stdout"},
+    {"dist-sync", 1,
+     "under mpirun: what the processes exchange each mini-batch, states (their rows' fixed "
+     "points) | grads (their rows' updates) | auto [auto]"},
     {NULL, 0, NULL},
 };
 
@@ -155,6 +158,7 @@ int cmd_train(int argc, char **argv) {
     const char *logpath = NULL;
     size_t train_limit = 0, test_limit = 0, every = 0;
     int quiet = 0;
+    eqp_sync sync = EQP_SYNC_AUTO;
     const char *val;
     /* first pass: --help and --preset, so that other flags override the preset wherever
      * they stand */
@@ -211,6 +215,19 @@ int cmd_train(int argc, char **argv) {
             logpath = val;
         } else if (strcmp(name, "quiet") == 0) {
             quiet = 1;
+        } else if (strcmp(name, "dist-sync") == 0) {
+            if (strcmp(val, "auto") == 0)
+                sync = EQP_SYNC_AUTO;
+            else if (strcmp(val, "states") == 0)
+                sync = EQP_SYNC_STATES;
+            else if (strcmp(val, "grads") == 0)
+                sync = EQP_SYNC_GRADS;
+            else {
+                fprintf(stderr, "eqprop train: --dist-sync: expected auto, states or grads, got "
+                                "'%s'\n",
+                        val);
+                return EXIT_USAGE;
+            }
         }
     }
     if (resume && (n_overrides > 0 || preset)) {
@@ -288,7 +305,7 @@ int cmd_train(int argc, char **argv) {
             goto out;
         }
     }
-    if (eqp_trainer_set_dist(t, cli_group)) {
+    if (eqp_trainer_set_sync(t, sync) || eqp_trainer_set_dist(t, cli_group)) {
         cli_error("train", NULL);
         goto out;
     }
@@ -309,7 +326,9 @@ int cmd_train(int argc, char **argv) {
                eqp_nudge_name(cfg.nudge), cfg.batch, train->n, test->n, cfg.threads,
                P > 1 ? " per process" : "", cfg.seed);
         if (P > 1)
-            printf("eqprop train: %d processes, each relaxing 1/%d of every mini-batch\n", P, P);
+            printf("eqprop train: %d processes, each relaxing 1/%d of every mini-batch, "
+                   "exchanging %s\n",
+                   P, P, eqp_sync_name(eqp_trainer_sync(t)));
         fflush(stdout);
     }
     double test_err = -1.0;

@@ -119,6 +119,16 @@ void eqp_trainer_set_stop_flag(eqp_trainer *t, const volatile sig_atomic_t *flag
  * after loading a checkpoint: the saved state does not depend on the group size, so a run
  * resumes with any P. The group is borrowed, not owned. */
 eqp_status eqp_trainer_set_dist(eqp_trainer *t, const eqp_dist *d);
+/* What a group exchanges each mini-batch:
+ *   states  the shards' fixed points (B x N floats per phase); every process then runs the
+ *           whole update itself (the same rows in the same order as one process);
+ *   grads   each process's update of its own rows, summed over the group (n_params floats);
+ *   auto    states for small batches of small states, grads otherwise (the default).
+ * Both give the same parameters to rounding. */
+typedef enum eqp_sync { EQP_SYNC_AUTO = 0, EQP_SYNC_STATES, EQP_SYNC_GRADS } eqp_sync;
+eqp_status eqp_trainer_set_sync(eqp_trainer *t, eqp_sync mode);
+eqp_sync eqp_trainer_sync(const eqp_trainer *t); /* the resolved mode */
+const char *eqp_sync_name(eqp_sync mode);
 /* Number of completed epochs. */
 int eqp_trainer_epoch(const eqp_trainer *t);
 

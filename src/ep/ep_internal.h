@@ -21,6 +21,8 @@ struct eqp_workspace {
 };
 
 #define EP_NSTAT 16
+/* sync auto: exchange updates instead of states from this global batch size on */
+#define EP_SYNC_GRADS_BATCH 64
 
 struct eqp_trainer {
     eqp_model *m;
@@ -42,7 +44,9 @@ struct eqp_trainer {
      * [B rank / P, B (rank + 1) / P) of every mini-batch */
     const struct eqp_dist *dist;
     int P, rank;
-    eqp_status dist_status; /* of the last collective, set by thread 0 */
+    eqp_sync sync, sync_asked; /* what a group exchanges (auto resolved), and what was asked */
+    float *dbuf;               /* (n_params) sync grads with SGD: the summed update, or NULL */
+    eqp_status dist_status;    /* of the last collective, set by thread 0 */
     float *good;         /* (n_params) parameters at the start of the current run_epoch */
     eqp_rng rng_epoch;   /* RNG state at the start of the current epoch */
     int epoch;           /* completed epochs */

@@ -135,6 +135,7 @@ void eqp_trainer_free(eqp_trainer *t) {
     eqp_dealloc(t->labels_b);
     eqp_dealloc(t->particles);
     eqp_dealloc(t->grad);
+    eqp_dealloc(t->dbuf);
     for (int k = 0; k < EQP_MAX_BLOCKS; k++)
         eqp_optim_free(t->adam[k]);
     free(t);
@@ -153,7 +154,40 @@ eqp_status eqp_trainer_set_dist(eqp_trainer *t, const eqp_dist *d) {
     t->dist = d;
     t->P = eqp_dist_size(d);
     t->rank = eqp_dist_rank(d);
+    return eqp_trainer_set_sync(t, t->sync_asked);
+}
+
+eqp_status eqp_trainer_set_sync(eqp_trainer *t, eqp_sync mode) {
+    if (mode != EQP_SYNC_AUTO && mode != EQP_SYNC_STATES && mode != EQP_SYNC_GRADS)
+        return eqp_fail(EQP_EINVAL, "sync: expected auto, states or grads, got %d", (int)mode);
+    t->sync_asked = mode;
+    const eqp_model *m = t->m;
+    const size_t B = (size_t)t->cfg.batch;
+    if (mode == EQP_SYNC_AUTO) {
+        /* exchanging states costs the whole update on every process (about 2 B n_params
+         * flops); exchanging updates costs a sum of n_params floats. Measured crossover on a
+         * 2-core machine (docs/SCALING.md): updates win from about B = EP_SYNC_GRADS_BATCH,
+         * or whenever the states outweigh the parameters (convolutional models) */
+        const size_t state_floats = B * m->n_state * 3;
+        mode = B >= EP_SYNC_GRADS_BATCH || state_floats >= m->n_params ? EQP_SYNC_GRADS
+                                                                       : EQP_SYNC_STATES;
+    }
+    t->sync = mode;
+    if (t->P > 1 && mode == EQP_SYNC_GRADS && !t->grad && !t->dbuf) {
+        t->dbuf = eqp_calloc(m->n_params, sizeof(float));
+        if (!t->dbuf)
+            return eqp_fail(EQP_ENOMEM, "trainer: cannot allocate the update buffer (%zu floats)",
+                            m->n_params);
+    }
     return EQP_OK;
+}
+
+const char *eqp_sync_name(eqp_sync mode) {
+    return mode == EQP_SYNC_STATES ? "states" : mode == EQP_SYNC_GRADS ? "grads" : "auto";
+}
+
+eqp_sync eqp_trainer_sync(const eqp_trainer *t) {
+    return t->sync;
 }
 
 int eqp_trainer_epoch(const eqp_trainer *t) {
@@ -184,7 +218,7 @@ static void plan_epoch(eqp_trainer *t) {
  * 1 a free phase did not settle, 2 a nudged one, 3 errors, 4 cost, 5-6 steps, 7 phases,
  * 8 stop requested. */
 static void gather_batch(eqp_trainer *t, size_t first, size_t B, size_t g0, size_t g1, int bad,
-                         int nt) {
+                         int nt, int grads) {
     const eqp_model *m = t->m;
     const eqp_dataset *d = t->data;
     const size_t N = m->n_state, nin = m->n_in, Bfull = (size_t)t->cfg.batch;
@@ -201,14 +235,15 @@ static void gather_batch(eqp_trainer *t, size_t first, size_t B, size_t g0, size
     }
     st[7] = (float)nt;
     st[8] = t->stop_flag && *t->stop_flag ? 1.0f : 0.0f;
-    const int nbuf = t->cfg.nudge == EQP_NUDGE_SYMMETRIC ? 3 : 2;
+    /* exchanging updates (grads), only the free states, and only to keep particles */
+    const int nbuf = grads ? (t->particles ? 1 : 0) : t->cfg.nudge == EQP_NUDGE_SYMMETRIC ? 3 : 2;
     float *bufs[3] = {t->sf, t->sn, t->sm};
     for (int q = 0; q < nbuf; q++) {
         memset(bufs[q], 0, g0 * N * sizeof(float));
         memset(bufs[q] + g1 * N, 0, (Bfull - g1) * N * sizeof(float));
     }
     t->dist_status = eqp_dist_sum_f32(t->dist, t->rows, EP_NSTAT + (size_t)nbuf * Bfull * N);
-    for (size_t r = 0; r < B; r++)
+    for (size_t r = 0; r < B && !grads; r++)
         if (r < g0 || r >= g1)
             memcpy(t->xb + r * nin, d->x + (size_t)t->perm[first + r] * nin, nin * sizeof(float));
 }
@@ -299,9 +334,13 @@ static void epoch_thread(void *arg, int tid, int nt) {
             bad |= t->bad_t[k];
             nc |= t->nc_t[k];
         }
+        /* a group exchanges either the shards' states (then every process runs the whole
+         * update) or their updates (each process the update of its own rows, summed) */
+        const int gm = t->P > 1 && t->sync == EQP_SYNC_GRADS;
+        const size_t u0 = gm ? g0 : 0, Bu = gm ? g1 - g0 : B;
         if (t->P > 1) {
             if (tid == 0)
-                gather_batch(t, first, B, g0, g1, bad, nt);
+                gather_batch(t, first, B, g0, g1, bad, nt, gm);
             eqp_barrier_wait(&t->bar);
             bad = t->stat[0] > 0.0f || t->dist_status != EQP_OK;
             nc = t->stat[1] > 0.0f ? 1 : t->stat[2] > 0.0f ? 2 : 0;
@@ -321,25 +360,50 @@ static void epoch_thread(void *arg, int tid, int nt) {
             /* adam: the same update over -lr is the gradient estimate, gathered in t->grad */
             for (int k = 0; k < c->n_lr; k++)
                 scale[k] = (t->grad ? 1.0f : -t->lr_now[k]) / (div * (float)B);
-            m->ops->accum_grad_params(m, t->xb, t->sn, sym ? t->sm : t->sf, scale,
-                                      t->grad ? t->grad : m->params, w->work, B, tid, nt);
-            if (!t->grad && m->ops->project_params) /* e.g. Dale's signs, on this thread's share */
+            float *dst = t->grad ? t->grad : gm ? t->dbuf : m->params;
+            m->ops->accum_grad_params(m, t->xb + u0 * nin, t->sn + u0 * N,
+                                      (sym ? t->sm : t->sf) + u0 * N, scale, dst, w->work, Bu, tid,
+                                      nt);
+            if (dst == m->params && m->ops->project_params) /* e.g. Dale's signs, this share */
                 m->ops->project_params(m, tid, nt);
             if (t->ro_grad && tid == 0) {
                 /* the ce readout is outside the energy: -lr dC/d(Wr, br) at the free fixed
                  * points, gathered first (the rows read Wr) and then applied */
-                for (size_t r = 0; r < B; r++)
-                    t->labels_b[r] = d->y[t->perm[first + r]];
-                eqp_ws_set_labels(w, t->labels_b, B);
+                for (size_t r = 0; r < Bu; r++)
+                    t->labels_b[r] = d->y[t->perm[first + u0 + r]];
+                eqp_ws_set_labels(w, t->labels_b, Bu);
                 const size_t lo = m->ro_W, hi = m->ro_b + m->n_out;
                 memset(t->ro_grad + lo, 0, (hi - lo) * sizeof(float));
-                eqp_readout_grad(m, w, t->sf, t->ro_grad, 1.0f, B);
+                eqp_readout_grad(m, w, t->sf + u0 * N, t->ro_grad, 1.0f, Bu);
                 const float k = (t->grad ? 1.0f : -t->lr_now[c->n_lr - 1]) / (float)B;
-                float *dst = t->grad ? t->grad : m->params;
                 for (size_t i = lo; i < hi; i++)
                     dst[i] += k * t->ro_grad[i];
             }
-            if (t->grad) {
+            if (gm) { /* the group's update */
+                eqp_barrier_wait(&t->bar);
+                if (tid == 0) {
+                    eqp_status ds = eqp_dist_sum_f32(t->dist, dst, m->n_params);
+                    if (ds)
+                        t->dist_status = ds;
+                }
+                eqp_barrier_wait(&t->bar);
+            }
+            if (gm && !t->grad && !t->dist_status) {
+                /* plain SGD: the summed update added, then cleared, by block shares */
+                for (int k = 0; k < m->n_blocks; k++) {
+                    const size_t off = m->blocks[k].offset, sz = m->blocks[k].size;
+                    const size_t lo = off + sz * (size_t)tid / (size_t)nt;
+                    const size_t hi = off + sz * (size_t)(tid + 1) / (size_t)nt;
+                    for (size_t i = lo; i < hi; i++)
+                        m->params[i] += t->dbuf[i];
+                    memset(t->dbuf + lo, 0, (hi - lo) * sizeof(float));
+                }
+                if (m->ops->project_params) {
+                    eqp_barrier_wait(&t->bar);
+                    m->ops->project_params(m, tid, nt);
+                }
+            }
+            if (t->grad && !t->dist_status) {
                 if (tid == 0)
                     for (int k = 0; k < m->n_blocks; k++)
                         eqp_optim_begin_step(t->adam[k]);

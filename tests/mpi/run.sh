@@ -16,7 +16,7 @@ p=$(printf '%s' "$line" | sed -n 's/^checks: \([0-9]*\) passed, \([0-9]*\) faile
 f=$(printf '%s' "$line" | sed -n 's/^checks: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
 if [ -z "$p" ]; then p=0; f=1; fi
 if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-printf '%s\n' "$out" | grep -E "P=|resume:|FAIL|processes|mpi:|data:" | sed 's/^/  /'
+printf '%s\n' "$out" | grep -E "P=|resume:|FAIL|processes|mpi:|data:|snn:|ep:|bp:" | sed 's/^/  /'
 if [ "$f" -ne 0 ]; then
     printf '%s\n' "$out" | tail -n 30
     echo "FAILED test_mpi (exit $rc)"
