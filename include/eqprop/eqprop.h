@@ -7,6 +7,7 @@
 #include "eqprop/checkpoint.h"
 #include "eqprop/config.h"
 #include "eqprop/data.h"
+#include "eqprop/dist.h"
 #include "eqprop/encode.h"
 #include "eqprop/eprop.h"
 #include "eqprop/ep.h"
