@@ -644,6 +644,53 @@ static void test_eprop_cli(void) {
            "eprop-online with ce-membrane", "mse-membrane", NULL);
 }
 
+/* ---- divergence guards (issue 12) -------------------------------------------------------- */
+
+/* An absurd learning rate (Adam's step is about lr, 3e38 overflows float32 at the first
+ * update) stops with the step and the parameter named, and leaves a loadable last-good
+ * model; --on-diverge reduce-lr halves the rate until the run goes through. */
+static void test_diverge(void) {
+    char lg[4096], ck[4096];
+    tp(lg, "last-good.eqp");
+    tp(ck, "diverge.ckpt");
+    int rc = run("train", "--data", SAMPLE, "--train-limit", "200", "--test-limit", "50",
+                 "--sizes", "784-20-10", "--epochs", "1", "--quiet", "--optim", "adam", "--lr",
+                 "3e38,3e38", "--save", lg, "--checkpoint", ck, NULL);
+    expect(rc, 1, 0, "ep diverges", "epoch 1, mini-batch 1:", "the update made W1[", "nan",
+           "restored to those before mini-batch 1", "the last good model is in", lg,
+           "a checkpoint of that state", NULL);
+    expect(run("eval", "--model", lg, "--data", SAMPLE, "--limit", "50", NULL), 0, 1,
+           "the last good model loads and evaluates", "test error:", NULL);
+    expect(run("train", "--resume", ck, "--data", SAMPLE, "--train-limit", "200",
+               "--test-limit", "50", "--quiet", NULL),
+           1, 0, "its checkpoint resumes (and diverges again at the same step)",
+           "epoch 1, mini-batch 1:", NULL);
+    rc = run("train", "--data", SAMPLE, "--train-limit", "200", "--test-limit", "50", "--sizes",
+             "784-20-10", "--epochs", "1", "--quiet", "--optim", "adam", "--lr", "3e38,3e38",
+             "--on-diverge", "reduce-lr", "--diverge-retries", "200", NULL);
+    expect(rc, 0, 0, "reduce-lr retries until the run goes through",
+           "--on-diverge reduce-lr: retrying with the learning rates halved (1.5e+38,1.5e+38)",
+           NULL);
+    CHECK(strstr(out, "test error:") != NULL, "reduce-lr: the run finished: %s", out);
+    rc = run("train", "--data", SAMPLE, "--train-limit", "200", "--test-limit", "50", "--sizes",
+             "784-20-10", "--epochs", "1", "--quiet", "--optim", "adam", "--lr", "3e38,3e38",
+             "--on-diverge", "reduce-lr", "--diverge-retries", "1", "--save", lg, NULL);
+    expect(rc, 1, 0, "reduce-lr gives up after its retries", "0 retries left",
+           "the last good model is in", NULL);
+    expect(run("train", "--data", SAMPLE, "--on-diverge", "maybe", NULL), 2, 0,
+           "--on-diverge maybe", "--on-diverge: expected stop or reduce-lr, got 'maybe'", NULL);
+    /* SNN: a gradient check before each update; the epoch goes back to its start */
+    char ls[4096];
+    tp(ls, "last-good.snn");
+    rc = run("train", "--preset", "snn-mlp", "--data", SAMPLE, "--train-limit", "256",
+             "--test-limit", "50", "--sizes", "784-32-10", "--steps", "5", "--epochs", "1",
+             "--quiet", "--lr", "1e38", "--save", ls, NULL);
+    expect(rc, 1, 0, "snn diverges", "mini-batch", "NaN or Inf", "d loss / d",
+           "the last good network is in", ls, NULL);
+    expect(run("eval", "--model", ls, "--data", SAMPLE, "--limit", "50", NULL), 0, 1,
+           "the last good network loads and evaluates", "test error:", NULL);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     const char *env = getenv("EQPROP_BIN");
@@ -674,6 +721,7 @@ int main(int argc, char **argv) {
     test_runtime_errors();
     test_tiny_run();
     test_interrupt();
+    test_diverge();
     test_snn();
     test_eprop_cli();
     test_snn_regress();

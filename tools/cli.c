@@ -31,6 +31,19 @@ void cli_group_fail(int rc) {
     }
 }
 
+int cli_parse_diverge(const char *flag, const char *v, cli_diverge *d) {
+    if (strcmp(v, "stop") == 0) {
+        d->reduce = 0;
+        return 0;
+    }
+    if (strcmp(v, "reduce-lr") == 0) {
+        d->reduce = 1;
+        return 0;
+    }
+    fprintf(stderr, "%s: expected stop or reduce-lr, got '%s'\n", flag, v);
+    return -1;
+}
+
 static void on_signal(int sig) {
     (void)sig;
     cli_stop = 1;

@@ -100,6 +100,16 @@ int cli_group_stop(void);
  * group (MPI_Abort), since the others would wait for it forever. No-op alone. */
 void cli_group_fail(int rc);
 
+/* --on-diverge: after EQP_ENONFINITE (the trainer is back at the failed run's start),
+ * either stop, writing the last good model to `save` (or "eqprop-last-good.eqp") and, with a
+ * checkpoint path, a resumable checkpoint there; or (reduce-lr) retry with every learning rate
+ * halved, up to `retries` times. Returns 1 to retry, 0 to stop. Rank 0 alone writes. */
+typedef struct cli_diverge {
+    int reduce, retries;
+} cli_diverge;
+int cli_parse_diverge(const char *flag, const char *v, cli_diverge *d);
+void cli_diverge_help(void);
+
 /* The last training run's summary (set by each trainer command's rank 0; read by sweep). */
 typedef struct cli_summary {
     int valid, epochs;

@@ -71,6 +71,11 @@ static const cli_opt opts[] = {
     {"resume", 1, "continue the run saved in this checkpoint"},
     {"log", 1, "JSON-lines log, one object per epoch"},
     {"quiet", 0, "no per-epoch lines on stdout"},
+    {"on-diverge", 1,
+     "when an update turns NaN/Inf (the run goes back to its last good state): stop, writing "
+     "the last good model to --save (or eqprop-last-good.eqp) | reduce-lr: halve every "
+     "learning rate and retry from there [stop]"},
+    {"diverge-retries", 1, "reduce-lr: at most this many retries [4]"},
     {"dist-sync", 1,
      "under mpirun: what the processes exchange each mini-batch, states (their rows' fixed "
      "points) | grads (their rows' updates) | auto [auto]"},
@@ -159,6 +164,8 @@ int cmd_train(int argc, char **argv) {
     size_t train_limit = 0, test_limit = 0, every = 0;
     int quiet = 0;
     eqp_sync sync = EQP_SYNC_AUTO;
+    cli_diverge div = {0, 4};
+    int agreed = 0; /* a failure every process of a group reached together */
     const char *val;
     /* first pass: --help and --preset, so that other flags override the preset wherever
      * they stand */
@@ -215,6 +222,14 @@ int cmd_train(int argc, char **argv) {
             logpath = val;
         } else if (strcmp(name, "quiet") == 0) {
             quiet = 1;
+        } else if (strcmp(name, "on-diverge") == 0) {
+            if (cli_parse_diverge("--on-diverge", val, &div))
+                return EXIT_USAGE;
+        } else if (strcmp(name, "diverge-retries") == 0) {
+            long r;
+            if (cli_parse_int("--diverge-retries", val, 0, 1000, &r))
+                return EXIT_USAGE;
+            div.retries = (int)r;
         } else if (strcmp(name, "dist-sync") == 0) {
             if (strcmp(val, "auto") == 0)
                 sync = EQP_SYNC_AUTO;
@@ -365,6 +380,39 @@ int cmd_train(int argc, char **argv) {
             rc = EXIT_INTERRUPTED;
             goto out;
         }
+        if (st == EQP_ENONFINITE) { /* the trainer is back at this run's start */
+            if (r0)
+                cli_error("train", NULL);
+            if (div.reduce && div.retries > 0) {
+                div.retries--;
+                if (eqp_trainer_scale_lr(t, 0.5f)) {
+                    cli_error("train", NULL);
+                    goto out;
+                }
+                if (r0) {
+                    fprintf(stderr, "eqprop train: --on-diverge reduce-lr: retrying with the "
+                                    "learning rates halved (");
+                    const eqp_config *mc = eqp_model_config(m);
+                    for (int k = 0; k < mc->n_lr; k++)
+                        fprintf(stderr, "%s%g", k ? "," : "", (double)mc->lr[k]);
+                    fprintf(stderr, "), %d retr%s left\n", div.retries,
+                            div.retries == 1 ? "y" : "ies");
+                }
+                continue;
+            }
+            agreed = 1;
+            const char *lg = save ? save : "eqprop-last-good.eqp";
+            if (r0 && eqp_checkpoint_save(lg, m, NULL) == EQP_OK) {
+                fprintf(stderr, "eqprop train: the last good model is in '%s'", lg);
+                if (ckpt && eqp_checkpoint_save(ckpt, m, t) == EQP_OK)
+                    fprintf(stderr, ", and a checkpoint of that state in '%s' (--resume %s)",
+                            ckpt, ckpt);
+                fprintf(stderr, "\n");
+            } else if (r0) {
+                cli_error("train", NULL);
+            }
+            goto out;
+        }
         if (st) {
             cli_error("train", NULL);
             goto out;
@@ -443,7 +491,8 @@ out:
         fprintf(stderr, "eqprop train: --log: error writing '%s'\n", logpath);
         rc = EXIT_RUNTIME;
     }
-    cli_group_fail(rc);
+    if (!agreed)
+        cli_group_fail(rc);
     free(ipath);
     eqp_trainer_free(t);
     eqp_model_free(m);

@@ -46,6 +46,11 @@ static const cli_opt fixed[] = {
      "JSON-lines log, one object per evaluated epoch; snn-regress: train_error and test_error "
      "are mean squared errors per step and output (over the epoch as it ran / held out)"},
     {"quiet", 0, "no per-epoch lines on stdout"},
+    {"on-diverge", 1,
+     "when a gradient turns NaN/Inf (the epoch goes back to its start): stop, writing the last "
+     "good network to --save (or eqprop-last-good.snn) | reduce-lr: halve the learning rate "
+     "and retry the epoch [stop]"},
+    {"diverge-retries", 1, "reduce-lr: at most this many retries [4]"},
 };
 #define N_FIXED  (sizeof fixed / sizeof fixed[0])
 #define MAX_OPTS 96
@@ -261,6 +266,8 @@ int cmd_train_snn(int argc, char **argv) {
     long task_train = 0, task_test = 0, eval_every = 0;
     float task_rate = -1.0f;
     int quiet = 0, help = 0;
+    cli_diverge div = {0, 4};
+    int agreed = 0; /* a failure every process of a group reached together */
     build_opts("snn-mlp");
     for (int i = 1; i < argc;) {
         int k = cli_next(opts, argc, argv, &i, &val, "train");
@@ -336,6 +343,14 @@ int cmd_train_snn(int argc, char **argv) {
             logpath = val;
         } else if (strcmp(name, "quiet") == 0) {
             quiet = 1;
+        } else if (strcmp(name, "on-diverge") == 0) {
+            if (cli_parse_diverge("--on-diverge", val, &div))
+                return EXIT_USAGE;
+        } else if (strcmp(name, "diverge-retries") == 0) {
+            long r;
+            if (cli_parse_int("--diverge-retries", val, 0, 1000, &r))
+                return EXIT_USAGE;
+            div.retries = (int)r;
         }
     }
     {
@@ -522,6 +537,36 @@ int cmd_train_snn(int argc, char **argv) {
             rc = EXIT_INTERRUPTED;
             goto out;
         }
+        if (st == EQP_ENONFINITE) { /* the trainer is back at this epoch's start */
+            if (r0)
+                cli_error("train", NULL);
+            if (div.reduce && div.retries > 0) {
+                div.retries--;
+                if (eqp_snn_trainer_scale_lr(t, 0.5f)) {
+                    cli_error("train", NULL);
+                    goto out;
+                }
+                if (r0)
+                    fprintf(stderr,
+                            "eqprop train: --on-diverge reduce-lr: retrying the epoch with lr %g, "
+                            "%d retr%s left\n",
+                            (double)eqp_snn_get_config(n)->lr, div.retries,
+                            div.retries == 1 ? "y" : "ies");
+                continue;
+            }
+            agreed = 1;
+            const char *lg = save ? save : "eqprop-last-good.snn";
+            if (r0 && eqp_snn_save(lg, n, NULL) == EQP_OK) {
+                fprintf(stderr, "eqprop train: the last good network is in '%s'", lg);
+                if (ckpt && eqp_snn_save(ckpt, n, t) == EQP_OK)
+                    fprintf(stderr, ", and a checkpoint of that state in '%s' (--resume %s)",
+                            ckpt, ckpt);
+                fprintf(stderr, "\n");
+            } else if (r0) {
+                cli_error("train", NULL);
+            }
+            goto out;
+        }
         if (st) {
             cli_error("train", NULL);
             goto out;
@@ -612,7 +657,8 @@ out:
         fprintf(stderr, "eqprop train: --log: error writing '%s'\n", logpath);
         rc = EXIT_RUNTIME;
     }
-    cli_group_fail(rc);
+    if (!agreed)
+        cli_group_fail(rc);
     eqp_snn_trainer_free(t);
     eqp_snn_free(n);
     run_data_free(&d);

@@ -129,11 +129,18 @@ typedef enum eqp_sync { EQP_SYNC_AUTO = 0, EQP_SYNC_STATES, EQP_SYNC_GRADS } eqp
 eqp_status eqp_trainer_set_sync(eqp_trainer *t, eqp_sync mode);
 eqp_sync eqp_trainer_sync(const eqp_trainer *t); /* the resolved mode */
 const char *eqp_sync_name(eqp_sync mode);
+/* Multiply every learning rate by factor (> 0) from the next run on; the model's config
+ * (what checkpoints store) follows. For a retry after EQP_ENONFINITE, which leaves the
+ * trainer as it was at the failed run's start. */
+eqp_status eqp_trainer_scale_lr(eqp_trainer *t, float factor);
 /* Number of completed epochs. */
 int eqp_trainer_epoch(const eqp_trainer *t);
 
-/* Run (or finish, after a resume) one epoch. EQP_ENONFINITE if a state turned NaN/Inf
- * (the message gives epoch and mini-batch; that batch's update is not applied).
+/* Run (or finish, after a resume) one epoch. EQP_ENONFINITE if a state turned NaN/Inf, or
+ * an update made a parameter NaN/Inf (every update is checked before the next mini-batch
+ * uses it): the message gives epoch, mini-batch and the state or parameter (block, index,
+ * value), and the trainer is put back as it was at this run's start (parameters, Adam's
+ * moments and steps, position, counters; persistent particles excepted).
  * EQP_ENOCONVERGE if tol > 0 and a phase used its whole step budget without its residual
  * max|s_t+1 - s_t| falling below tol (the message names the phase, the batch and the
  * residual; that batch's update is not applied). */

@@ -310,6 +310,10 @@ void eqp_snn_trainer_set_stop_flag(eqp_snn_trainer *t, const volatile sig_atomic
  * and every process applies the same update. As eqp_trainer_set_dist: all processes make
  * the same calls; set between epochs (a resumed run may use another P); borrowed. */
 void eqp_snn_trainer_set_dist(eqp_snn_trainer *t, const eqp_dist *d);
+/* Multiply the learning rate by factor (> 0) from the next epoch on (the network's config,
+ * which checkpoints store, follows): a retry after EQP_ENONFINITE, which leaves the trainer
+ * as it was at the failed epoch's start (parameters, Adam's state, position, counters). */
+eqp_status eqp_snn_trainer_scale_lr(eqp_snn_trainer *t, float factor);
 /* fn(ctx, examples done, total, running error) is called from a training thread now and then. */
 void eqp_snn_trainer_set_progress(eqp_snn_trainer *t,
                                   void (*fn)(void *ctx, size_t done, size_t total, double err),

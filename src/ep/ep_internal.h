@@ -48,6 +48,8 @@ struct eqp_trainer {
     float *dbuf;               /* (n_params) sync grads with SGD: the summed update, or NULL */
     eqp_status dist_status;    /* of the last collective, set by thread 0 */
     float *good;         /* (n_params) parameters at the start of the current run_epoch */
+    float *good_mom;     /* (2 n_params) adam: the moments m, v at that start, or NULL */
+    int param_batch;     /* the mini-batch whose update made a parameter NaN/Inf (1-based) */
     eqp_rng rng_epoch;   /* RNG state at the start of the current epoch */
     int epoch;           /* completed epochs */
     float lr_now[EQP_MAX_LAYERS]; /* this epoch's rates: lr * lr_decay^epoch */

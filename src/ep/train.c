@@ -93,7 +93,8 @@ eqp_status eqp_trainer_create(eqp_model *m, const eqp_config *c, const eqp_datas
             goto fail;
     }
     if (c->optim) {
-        if (!(t->grad = eqp_calloc(m->n_params, sizeof(float))))
+        if (!(t->grad = eqp_calloc(m->n_params, sizeof(float))) ||
+            !(t->good_mom = eqp_alloc(2 * m->n_params, sizeof(float))))
             goto fail;
         for (int k = 0; k < m->n_blocks; k++)
             if ((st = eqp_optim_create("adam", m->blocks[k].size, c->lr[m->blocks[k].group], 0.9f,
@@ -135,6 +136,7 @@ void eqp_trainer_free(eqp_trainer *t) {
     eqp_dealloc(t->labels_b);
     eqp_dealloc(t->particles);
     eqp_dealloc(t->grad);
+    eqp_dealloc(t->good_mom);
     eqp_dealloc(t->dbuf);
     for (int k = 0; k < EQP_MAX_BLOCKS; k++)
         eqp_optim_free(t->adam[k]);
@@ -188,6 +190,17 @@ const char *eqp_sync_name(eqp_sync mode) {
 
 eqp_sync eqp_trainer_sync(const eqp_trainer *t) {
     return t->sync;
+}
+
+eqp_status eqp_trainer_scale_lr(eqp_trainer *t, float factor) {
+    if (!(factor > 0.0f) || !isfinite(factor))
+        return eqp_fail(EQP_EINVAL, "learning-rate factor: expected a finite number > 0, got %g",
+                        (double)factor);
+    for (int k = 0; k < t->cfg.n_lr; k++) {
+        t->cfg.lr[k] *= factor;
+        t->m->cfg.lr[k] = t->cfg.lr[k]; /* saved with the model */
+    }
+    return EQP_OK;
 }
 
 int eqp_trainer_epoch(const eqp_trainer *t) {
@@ -423,6 +436,20 @@ static void epoch_thread(void *arg, int tid, int nt) {
                 }
             }
         }
+        /* the guard: every update is checked (each thread a share of all the parameters)
+         * before the next mini-batch may use it; a NaN/Inf stops the run, and the run's
+         * starting parameters are restored. In a group every process holds the same
+         * parameters, so every process reaches the same verdict. */
+        int pbad = 0;
+        if (!bad && !nc) {
+            eqp_barrier_wait(&t->bar);
+            const size_t np = m->n_params;
+            const size_t lo = np * (size_t)tid / (size_t)nt, hi = np * (size_t)(tid + 1) / (size_t)nt;
+            t->bad_t[tid] = !eqp_all_finite(m->params + lo, hi - lo);
+            eqp_barrier_wait(&t->bar);
+            for (int k = 0; k < nt; k++)
+                pbad |= t->bad_t[k];
+        }
         if (tid == 0) {
             if (t->P > 1) { /* the group's counters (gather_batch) */
                 t->errors += (size_t)t->stat[3];
@@ -452,6 +479,9 @@ static void epoch_thread(void *arg, int tid, int nt) {
                         t->nc_res = t->res_t[k];
                         t->nc_phase = t->nc_t[k];
                     }
+                t->stop = 1;
+            } else if (pbad) {
+                t->param_batch = (int)bi + 1;
                 t->stop = 1;
             } else {
                 t->batch_pos = bi + 1;
@@ -540,12 +570,23 @@ eqp_status eqp_trainer_run(eqp_trainer *t, size_t max_batches, eqp_epoch_stats *
     t->stop = 0;
     t->bad_batch = 0;
     t->nc_batch = 0;
+    t->param_batch = 0;
     t->dist_status = EQP_OK;
-    /* States are checked every mini-batch; the parameters once per epoch (a full scan per
-     * mini-batch would cost ~10% of an epoch): if they went NaN/Inf, the epoch's start is
-     * restored. */
-    memcpy(t->good, t->m->params, t->m->n_params * sizeof(float));
-    const size_t start_pos = t->batch_pos;
+    /* States are checked every mini-batch before its update, the parameters after every
+     * update (the guard in epoch_thread); if an update made them NaN/Inf, everything is put
+     * back as it was at this run's start: parameters, the optimiser's moments, counters. */
+    const eqp_model *gm = t->m;
+    memcpy(t->good, gm->params, gm->n_params * sizeof(float));
+    for (int k = 0; t->good_mom && k < gm->n_blocks; k++)
+        for (int q = 0; q < 2; q++)
+            memcpy(t->good_mom + (size_t)q * gm->n_params + gm->blocks[k].offset,
+                   eqp_optim_moments(t->adam[k], q), gm->blocks[k].size * sizeof(float));
+    uint64_t good_steps[EQP_MAX_BLOCKS];
+    for (int k = 0; t->good_mom && k < gm->n_blocks; k++)
+        good_steps[k] = eqp_optim_steps(t->adam[k]);
+    const size_t start_pos = t->batch_pos, start_seen = t->seen, start_errors = t->errors;
+    const double start_cost = t->cost_sum;
+    const long start_steps[2] = {t->steps_sum[0], t->steps_sum[1]}, start_phases = t->phases;
     double t0 = now_seconds();
     eqp_status s = eqp_parallel_run(t->nthreads, epoch_thread, t);
     t->seconds += now_seconds() - t0;
@@ -554,12 +595,37 @@ eqp_status eqp_trainer_run(eqp_trainer *t, size_t max_batches, eqp_epoch_stats *
     char what[160];
     if (t->dist_status)
         return t->dist_status;
+    /* everything as it was at this run's start: parameters, the optimiser's moments and
+     * steps, position and counters (persistent particles excepted: they only start the
+     * relaxations) */
+#define RESTORE_RUN_START()                                                                        \
+    do {                                                                                           \
+        memcpy(t->m->params, t->good, t->m->n_params * sizeof(float));                             \
+        for (int k = 0; t->good_mom && k < gm->n_blocks; k++) {                                    \
+            for (int q = 0; q < 2; q++)                                                            \
+                memcpy(eqp_optim_moments(t->adam[k], q),                                           \
+                       t->good_mom + (size_t)q * gm->n_params + gm->blocks[k].offset,              \
+                       gm->blocks[k].size * sizeof(float));                                        \
+            eqp_optim_set_steps(t->adam[k], good_steps[k]);                                        \
+            memset(t->grad + gm->blocks[k].offset, 0, gm->blocks[k].size * sizeof(float));         \
+        }                                                                                          \
+        t->batch_pos = start_pos;                                                                  \
+        t->seen = start_seen;                                                                      \
+        t->errors = start_errors;                                                                  \
+        t->cost_sum = start_cost;                                                                  \
+        t->steps_sum[0] = start_steps[0];                                                          \
+        t->steps_sum[1] = start_steps[1];                                                          \
+        t->phases = start_phases;                                                                  \
+    } while (0)
     if (t->bad_batch) {
         describe_bad_states(t, (size_t)t->bad_batch - 1, what, sizeof what);
+        RESTORE_RUN_START();
         return eqp_fail(EQP_ENONFINITE,
-                        "epoch %d, mini-batch %d: a state became NaN or Inf (%s); that update "
-                        "was not applied (try a smaller eps or learning rate)",
-                        t->epoch + 1, t->bad_batch, what);
+                        "epoch %d, mini-batch %d: a state became NaN or Inf (%s); the parameters%s "
+                        "are restored to those before mini-batch %zu, where this run started (try "
+                        "a smaller eps or learning rate)",
+                        t->epoch + 1, t->bad_batch, what,
+                        t->good_mom ? " and the optimiser's state" : "", start_pos + 1);
     }
     if (t->nc_batch)
         return eqp_fail(EQP_ENOCONVERGE,
@@ -569,16 +635,17 @@ eqp_status eqp_trainer_run(eqp_trainer *t, size_t max_batches, eqp_epoch_stats *
                         t->epoch + 1, t->nc_batch, t->nc_phase == 1 ? "free" : "nudged", t->nc_res,
                         t->nc_phase == 1 ? t->cfg.free_steps : t->cfg.nudge_steps,
                         (double)t->cfg.tol, t->nc_phase == 1 ? "free-steps" : "nudge-steps");
-    if (!eqp_all_finite(t->m->params, t->m->n_params)) {
+    if (t->param_batch) {
         describe_bad_params(t->m, what, sizeof what);
-        memcpy(t->m->params, t->good, t->m->n_params * sizeof(float));
-        size_t end_pos = t->batch_pos;
-        t->batch_pos = start_pos;
+        RESTORE_RUN_START();
         return eqp_fail(EQP_ENONFINITE,
-                        "epoch %d: the parameters became NaN or Inf by mini-batch %zu (%s); "
-                        "restored those at mini-batch %zu (try a smaller learning rate)",
-                        t->epoch + 1, end_pos, what, start_pos);
+                        "epoch %d, mini-batch %d: the update made %s; the parameters%s are "
+                        "restored to those before mini-batch %zu, where this run started (try a "
+                        "smaller learning rate)",
+                        t->epoch + 1, t->param_batch, what,
+                        t->good_mom ? " and the optimiser's state" : "", start_pos + 1);
     }
+#undef RESTORE_RUN_START
     if (t->batch_pos < t->batch_end)
         return eqp_fail(EQP_EINTERRUPTED, "epoch %d stopped after mini-batch %zu of %zu",
                         t->epoch + 1, t->batch_pos, t->n_batches);

@@ -24,6 +24,7 @@ struct eqp_snn_trainer {
     size_t range[4 * EQP_SNN_MAX_LAYERS][2]; /* trainable parameter ranges */
     uint32_t *perm;
     float *gsum;
+    float *good; /* (3 n_params) the run's start: parameters, Adam's m, v */
     size_t n_batches, batch_pos, batch_end;
     eqp_rng rng_epoch; /* at the start of the current epoch */
     int epoch;

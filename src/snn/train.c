@@ -50,7 +50,8 @@ static eqp_status trainer_new(eqp_snn *n, const eqp_dataset *data, const eqp_reg
     st = EQP_ENOMEM;
     t->perm = eqp_alloc(n_ex, sizeof *t->perm);
     t->gsum = eqp_alloc(n->net->n_params, sizeof(float));
-    if (!t->perm || !t->gsum)
+    t->good = eqp_alloc(n->net->n_params, 3 * sizeof(float));
+    if (!t->perm || !t->gsum || !t->good)
         goto fail;
     for (int i = 0; i < t->nthreads; i++) {
         size_t rows =
@@ -133,6 +134,7 @@ void eqp_snn_trainer_free(eqp_snn_trainer *t) {
     eqp_optim_free(t->opt);
     eqp_dealloc(t->perm);
     eqp_dealloc(t->gsum);
+    eqp_dealloc(t->good);
     free(t);
 }
 
@@ -145,6 +147,14 @@ void eqp_snn_trainer_set_progress(eqp_snn_trainer *t,
                                   void *ctx) {
     t->progress = fn;
     t->progress_ctx = ctx;
+}
+
+eqp_status eqp_snn_trainer_scale_lr(eqp_snn_trainer *t, float factor) {
+    if (!(factor > 0.0f) || !isfinite(factor))
+        return eqp_fail(EQP_EINVAL, "learning-rate factor: expected a finite number > 0, got %g",
+                        (double)factor);
+    t->n->net->cfg.lr *= factor; /* the config checkpoints store */
+    return EQP_OK;
 }
 
 void eqp_snn_trainer_set_dist(eqp_snn_trainer *t, const eqp_dist *d) {
@@ -424,6 +434,19 @@ eqp_status eqp_snn_trainer_run_epoch(eqp_snn_trainer *t, eqp_snn_epoch_stats *st
     t->stop = 0;
     t->bad_batch = 0;
     t->dist_status = EQP_OK;
+    /* the run's start, put back if a gradient turns out NaN/Inf: parameters, the optimiser's
+     * moments and steps, position and counters */
+    const size_t np = net->n_params;
+    float *params = t->n->net->params;
+    memcpy(t->good, params, np * sizeof(float));
+    for (int q = 0; q < 2; q++)
+        if (eqp_optim_moments(t->opt, q))
+            memcpy(t->good + (size_t)(q + 1) * np, eqp_optim_moments(t->opt, q), np * sizeof(float));
+    const uint64_t start_steps = eqp_optim_steps(t->opt);
+    const size_t start_pos = t->batch_pos, start_seen = t->seen, start_errors = t->errors;
+    const double start_loss = t->loss_sum, start_sq = t->sq_sum;
+    double start_spikes[EQP_SNN_MAX_LAYERS];
+    memcpy(start_spikes, t->spikes, sizeof start_spikes);
     double t0 = now_seconds();
     eqp_status s = eqp_parallel_run(t->nthreads, epoch_thread, t);
     t->seconds += now_seconds() - t0;
@@ -438,11 +461,40 @@ eqp_status eqp_snn_trainer_run_epoch(eqp_snn_trainer *t, eqp_snn_epoch_stats *st
     }
     if (t->dist_status)
         return t->dist_status;
-    if (t->bad_batch)
+    if (t->bad_batch) {
+        /* the first bad entry of this process's share of the summed gradient, by block */
+        char what[128] = "";
+        size_t lo = 0, hi = np;
+        if (t->P > 1)
+            eqp_dist_shard(np, t->rank, t->P, &lo, &hi);
+        const float *g = t->nthreads == 1 && t->P > 1 ? THREAD_GRAD(t, 0) : t->gsum;
+        for (size_t i = lo; i < hi && !what[0]; i++)
+            if (!isfinite(g[i]))
+                for (int k = 0; k < net->n_blocks; k++)
+                    if (i >= net->block[k].off && i < net->block[k].off + net->block[k].size)
+                        snprintf(what, sizeof what, " (d loss / d %s[%zu] = %g)",
+                                 net->block[k].name, i - net->block[k].off, (double)g[i]);
+        memcpy(params, t->good, np * sizeof(float));
+        for (int q = 0; q < 2; q++)
+            if (eqp_optim_moments(t->opt, q))
+                memcpy(eqp_optim_moments(t->opt, q), t->good + (size_t)(q + 1) * np,
+                       np * sizeof(float));
+        eqp_optim_set_steps(t->opt, start_steps);
+        t->batch_pos = start_pos;
+        t->seen = start_seen;
+        t->errors = start_errors;
+        t->loss_sum = start_loss;
+        t->sq_sum = start_sq;
+        memcpy(t->spikes, start_spikes, sizeof start_spikes);
+        const int bad = t->bad_batch;
+        t->bad_batch = 0;
         return eqp_fail(EQP_ENONFINITE,
-                        "epoch %d, mini-batch %d: the gradient has NaN or Inf entries; that "
-                        "update was not applied (try a smaller learning rate or --clip)",
-                        t->epoch + 1, t->bad_batch);
+                        "epoch %d, mini-batch %d: the gradient has NaN or Inf entries%s; that "
+                        "update was not applied, and the parameters and the optimiser's state "
+                        "are restored to those before mini-batch %zu, where this run started "
+                        "(try a smaller learning rate or --clip)",
+                        t->epoch + 1, bad, what, start_pos + 1);
+    }
     if (t->batch_pos < t->n_batches)
         return eqp_fail(EQP_EINTERRUPTED, "epoch %d stopped after mini-batch %zu of %zu",
                         t->epoch + 1, t->batch_pos, t->n_batches);
