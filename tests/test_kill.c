@@ -1,7 +1,9 @@
 /* Nothing lost: a training run killed with SIGKILL at random moments and resumed from its
- * periodic checkpoint (--checkpoint-every) ends with a model bit-identical to an
- * uninterrupted run; 20 kill/resume cycles. Runs the command next to this program
- * (<BUILD>/tests/ -> <BUILD>/eqprop) from the repository root. */
+ * checkpoint ends with a model bit-identical to an uninterrupted run; 20 kill/resume cycles
+ * for EP (periodic checkpoints, --checkpoint-every) and 20 for a spiking network trained by
+ * BPTT with Adam (a checkpoint after every epoch: parameters, Adam's moments and steps, RNG
+ * state). Runs the command next to this program (<BUILD>/tests/ -> <BUILD>/eqprop) from the
+ * repository root. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,25 +17,35 @@
 #include "test.h"
 
 static char bin[4096], dir[64];
+static int snn; /* 0: the EP run, 1: the SNN run */
 
 /* start `bin train ... <extra>` with output discarded; returns the pid */
 static pid_t start(char *save, char *resume) {
     char ckpt[128];
     snprintf(ckpt, sizeof ckpt, "%s/run.ckpt", dir);
-    char *argv[32];
+    char *argv[40];
     int k = 0;
     argv[k++] = bin;
     argv[k++] = "train";
     if (resume) {
         argv[k++] = "--resume";
         argv[k++] = resume;
+    } else if (snn) { /* settings: only a fresh run may give them */
+        char *fresh[] = {"--preset", "snn-mlp", "--sizes", "784-48-10", "--steps", "8",
+                         "--batch", "32", NULL};
+        for (int i = 0; fresh[i]; i++)
+            argv[k++] = fresh[i];
     } else {
-        argv[k++] = "--sizes"; /* a setting: only a fresh run may give it */
+        argv[k++] = "--sizes";
         argv[k++] = "784-60-10";
     }
-    char *rest[] = {"--data",  "tests/data/mnist-sample", "--train-limit", "1000",
-                          "--test-limit", "100", "--epochs", "4", "--checkpoint", ckpt,
-                          "--checkpoint-every", "5", "--save", save, "--quiet", NULL};
+    char *rest_ep[] = {"--data",  "tests/data/mnist-sample", "--train-limit", "1000",
+                       "--test-limit", "100", "--epochs", "4", "--checkpoint", ckpt,
+                       "--checkpoint-every", "5", "--save", save, "--quiet", NULL};
+    char *rest_snn[] = {"--data",       "tests/data/mnist-sample", "--train-limit", "640",
+                        "--test-limit", "100", "--epochs", "10", "--threads", "1",
+                        "--checkpoint", ckpt, "--save", save, "--quiet", NULL};
+    char **rest = snn ? rest_snn : rest_ep;
     for (int i = 0; rest[i]; i++)
         argv[k++] = rest[i];
     argv[k] = NULL;
@@ -69,31 +81,26 @@ static int same_file(const char *a, const char *b) {
     return same;
 }
 
-int main(int argc, char **argv) {
-    (void)argc;
-    const char *slash = strrchr(argv[0], '/');
-    int dl = slash ? (int)(slash - argv[0]) : 1;
-    snprintf(bin, sizeof bin, "%.*s/../eqprop", dl, slash ? argv[0] : ".");
-    snprintf(dir, sizeof dir, "/tmp/eqp_kill_XXXXXX");
-    if (!mkdtemp(dir)) {
-        CHECK(0, "mkdtemp");
-        TEST_END();
-    }
+/* 20 SIGKILLs at random moments, each followed by --resume (or a fresh start when no
+ * checkpoint exists yet); the final model must equal the uninterrupted run's byte for byte */
+static void kill_cycles(const char *name, uint64_t seed) {
     char ref[128], got[128], ckpt[128];
     snprintf(ref, sizeof ref, "%s/ref.eqp", dir);
     snprintf(got, sizeof got, "%s/got.eqp", dir);
     snprintf(ckpt, sizeof ckpt, "%s/run.ckpt", dir);
+    unlink(ckpt);
+    unlink(got);
 
     /* the uninterrupted reference, timed to place the kills */
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
-    CHECK(wait_exit(start(ref, NULL)) == 0, "uninterrupted run");
+    CHECK(wait_exit(start(ref, NULL)) == 0, "%s: uninterrupted run", name);
     clock_gettime(CLOCK_MONOTONIC, &b);
     double total = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
     unlink(ckpt);
 
     eqp_rng rng;
-    eqp_rng_seed(&rng, 20261123);
+    eqp_rng_seed(&rng, seed);
     int kills = 0, rc = -1, runs = 0, resumed = 0;
     while (runs < 200) {
         struct stat sb;
@@ -125,12 +132,30 @@ int main(int argc, char **argv) {
         unlink(ckpt);
         unlink(got);
     }
-    printf("%d SIGKILLs over %d runs (%d resumed from a checkpoint), final exit %d\n", kills,
-           runs, resumed, rc);
-    CHECK(kills == 20, "20 kills landed (%d)", kills);
-    CHECK(rc == 0, "the last resume finished (exit %d)", rc);
-    CHECK(resumed >= 10, "most restarts resumed from a checkpoint (%d)", resumed);
-    CHECK(same_file(ref, got), "the resumed model is bit-identical to the uninterrupted one");
+    printf("%s: %d SIGKILLs over %d runs (%d resumed from a checkpoint), final exit %d\n", name,
+           kills, runs, resumed, rc);
+    fflush(stdout); /* before the next fork copies the buffer */
+    CHECK(kills == 20, "%s: 20 kills landed (%d)", name, kills);
+    CHECK(rc == 0, "%s: the last resume finished (exit %d)", name, rc);
+    CHECK(resumed >= 10, "%s: most restarts resumed from a checkpoint (%d)", name, resumed);
+    CHECK(same_file(ref, got), "%s: the resumed model is bit-identical to the uninterrupted one",
+          name);
+}
+
+int main(int argc, char **argv) {
+    (void)argc;
+    const char *slash = strrchr(argv[0], '/');
+    int dl = slash ? (int)(slash - argv[0]) : 1;
+    snprintf(bin, sizeof bin, "%.*s/../eqprop", dl, slash ? argv[0] : ".");
+    snprintf(dir, sizeof dir, "/tmp/eqp_kill_XXXXXX");
+    if (!mkdtemp(dir)) {
+        CHECK(0, "mkdtemp");
+        TEST_END();
+    }
+    snn = 0;
+    kill_cycles("ep", 20261123);
+    snn = 1;
+    kill_cycles("snn", 20261202);
 
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
