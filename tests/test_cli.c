@@ -691,6 +691,28 @@ static void test_diverge(void) {
            "the last good network loads and evaluates", "test error:", NULL);
 }
 
+/* unsupervised predictive coding through the command: train, log, save, eval */
+static void test_generative(void) {
+    char mp[4096], lp[4096];
+    tp(mp, "gen.eqp");
+    tp(lp, "gen.jsonl");
+    expect(run("train", "--preset", "pc-gen-mnist", "--sizes", "1-8-64-784", "--data", SAMPLE,
+               "--train-limit", "200", "--test-limit", "50", "--epochs", "2", "--threads", "1",
+               "--save", mp, "--log", lp, NULL),
+           0, 1, "pc-gen-mnist trains", "the training mean gives mse", "train energy",
+           "inpaint mse", "test energy:", "inpainting the second half from the first", NULL);
+    char logtext[8192];
+    slurp(lp, logtext, sizeof logtext);
+    CHECK(strstr(logtext, "\"generative\": true") && strstr(logtext, "\"test_energy\":") &&
+              strstr(logtext, "\"inpaint_mse\":"),
+          "its log has the generative keys: %s", logtext);
+    expect(run("eval", "--model", mp, "--data", SAMPLE, "--limit", "50", NULL), 0, 1,
+           "eval of a generative model", "test energy:", "mse", NULL);
+    expect(run("train", "--preset", "pc-gen-mnist", "--sizes", "1-8-64-100", "--data", SAMPLE,
+               "--train-limit", "50", "--epochs", "1", NULL),
+           1, 0, "data/output mismatch", "784 values per example", "100 units", NULL);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     const char *env = getenv("EQPROP_BIN");
@@ -722,6 +744,7 @@ int main(int argc, char **argv) {
     test_tiny_run();
     test_interrupt();
     test_diverge();
+    test_generative();
     test_snn();
     test_eprop_cli();
     test_snn_regress();

@@ -394,7 +394,124 @@ static void train(void) {
     eqp_dataset_free(te);
 }
 
+/* Unsupervised use (generative=yes): the data at the bottom of a top-down hierarchy driven by
+ * a constant input. Inference with a part of the output held (the clamp mask), the free
+ * energy after training below that before it, and the error messages. */
+static void generative(void) {
+    eqp_config c;
+    CHECK(eqp_config_preset(&c, "pc-gen-mnist") == EQP_OK, "preset: %s", eqp_last_error());
+    CHECK(c.generative == 1 && c.nudge == EQP_NUDGE_CLAMP, "pc-gen-mnist is generative");
+    char text[4096];
+    eqp_config_to_text(&c, text, sizeof text);
+    CHECK(strstr(text, "generative=1\n") != NULL, "the config text carries it: %s", text);
+    eqp_config back;
+    eqp_config_default(&back);
+    CHECK(eqp_config_from_text(&back, text) == EQP_OK && back.generative == 1,
+          "and reads it back (%s)", eqp_last_error());
+    eqp_config bad = c;
+    bad.readout = 1;
+    CHECK(eqp_config_check(&bad) == EQP_EINVAL && strstr(eqp_last_error(), "generative"),
+          "generative with readout ce is refused: %s", eqp_last_error());
+    eqp_config_default(&back);
+    CHECK(eqp_config_set(&back, "generative", "maybe") == EQP_EINVAL &&
+              strstr(eqp_last_error(), "--generative") != NULL,
+          "a bad value is named: %s", eqp_last_error());
+
+    eqp_dataset *tr = NULL, *te = NULL;
+    CHECK(eqp_dataset_load(SAMPLE, "train", 300, &tr) == EQP_OK, "load: %s", eqp_last_error());
+    CHECK(eqp_dataset_load(SAMPLE, "test", 200, &te) == EQP_OK, "load: %s", eqp_last_error());
+    if (!tr || !te)
+        return;
+    eqp_config_set(&c, "sizes", "1-8-64-784");
+    eqp_config_set(&c, "lr", "0.01,0.01,0.01");
+    eqp_config_set(&c, "threads", "1");
+    eqp_rng rng;
+    eqp_rng_seed(&rng, 3);
+    eqp_model *m = NULL;
+    eqp_trainer *t = NULL;
+    CHECK(eqp_model_create(&c, &rng, &m) == EQP_OK, "model: %s", eqp_last_error());
+    CHECK(eqp_trainer_create(m, &c, tr, &t) == EQP_OK, "trainer: %s", eqp_last_error());
+    double e0 = 0, q0 = 0, e1 = 0, q1 = 0;
+    CHECK(eqp_evaluate_generative(m, te, 50, 1, 392, &e0, &q0) == EQP_OK, "eval: %s",
+          eqp_last_error());
+    for (int ep = 0; ep < 4; ep++) {
+        eqp_epoch_stats st;
+        CHECK(eqp_trainer_run_epoch(t, &st) == EQP_OK, "epoch: %s", eqp_last_error());
+        CHECK(st.train_error == 0.0, "no classes: train error 0 (got %g)", st.train_error);
+    }
+    CHECK(eqp_evaluate_generative(m, te, 50, 1, 392, &e1, &q1) == EQP_OK, "eval: %s",
+          eqp_last_error());
+    printf("generative 1-8-64-784, 300 examples x 4 epochs: test energy %.3f -> %.3f, inpainting "
+           "mse %.4f -> %.4f\n",
+           e0, e1, q0, q1);
+    /* measured: 37.8 -> 22.1, inpainting 0.113 -> 0.068 (the training mean: 0.068 on the
+     * full test set) */
+    CHECK(e1 < 0.75 * e0, "training lowers the free energy of held-out data: %g -> %g", e0, e1);
+    CHECK(q1 < q0 && isfinite(q1), "and the inpainting error: %g -> %g", q0, q1);
+
+    /* the clamp mask: held units stay at their targets, the others move; an all-ones mask is
+     * the default */
+    eqp_workspace *w = NULL;
+    CHECK(eqp_workspace_create(m, 2, &w) == EQP_OK, "workspace");
+    const size_t N = eqp_model_n_state(m), no = eqp_model_n_out(m), oo = eqp_model_out_offset(m);
+    float ones[2] = {1.0f, 1.0f}, *mask = calloc(no, sizeof(float)), *all = malloc(no * 4);
+    float *ref = malloc(2 * N * sizeof(float));
+    for (size_t k = 0; k < no; k++) {
+        mask[k] = k < no / 2 ? 1.0f : 0.0f;
+        all[k] = 1.0f;
+    }
+    eqp_clamp(m, w, ones, NULL, 2);
+    eqp_set_target(m, w, te->x, 2);
+    eqp_init_state(m, w, 2);
+    eqp_relax_clamped(m, w, 2, 30, c.eps, 0.0f, NULL, NULL);
+    memcpy(ref, eqp_workspace_state(w), 2 * N * sizeof(float));
+    eqp_set_clamp_mask(w, all);
+    eqp_init_state(m, w, 2);
+    eqp_relax_clamped(m, w, 2, 30, c.eps, 0.0f, NULL, NULL);
+    CHECK(memcmp(ref, eqp_workspace_state(w), 2 * N * sizeof(float)) == 0,
+          "an all-ones mask equals holding every output unit");
+    eqp_set_clamp_mask(w, mask);
+    eqp_init_state(m, w, 2);
+    eqp_relax_clamped(m, w, 2, 30, c.eps, 0.0f, NULL, NULL);
+    const float *s = eqp_workspace_state(w);
+    int held = 1, moved = 0;
+    for (size_t b = 0; b < 2; b++)
+        for (size_t k = 0; k < no; k++) {
+            const float v = s[b * N + oo + k], d = te->x[b * no + k];
+            if (k < no / 2)
+                held &= v == d;
+            else
+                moved += v != d;
+        }
+    CHECK(held, "the masked half is held at the data");
+    CHECK(moved > (int)no / 2, "the other half is inferred (%d of %zu values differ)", moved, no);
+    eqp_set_clamp_mask(w, NULL);
+    free(mask);
+    free(all);
+    free(ref);
+    eqp_workspace_free(w);
+
+    /* the data must match the output layer */
+    eqp_trainer *t2 = NULL;
+    eqp_config c2 = c;
+    eqp_config_set(&c2, "sizes", "1-8-64-100");
+    eqp_model *m2 = NULL;
+    eqp_rng_seed(&rng, 3);
+    CHECK(eqp_model_create(&c2, &rng, &m2) == EQP_OK, "model");
+    CHECK(eqp_trainer_create(m2, &c2, tr, &t2) == EQP_ESHAPE &&
+              strstr(eqp_last_error(), "784 values per example") != NULL,
+          "a data/output mismatch is named: %s", eqp_last_error());
+    CHECK(eqp_evaluate_generative(m2, te, 10, 1, 50, &e0, &q0) == EQP_ESHAPE,
+          "and in evaluation: %s", eqp_last_error());
+    eqp_model_free(m2);
+    eqp_trainer_free(t);
+    eqp_model_free(m);
+    eqp_dataset_free(tr);
+    eqp_dataset_free(te);
+}
+
 int main(void) {
+    generative();
     slots("tanh", "1");
     slots("gelu", "0.5,2,1");
     slots("sigmoid", "2");

@@ -82,6 +82,23 @@ int cmd_eval(int argc, char **argv) {
     int s = steps ? (int)steps : c->eval_steps;
     int th = threads ? (int)threads : c->threads;
     double err, cost;
+    if (c->generative) { /* the free energy, and inpainting the second half from the first */
+        double energy, mse;
+        if (eqp_evaluate_generative(m, d, s, th, d->dim / 2, &energy, &mse)) {
+            cli_error("eval", NULL);
+            goto out;
+        }
+        if (json)
+            printf("{\"split\": \"%s\", \"n\": %zu, \"energy\": %.6f, \"inpaint_mse\": %.6f, "
+                   "\"eval_steps\": %d}\n",
+                   split, d->n, energy, mse, s);
+        else
+            printf("%s energy: %.4f per example; inpainting the second half from the first: mse "
+                   "%.6f (%zu examples, %d inference steps)\n",
+                   split, energy, mse, d->n, s);
+        rc = 0;
+        goto out;
+    }
     if (eqp_evaluate(m, d, s, th, &err, &cost)) {
         cli_error("eval", NULL);
         goto out;

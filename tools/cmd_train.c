@@ -19,12 +19,17 @@ static const cli_opt opts[] = {
     {"preset", 1,
      "ep-1h | ep-2h | ep-3h (Scellier & Bengio 2017) | ep-mlp-best | ep-conv-mnist | "
      "ep-conv-fashion | ep-adapt-mnist | ep-dale-mnist (docs/BIOLOGY.md) | pc-mlp-mnist | "
-     "pc-mlp-fashion (predictive coding) | sep-count-mnist | sep-latency-mnist; snn-*: see "
+     "pc-mlp-fashion (predictive coding) | pc-gen-mnist | pc-gen-fashion (unsupervised, generative) | sep-count-mnist | sep-latency-mnist; snn-*: see "
      "--preset snn-mlp --help; bp-mlp | bp-cnn: see --learner bp --help [ep-1h]"},
     {"model", 1,
      "energy model: layered | pc (linear predictive coding) | pcn (nonlinear) | conv (set by "
      "--arch) | spiking | adapt | adapt-glif | dale [preset]"},
     {"act", 1, "pcn: activation of the hidden predictions, linear|tanh|sigmoid|relu|gelu [tanh]"},
+    {"generative", 1,
+     "yes|no: a generative model of the data (unsupervised predictive coding): the input is "
+     "a constant 1 of width sizes[0], the data are the output layer's targets (sizes[last] = "
+     "their dimension), labels unused; reports the free energy after inference and the mse "
+     "of inpainting the second half of each example from the first [no; pc-gen-*: yes]"},
     {"optim", 1, "sgd | adam (the EP/PC update over -lr as Adam's gradient) [sgd]"},
     {"variance", 1, "pcn: prediction-error variances sigma_l^2, one or one per layer [1]"},
     {"data", 1, "mnist | fashion | DIR with the four IDX files [mnist]"},
@@ -344,6 +349,27 @@ int cmd_train(int argc, char **argv) {
             printf("eqprop train: %d processes, each relaxing 1/%d of every mini-batch, "
                    "exchanging %s\n",
                    P, P, eqp_sync_name(eqp_trainer_sync(t)));
+        if (cfg.generative && train->dim == test->dim) {
+            /* the baseline of inpainting: the training set's mean of each unobserved value */
+            const size_t D = test->dim, h = D / 2;
+            double *mean = calloc(D, sizeof *mean), sq = 0.0;
+            if (mean) {
+                for (size_t i = 0; i < train->n; i++)
+                    for (size_t k = h; k < D; k++)
+                        mean[k] += (double)train->x[i * D + k];
+                for (size_t k = h; k < D; k++)
+                    mean[k] /= (double)train->n;
+                for (size_t i = 0; i < test->n; i++)
+                    for (size_t k = h; k < D; k++) {
+                        const double e = (double)test->x[i * D + k] - mean[k];
+                        sq += e * e;
+                    }
+                printf("eqprop train: generative; inpainting values %zu..%zu from the first %zu: "
+                       "the training mean gives mse %.6f on the test set\n",
+                       h, D - 1, h, sq / ((double)test->n * (double)(D - h)));
+                free(mean);
+            }
+        }
         fflush(stdout);
     }
     double test_err = -1.0;
@@ -424,13 +450,26 @@ int cmd_train(int argc, char **argv) {
         cli_last.train_error = es.train_error;
         cli_last.epochs = es.epoch;
         /* the group's other processes skip to the stop check below */
-        if (r0 && eqp_evaluate(m, test, cfg.eval_steps, cfg.threads, &test_err, &test_cost)) {
+        if (r0 && cfg.generative) { /* test_err: inpainting mse; test_cost: free energy */
+            if (eqp_evaluate_generative(m, test, cfg.eval_steps, cfg.threads, test->dim / 2,
+                                        &test_cost, &test_err)) {
+                cli_error("train", NULL);
+                goto out;
+            }
+        } else if (r0 &&
+                   eqp_evaluate(m, test, cfg.eval_steps, cfg.threads, &test_err, &test_cost)) {
             cli_error("train", NULL);
             goto out;
         }
         clock_gettime(CLOCK_MONOTONIC, &b);
         ts0 = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
-        if (r0 && !quiet) {
+        if (r0 && !quiet && cfg.generative) {
+            printf("epoch %3d/%d  train energy %.4f  test energy %.4f  inpaint mse %.6f  %7.2f s  "
+                   "%8.0f samples/s\n",
+                   es.epoch, cfg.epochs, es.train_cost, test_cost, test_err, es.seconds,
+                   es.samples_per_second);
+            fflush(stdout);
+        } else if (r0 && !quiet) {
             printf("epoch %3d/%d  train error %6.2f%%  test error %6.2f%%  %7.2f s  %8.0f "
                    "samples/s\n",
                    es.epoch, cfg.epochs, 100.0 * es.train_error, 100.0 * test_err, es.seconds,
@@ -446,6 +485,10 @@ int cmd_train(int argc, char **argv) {
                     es.epoch, es.train_error, test_err, es.train_cost, test_cost, es.seconds,
                     es.samples_per_second, ts0, cfg.threads, es.free_steps_mean,
                     es.nudge_steps_mean);
+            if (cfg.generative) /* test_error is the inpainting mse there, costs energies */
+                fprintf(log, ", \"generative\": true, \"train_energy\": %.6f, "
+                             "\"test_energy\": %.6f, \"inpaint_mse\": %.6f",
+                        es.train_cost, test_cost, test_err);
             if (P > 1) /* this process's time in the group's sums, and the group size */
                 fprintf(log, ", \"processes\": %d, \"comm_seconds\": %.4f", P,
                         eqp_dist_comm_seconds());
@@ -474,11 +517,23 @@ int cmd_train(int argc, char **argv) {
         rc = 0;
         goto out;
     }
-    if (test_err < 0 && eqp_evaluate(m, test, cfg.eval_steps, cfg.threads, &test_err, NULL)) {
+    if (cfg.generative) {
+        double energy;
+        if (eqp_evaluate_generative(m, test, cfg.eval_steps, cfg.threads, test->dim / 2, &energy,
+                                    &test_err)) {
+            cli_error("train", NULL);
+            goto out;
+        }
+        printf("test energy: %.4f per example; inpainting the second half from the first: mse "
+               "%.6f\n",
+               energy, test_err);
+    } else if (test_err < 0 &&
+               eqp_evaluate(m, test, cfg.eval_steps, cfg.threads, &test_err, NULL)) {
         cli_error("train", NULL);
         goto out;
+    } else {
+        printf("test error: %.2f%%\n", 100.0 * test_err);
     }
-    printf("test error: %.2f%%\n", 100.0 * test_err);
     cli_last.test_error = test_err;
     cli_last.valid = 1;
     if (save && eqp_checkpoint_save(save, m, NULL)) {

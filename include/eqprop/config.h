@@ -85,6 +85,13 @@ typedef struct eqp_config {
     int act;                      /* eqp_act of the pcn model's hidden layers ("act=tanh") */
     int n_var;                    /* 1, or one per state layer (n_layers - 1) */
     float var[EQP_MAX_LAYERS];    /* pcn: prediction-error variances sigma_l^2 ("variance=1") */
+    int generative;               /* 1: a generative model of the data (predictive coding's
+                                     unsupervised use): the input is a constant 1 of width
+                                     sizes[0], the data are the targets of the output layer
+                                     (sizes[last] = the data's dimension), labels are unused;
+                                     with nudge=clamp the second phase is inference with the
+                                     data clamped at the bottom of the generative hierarchy
+                                     and the latent layers free [0] ("generative=yes") */
     int optim;                    /* 0 "sgd": theta += the update itself; 1 "adam": the update
                                      over -lr is a gradient for Adam (Kingma & Ba 2015; b1 0.9,
                                      b2 0.999, eps 1e-8), lr per group as given */

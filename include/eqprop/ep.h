@@ -56,6 +56,11 @@ void eqp_relax(const eqp_model *m, eqp_workspace *w, size_t B, float beta, int s
 void eqp_relax_clamped(const eqp_model *m, eqp_workspace *w, size_t B, int steps, float eps,
                        float tol, int *done, double *residual);
 
+/* Hold only the output units k with mask[k] != 0 in eqp_relax_clamped (mask: n_out floats,
+ * borrowed until reset; NULL: all of them, the default); the others relax with the hidden
+ * state. For inference from a part of the data, e.g. inpainting with a generative model. */
+void eqp_set_clamp_mask(eqp_workspace *w, const float *mask);
+
 /* Set the B clamped rows' state to where a free phase starts without persistent particles:
  * the model's own guess if it has one (pcn: the feed-forward pass), else zero. */
 void eqp_init_state(const eqp_model *m, eqp_workspace *w, size_t B);
@@ -157,6 +162,18 @@ eqp_status eqp_trainer_run(eqp_trainer *t, size_t max_batches, eqp_epoch_stats *
  * freely for `steps` steps from a zero state; prediction = argmax of the output units. */
 eqp_status eqp_evaluate(const eqp_model *m, const eqp_dataset *d, int steps, int threads,
                         double *error, double *cost);
+
+/* A generative model (config generative=1) on d, whose examples are the output layer's
+ * data: the input clamped to the constant 1, each example's data held at the output units
+ * (all of them, or the first `observed` units if observed < the dimension), the rest of the
+ * state relaxing for `steps` steps of eqp_relax_clamped from the model's own starting state.
+ *   *energy:  mean E at that equilibrium with everything observed (the free energy, PC's
+ *             objective: lower = the model explains the data better);
+ *   *mse:     with only the first `observed` units held, the mean squared error of the
+ *             other units against the data (inpainting; NULL or observed >= dim: skipped).
+ * Either pointer may be NULL. */
+eqp_status eqp_evaluate_generative(const eqp_model *m, const eqp_dataset *d, int steps,
+                                   int threads, size_t observed, double *energy, double *mse);
 
 #ifdef __cplusplus
 }

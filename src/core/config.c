@@ -26,7 +26,7 @@ const char *const eqp_config_keys[] = {
     "nudge",     "random-sign", "persistent", "batch",      "shuffle",     "eval-steps", "tol",
     "readout",   "lr-decay",    "epochs",     "threads",    "seed",        "act",        "variance",
     "optim",     "arch",        "spike-loss", "v-th",       "gamma",       "tau-e",      "window",
-    "gamma-out", "lat-early",   "lat-late",   "bio",        NULL};
+    "gamma-out", "lat-early",   "lat-late",   "bio",        "generative", NULL};
 
 static const struct {
     const char *name;
@@ -114,8 +114,9 @@ eqp_status eqp_config_preset(eqp_config *c, const char *name) {
     if (!name)
         return eqp_fail(EQP_EINVAL,
                         "--preset: expected ep-1h, ep-2h, ep-3h, ep-mlp-best, ep-conv-mnist, "
-                        "ep-conv-fashion, pc-mlp-mnist, pc-mlp-fashion, sep-count-mnist, "
-                        "sep-latency-mnist or sep-sequence, got nothing");
+                        "ep-conv-fashion, pc-mlp-mnist, pc-mlp-fashion, pc-gen-mnist, "
+                        "pc-gen-fashion, sep-count-mnist, sep-latency-mnist or sep-sequence, got "
+                        "nothing");
     eqp_config d;
     eqp_config_default(&d);
     if (strcmp(name, "ep-1h") == 0) {
@@ -184,6 +185,29 @@ eqp_status eqp_config_preset(eqp_config *c, const char *name) {
         d.epochs = fashion ? PC_EPOCHS_FASHION : PC_EPOCHS_MNIST;
         if (fashion)
             d.lr_decay = 0.9f; /* as the bp baseline's; measured 88.73% vs 88.33% without */
+        *c = d;
+        return EQP_OK;
+    }
+    if (strcmp(name, "pc-gen-mnist") == 0 || strcmp(name, "pc-gen-fashion") == 0) {
+        /* unsupervised predictive coding: a generative hierarchy latent (32) -> hidden (256,
+         * tanh) -> image (784, linear), top-down predictions from a constant input (the
+         * latent's prior mean is learned); inference with the image clamped at the bottom
+         * (20 steps of 0.1), the PC update at its equilibrium, SGD 0.01, batch 32 (chosen on
+         * the committed sample: lr 0.03 or eps 0.2 diverge; docs/RESULTS.md) */
+        static const size_t sizes[] = {1, 32, 256, 784};
+        static const float lr[] = {0.01f, 0.01f, 0.01f};
+        set_layers(&d, 4, sizes, lr);
+        snprintf(d.model, sizeof d.model, "pcn");
+        d.generative = 1;
+        d.act = EQP_ACT_TANH;
+        d.nudge = EQP_NUDGE_CLAMP;
+        d.persistent = 0;
+        d.free_steps = 1;
+        d.nudge_steps = 20;
+        d.eps = 0.1f;
+        d.eval_steps = 100;
+        d.batch = 32;
+        d.epochs = 10;
         *c = d;
         return EQP_OK;
     }
@@ -257,7 +281,8 @@ eqp_status eqp_config_preset(eqp_config *c, const char *name) {
     return eqp_fail(EQP_EINVAL,
                     "--preset: expected ep-1h, ep-2h, ep-3h, ep-mlp-best, ep-conv-mnist, "
                     "ep-conv-fashion, ep-adapt-mnist, ep-dale-mnist, pc-mlp-mnist, "
-                    "pc-mlp-fashion, sep-count-mnist, sep-latency-mnist or sep-sequence, got '%s'",
+                    "pc-mlp-fashion, pc-gen-mnist, pc-gen-fashion, sep-count-mnist, "
+                    "sep-latency-mnist or sep-sequence, got '%s'",
                     name);
 }
 
@@ -524,6 +549,8 @@ eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value) {
     }
     if (strcmp(key, "persistent") == 0)
         return eqp_parse_bool(key, value, &c->persistent);
+    if (strcmp(key, "generative") == 0)
+        return eqp_parse_bool(key, value, &c->generative);
     if (strcmp(key, "shuffle") == 0)
         return eqp_parse_bool(key, value, &c->shuffle);
     if (strcmp(key, "batch") == 0) {
@@ -639,6 +666,9 @@ eqp_status eqp_config_check(const eqp_config *c) {
         return eqp_fail(EQP_EINVAL, "free-steps, nudge-steps and eval-steps must be >= 1");
     if (c->batch < 1)
         return eqp_fail(EQP_EINVAL, "batch: expected >= 1, got %d", c->batch);
+    if (c->generative && c->readout)
+        return eqp_fail(EQP_EINVAL, "generative: the data are the output layer's targets, "
+                                    "expected readout=mse, got ce");
     if (c->readout && c->sizes[c->n_layers - 1] > 256)
         return eqp_fail(EQP_EINVAL, "readout ce: at most 256 classes, got %zu",
                         c->sizes[c->n_layers - 1]);
@@ -738,6 +768,11 @@ size_t eqp_config_to_text(const eqp_config *c, char *buf, size_t n) {
                             c->spike_loss ? "latency" : "count", (double)c->v_th, (double)c->gamma,
                             (double)c->tau_e, (double)c->window, (double)c->gamma_out,
                             (double)c->lat_early, (double)c->lat_late);
+        len = more < 0 ? -1 : len + more;
+    }
+    if (len >= 0 && c->generative) { /* only when set, as bio */
+        size_t used = (size_t)len < n ? (size_t)len : (n ? n - 1 : 0);
+        int more = snprintf(n ? buf + used : NULL, n ? n - used : 0, "generative=1\n");
         len = more < 0 ? -1 : len + more;
     }
     if (len >= 0 && c->bio[0]) {

@@ -17,6 +17,8 @@ struct eqp_workspace {
     float *s_aux;   /* (Bmax, N) the +beta phase of the symmetric estimate */
     float *target;  /* (Bmax, n_out) one-hot */
     float *prob;    /* (Bmax, n_out) readout ce: softmax of the logits */
+    const float *clamp_mask; /* (n_out) eqp_relax_clamped holds only units with mask != 0;
+                                NULL: all (borrowed) */
     int has_target;
 };
 
@@ -72,6 +74,8 @@ struct eqp_trainer {
     long *steps_t; /* (2 per thread) steps used by the free and the nudged phases */
     long steps_sum[2], phases;  /* since the epoch (re)started: for the means in the stats */
     float *ro_grad;             /* (n_params) scratch of the ce readout's gradient, or NULL */
+    float *ones;                /* generative: (batch, n_in) the constant input, or NULL */
+    float *tb;                  /* generative: (batch, n_out) the batch's data as targets */
     uint8_t *labels_b;          /* (batch) labels of the current mini-batch */
     /* optim adam: one optimiser per parameter block (its group's rate) and the update's
      * gradient (n_params), summed by accum_grad_params, applied and cleared per block share */

@@ -248,12 +248,22 @@ double eqp_total_energy(const eqp_model *m, const eqp_workspace *w, const float 
 /* The output units of every row <- the targets (clamp) or g's output units <- 0 (hold). */
 static void clamp_outputs(const eqp_model *m, eqp_workspace *w, float *a, size_t B, int set) {
     const size_t N = w->N, no = w->n_out, oo = m->out_offset;
+    const float *mask = w->clamp_mask;
     for (size_t b = 0; b < B; b++) {
-        if (set)
+        if (mask) { /* a part of the output units (inpainting) */
+            for (size_t k = 0; k < no; k++)
+                if (mask[k] != 0.0f)
+                    a[b * N + oo + k] = set ? w->target[b * no + k] : 0.0f;
+        } else if (set) {
             memcpy(a + b * N + oo, w->target + b * no, no * sizeof(float));
-        else
+        } else {
             memset(a + b * N + oo, 0, no * sizeof(float));
+        }
     }
+}
+
+void eqp_set_clamp_mask(eqp_workspace *w, const float *mask) {
+    w->clamp_mask = mask;
 }
 
 /* clamp: the output units are set to the targets and held there (their force is zeroed, so

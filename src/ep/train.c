@@ -35,7 +35,12 @@ eqp_status eqp_trainer_create(eqp_model *m, const eqp_config *c, const eqp_datas
         memcmp(c->sizes, m->cfg.sizes, sizeof(size_t) * (size_t)c->n_layers) != 0 ||
         strcmp(c->model, m->cfg.model) != 0)
         return eqp_fail(EQP_ESHAPE, "trainer: the training config describes another model");
-    if (train->dim != m->n_in)
+    if (c->generative && train->dim != m->n_out)
+        return eqp_fail(EQP_ESHAPE,
+                        "train: generative: the data (%zu values per example) are the output "
+                        "layer's targets, which has %zu units",
+                        train->dim, m->n_out);
+    if (!c->generative && train->dim != m->n_in)
         return eqp_fail(EQP_ESHAPE, "train: data has %zu inputs per example, model expects %zu",
                         train->dim, m->n_in);
     if (train->n == 0)
@@ -43,7 +48,7 @@ eqp_status eqp_trainer_create(eqp_model *m, const eqp_config *c, const eqp_datas
     if (train->n > UINT32_MAX)
         return eqp_fail(EQP_EINVAL, "train: %zu examples, at most %u supported", train->n,
                         UINT32_MAX);
-    if (train->n_classes > m->n_out)
+    if (!c->generative && train->n_classes > m->n_out)
         return eqp_fail(EQP_ESHAPE, "train: %zu classes but only %zu output units",
                         train->n_classes, m->n_out);
     eqp_trainer *t = calloc(1, sizeof *t);
@@ -81,6 +86,13 @@ eqp_status eqp_trainer_create(eqp_model *m, const eqp_config *c, const eqp_datas
     t->labels_b = eqp_alloc(B, 1);
     if (c->readout && !(t->ro_grad = eqp_alloc(m->n_params, sizeof(float))))
         goto fail;
+    if (c->generative) { /* the constant input, and the data as targets */
+        if (!(t->ones = eqp_alloc(B, m->n_in * sizeof(float))) ||
+            !(t->tb = eqp_alloc(B, m->n_out * sizeof(float))))
+            goto fail;
+        for (size_t i = 0; i < B * m->n_in; i++)
+            t->ones[i] = 1.0f;
+    }
     if (!t->good || !t->labels_b || !t->rows || !t->ws || !t->err_t || !t->cost_t || !t->bad_t ||
         !t->nc_t || !t->res_t || !t->steps_t || !t->perm || !t->signs)
         goto fail;
@@ -133,6 +145,8 @@ void eqp_trainer_free(eqp_trainer *t) {
     eqp_dealloc(t->rows);
     eqp_dealloc(t->good);
     eqp_dealloc(t->ro_grad);
+    eqp_dealloc(t->ones);
+    eqp_dealloc(t->tb);
     eqp_dealloc(t->labels_b);
     eqp_dealloc(t->particles);
     eqp_dealloc(t->grad);
@@ -258,7 +272,8 @@ static void gather_batch(eqp_trainer *t, size_t first, size_t B, size_t g0, size
     t->dist_status = eqp_dist_sum_f32(t->dist, t->rows, EP_NSTAT + (size_t)nbuf * Bfull * N);
     for (size_t r = 0; r < B && !grads; r++)
         if (r < g0 || r >= g1)
-            memcpy(t->xb + r * nin, d->x + (size_t)t->perm[first + r] * nin, nin * sizeof(float));
+            memcpy(t->xb + r * nin, t->ones ? t->ones : d->x + (size_t)t->perm[first + r] * nin,
+                   nin * sizeof(float));
 }
 
 static void epoch_thread(void *arg, int tid, int nt) {
@@ -288,14 +303,23 @@ static void epoch_thread(void *arg, int tid, int nt) {
         t->steps_t[2 * tid] = t->steps_t[2 * tid + 1] = 0;
         if (Bt > 0) {
             float *xr = t->xb + r0 * nin;
+            const int gen = c->generative;
             for (size_t r = 0; r < Bt; r++) {
                 size_t ex = t->perm[first + r0 + r];
-                memcpy(xr + r * nin, d->x + ex * nin, nin * sizeof(float));
+                if (gen) { /* the input is the constant 1; the example is the target */
+                    memcpy(xr + r * nin, t->ones, nin * sizeof(float));
+                    memcpy(t->tb + (r0 + r) * m->n_out, d->x + ex * d->dim,
+                           m->n_out * sizeof(float));
+                } else {
+                    memcpy(xr + r * nin, d->x + ex * nin, nin * sizeof(float));
+                }
                 labels[r] = d->y[ex];
                 if (t->particles)
                     memcpy(w->s + r * N, t->particles + ex * N, N * sizeof(float));
             }
-            eqp_clamp(m, w, xr, labels, Bt);
+            eqp_clamp(m, w, xr, gen ? NULL : labels, Bt);
+            if (gen)
+                eqp_set_target(m, w, t->tb + r0 * m->n_out, Bt);
             if (!t->particles)
                 eqp_init_state(m, w, Bt);
             int used;
@@ -314,7 +338,8 @@ static void epoch_thread(void *arg, int tid, int nt) {
             PHASE(0.0f, c->free_steps, 0);
             float *sf = t->sf + r0 * N, *sn = t->sn + r0 * N;
             memcpy(sf, w->s, Bt * N * sizeof(float));
-            t->err_t[tid] = eqp_count_errors(m, w, sf, labels, Bt, &t->cost_t[tid]);
+            /* generative: no classes; the cost is the energy after inference (below) */
+            t->err_t[tid] = gen ? 0 : eqp_count_errors(m, w, sf, labels, Bt, &t->cost_t[tid]);
             if (c->nudge == EQP_NUDGE_CLAMP) { /* output held at the target */
                 eqp_relax_clamped(m, w, Bt, c->nudge_steps, c->eps, c->tol, &used,
                                   c->tol > 0 ? &res : NULL);
@@ -327,6 +352,8 @@ static void epoch_thread(void *arg, int tid, int nt) {
                 PHASE(beta, c->nudge_steps, 1);
             }
             memcpy(sn, w->s, Bt * N * sizeof(float));
+            if (gen)
+                t->cost_t[tid] = eqp_total_energy(m, w, sn, Bt, 0.0f);
             t->bad_t[tid] = !eqp_all_finite(sf, Bt * N) || !eqp_all_finite(sn, Bt * N);
             if (c->nudge == EQP_NUDGE_SYMMETRIC) {
                 float *sm = t->sm + r0 * N;
@@ -708,6 +735,107 @@ static void eval_thread(void *arg, int tid, int nt) {
     }
     j->err[tid] = err;
     j->cost[tid] = cost;
+}
+
+typedef struct {
+    const eqp_model *m;
+    const eqp_dataset *d;
+    int steps;
+    size_t observed;
+    eqp_workspace **ws;
+    const float *ones, *mask;
+    double *energy, *sq; /* per thread */
+} gen_job;
+
+static void gen_thread(void *arg, int tid, int nt) {
+    gen_job *j = arg;
+    const eqp_model *m = j->m;
+    const eqp_dataset *d = j->d;
+    eqp_workspace *w = j->ws[tid];
+    const size_t N = m->n_state, no = m->n_out, oo = m->out_offset;
+    const size_t lo = d->n * (size_t)tid / (size_t)nt, hi = d->n * (size_t)(tid + 1) / (size_t)nt;
+    double E = 0.0, sq = 0.0;
+    for (size_t i = lo; i < hi; i += EVAL_CHUNK) {
+        const size_t B = hi - i < EVAL_CHUNK ? hi - i : EVAL_CHUNK;
+        const float *data = d->x + i * d->dim;
+        eqp_clamp(m, w, j->ones, NULL, B);
+        eqp_set_target(m, w, data, B);
+        eqp_set_clamp_mask(w, NULL); /* everything observed: the free energy */
+        eqp_init_state(m, w, B);
+        eqp_relax_clamped(m, w, B, j->steps, m->cfg.eps, 0.0f, NULL, NULL);
+        E += m->ops->energy(m, w->x, w->s, B);
+        if (j->mask) { /* the first `observed` units held, the rest inferred */
+            eqp_set_clamp_mask(w, j->mask);
+            eqp_init_state(m, w, B);
+            eqp_relax_clamped(m, w, B, j->steps, m->cfg.eps, 0.0f, NULL, NULL);
+            for (size_t b = 0; b < B; b++)
+                for (size_t k = j->observed; k < no; k++) {
+                    const double e = (double)w->s[b * N + oo + k] - (double)data[b * no + k];
+                    sq += e * e;
+                }
+            eqp_set_clamp_mask(w, NULL);
+        }
+    }
+    j->energy[tid] = E;
+    j->sq[tid] = sq;
+}
+
+eqp_status eqp_evaluate_generative(const eqp_model *m, const eqp_dataset *d, int steps,
+                                   int threads, size_t observed, double *energy, double *mse) {
+    if (!m->cfg.generative)
+        return eqp_fail(EQP_EINVAL, "eval: the model is not generative (generative=yes)");
+    if (d->dim != m->n_out)
+        return eqp_fail(EQP_ESHAPE,
+                        "eval: generative: data has %zu values per example, the output layer "
+                        "%zu units",
+                        d->dim, m->n_out);
+    if (d->n == 0)
+        return eqp_fail(EQP_EINVAL, "eval: the dataset is empty");
+    if (steps < 1)
+        return eqp_fail(EQP_EINVAL, "eval-steps: expected >= 1, got %d", steps);
+    if (threads < 1)
+        threads = 1;
+    if (threads > 256)
+        threads = 256;
+    const int inpaint = mse && observed < m->n_out;
+    float *ones = eqp_alloc(EVAL_CHUNK, m->n_in * sizeof(float));
+    float *mask = inpaint ? eqp_calloc(m->n_out, sizeof(float)) : NULL;
+    if (!ones || (inpaint && !mask)) {
+        eqp_dealloc(ones);
+        eqp_dealloc(mask);
+        return eqp_fail(EQP_ENOMEM, "eval: out of memory");
+    }
+    for (size_t i = 0; i < EVAL_CHUNK * m->n_in; i++)
+        ones[i] = 1.0f;
+    for (size_t k = 0; inpaint && k < observed; k++)
+        mask[k] = 1.0f;
+    eqp_workspace *ws[256] = {0};
+    double E[256] = {0}, sq[256] = {0};
+    eqp_status st = EQP_OK;
+    for (int i = 0; i < threads && !st; i++)
+        st = eqp_workspace_create(m, EVAL_CHUNK, &ws[i]);
+    if (!st) {
+        eqp_blas_single_thread();
+        gen_job j = {m, d, steps, observed, ws, ones, mask, E, sq};
+        st = eqp_parallel_run(threads, gen_thread, &j);
+    }
+    double e = 0.0, q = 0.0;
+    for (int i = 0; i < threads; i++) {
+        eqp_workspace_free(ws[i]);
+        e += E[i];
+        q += sq[i];
+    }
+    eqp_dealloc(ones);
+    eqp_dealloc(mask);
+    if (st)
+        return st;
+    if (energy)
+        *energy = e / (double)d->n;
+    if (mse)
+        *mse = inpaint ? q / ((double)d->n * (double)(m->n_out - observed)) : 0.0;
+    if (!isfinite(e) || !isfinite(q))
+        return eqp_fail(EQP_ENONFINITE, "eval: generative: the energy is not finite");
+    return EQP_OK;
 }
 
 eqp_status eqp_evaluate(const eqp_model *m, const eqp_dataset *d, int steps, int threads,
