@@ -653,16 +653,16 @@ static void test_diverge(void) {
     char lg[4096], ck[4096];
     tp(lg, "last-good.eqp");
     tp(ck, "diverge.ckpt");
-    int rc = run("train", "--data", SAMPLE, "--train-limit", "200", "--test-limit", "50",
-                 "--sizes", "784-20-10", "--epochs", "1", "--quiet", "--optim", "adam", "--lr",
-                 "3e38,3e38", "--save", lg, "--checkpoint", ck, NULL);
+    int rc = run("train", "--data", SAMPLE, "--train-limit", "200", "--test-limit", "50", "--sizes",
+                 "784-20-10", "--epochs", "1", "--quiet", "--optim", "adam", "--lr", "3e38,3e38",
+                 "--save", lg, "--checkpoint", ck, NULL);
     expect(rc, 1, 0, "ep diverges", "epoch 1, mini-batch 1:", "the update made W1[", "nan",
            "restored to those before mini-batch 1", "the last good model is in", lg,
            "a checkpoint of that state", NULL);
     expect(run("eval", "--model", lg, "--data", SAMPLE, "--limit", "50", NULL), 0, 1,
            "the last good model loads and evaluates", "test error:", NULL);
-    expect(run("train", "--resume", ck, "--data", SAMPLE, "--train-limit", "200",
-               "--test-limit", "50", "--quiet", NULL),
+    expect(run("train", "--resume", ck, "--data", SAMPLE, "--train-limit", "200", "--test-limit",
+               "50", "--quiet", NULL),
            1, 0, "its checkpoint resumes (and diverges again at the same step)",
            "epoch 1, mini-batch 1:", NULL);
     rc = run("train", "--data", SAMPLE, "--train-limit", "200", "--test-limit", "50", "--sizes",

@@ -31,20 +31,38 @@ static pid_t start(char *save, char *resume) {
         argv[k++] = "--resume";
         argv[k++] = resume;
     } else if (snn) { /* settings: only a fresh run may give them */
-        char *fresh[] = {"--preset", "snn-mlp", "--sizes", "784-48-10", "--steps", "8",
-                         "--batch", "32", NULL};
+        char *fresh[] = {"--preset", "snn-mlp", "--sizes", "784-48-10", "--steps",
+                         "8",        "--batch", "32",      NULL};
         for (int i = 0; fresh[i]; i++)
             argv[k++] = fresh[i];
     } else {
         argv[k++] = "--sizes";
         argv[k++] = "784-60-10";
     }
-    char *rest_ep[] = {"--data",  "tests/data/mnist-sample", "--train-limit", "1000",
-                       "--test-limit", "100", "--epochs", "4", "--checkpoint", ckpt,
-                       "--checkpoint-every", "5", "--save", save, "--quiet", NULL};
-    char *rest_snn[] = {"--data",       "tests/data/mnist-sample", "--train-limit", "640",
-                        "--test-limit", "100", "--epochs", "10", "--threads", "1",
-                        "--checkpoint", ckpt, "--save", save, "--quiet", NULL};
+    char *rest_ep[] = {"--data",
+                       "tests/data/mnist-sample",
+                       "--train-limit",
+                       "1000",
+                       "--test-limit",
+                       "100",
+                       "--epochs",
+                       "4",
+                       "--checkpoint",
+                       ckpt,
+                       "--checkpoint-every",
+                       "5",
+                       "--save",
+                       save,
+                       "--quiet",
+                       NULL};
+    char *rest_snn[] = {"--data",        "tests/data/mnist-sample",
+                        "--train-limit", "640",
+                        "--test-limit",  "100",
+                        "--epochs",      "10",
+                        "--threads",     "1",
+                        "--checkpoint",  ckpt,
+                        "--save",        save,
+                        "--quiet",       NULL};
     char **rest = snn ? rest_snn : rest_ep;
     for (int i = 0; rest[i]; i++)
         argv[k++] = rest[i];

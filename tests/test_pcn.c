@@ -21,8 +21,8 @@
 #include "eqprop/model.h"
 #include "test.h"
 
-#define B 3
-#define TOL 1e-4
+#define B      3
+#define TOL    1e-4
 #define SAMPLE "tests/data/mnist-sample"
 
 static double max_rel(const double *fd, const double *an, size_t n) {
@@ -309,8 +309,8 @@ static void train(void) {
     eqp_config c;
     CHECK(eqp_config_preset(&c, "pc-mlp-mnist") == EQP_OK, "preset pc-mlp-mnist");
     CHECK(!strcmp(c.model, "pcn") && c.nudge == EQP_NUDGE_CLAMP && c.optim == 1 &&
-              c.act == EQP_ACT_GELU && c.nudge_steps == 5 && c.n_layers == 5 &&
-              c.sizes[1] == 128 && c.sizes[3] == 128,
+              c.act == EQP_ACT_GELU && c.nudge_steps == 5 && c.n_layers == 5 && c.sizes[1] == 128 &&
+              c.sizes[3] == 128,
           "preset: pcn 784-128-128-128-10, gelu, clamp, T = 5, adam");
     /* config text round trip of the new keys */
     char text[2048];
@@ -322,8 +322,8 @@ static void train(void) {
               d.n_var == 4 && d.var[1] == 0.5f && d.nudge == EQP_NUDGE_CLAMP,
           "act, variance, optim, nudge clamp survive the config text");
     eqp_config_set(&c, "variance", "1");
-    CHECK(eqp_config_set(&c, "act", "swish") == EQP_EINVAL &&
-              strstr(eqp_last_error(), "swish"), "bad act named: %s", eqp_last_error());
+    CHECK(eqp_config_set(&c, "act", "swish") == EQP_EINVAL && strstr(eqp_last_error(), "swish"),
+          "bad act named: %s", eqp_last_error());
     CHECK(eqp_config_set(&c, "variance", "1,-2") == EQP_EINVAL, "negative variance refused");
     CHECK(eqp_config_set(&c, "optim", "rmsprop") == EQP_EINVAL, "bad optim refused");
     eqp_config_set(&c, "variance", "1,1");

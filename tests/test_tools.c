@@ -22,8 +22,9 @@ static char dir[64];
 /* Under ASan the library is instrumented: Python must preload the runtime (and not check its
  * own leaks), and a program linked against it needs the sanitizer flags. */
 #if defined(__SANITIZE_ADDRESS__)
-#define PY_ENV "LD_PRELOAD=\"$(cc -print-file-name=libasan.so) $(cc -print-file-name=libubsan.so)\" " \
-               "ASAN_OPTIONS=detect_leaks=0 "
+#define PY_ENV                                                                                     \
+    "LD_PRELOAD=\"$(cc -print-file-name=libasan.so) $(cc -print-file-name=libubsan.so)\" "         \
+    "ASAN_OPTIONS=detect_leaks=0 "
 #define CC_SAN "-fsanitize=address,undefined"
 #else
 #define PY_ENV ""
@@ -109,8 +110,9 @@ static void check_scatter(const char *build) {
         double cos = -2, rel = -1;
         const char *p = strstr(out, "pooled over ");
         CHECK(rc == 0 && p &&
-                  sscanf(p, "pooled over %zu pairs: r %*f [%*f, %*f], cosine %lf, "
-                            "||est - truth|| / ||truth|| %lf",
+                  sscanf(p,
+                         "pooled over %zu pairs: r %*f [%*f, %*f], cosine %lf, "
+                         "||est - truth|| / ||truth|| %lf",
                          &pairs, &cos, &rel) == 3,
               "gradcheck --dump (directions %d): rc %d: %s", dirs, rc, out);
         dump_stats d;
@@ -124,9 +126,8 @@ static void check_scatter(const char *build) {
                   d.names[0]);
         else
             CHECK(d.nb == 4 && !strcmp(d.names[0], "W1") && d.per[0] == 72 &&
-                      !strcmp(d.names[1], "b1") && d.per[1] == 12 &&
-                      !strcmp(d.names[2], "W2") && d.per[2] == 36 &&
-                      !strcmp(d.names[3], "b2") && d.per[3] == 9,
+                      !strcmp(d.names[1], "b1") && d.per[1] == 12 && !strcmp(d.names[2], "W2") &&
+                      d.per[2] == 36 && !strcmp(d.names[3], "b2") && d.per[3] == 9,
                   "%s: blocks %zu: %s %zu, %s %zu, ...", path, d.nb, d.names[0], d.per[0],
                   d.names[1], d.per[1]);
         /* printed with %.6f and %.3e */
@@ -140,8 +141,8 @@ static void check_scatter(const char *build) {
             rc = run(cmd, out, sizeof out);
             CHECK(rc == 0, "plot scatter: rc %d: %s", rc, out);
             int distinct = render(svg, out, sizeof out);
-            CHECK(distinct > 2, "plot scatter %s: %d distinct bytes in the PNG (%s)", svg,
-                  distinct, out);
+            CHECK(distinct > 2, "plot scatter %s: %d distinct bytes in the PNG (%s)", svg, distinct,
+                  out);
         }
     }
     /* a path that cannot be opened: named with its flag, exit 1, nothing written */
@@ -173,8 +174,10 @@ static void check_scatter(const char *build) {
         fputs("seed,block,index,truth,estimate\n1,W1,0,0.5,0.4\n1,W1,1,oops,0.2\n", f);
         fclose(f);
     }
-    snprintf(cmd, sizeof cmd, "%s/eqprop plot scatter --in %s --out %s/bad.svg 2>&1; "
-             "test ! -e %s/bad.svg", build, path, dir, dir);
+    snprintf(cmd, sizeof cmd,
+             "%s/eqprop plot scatter --in %s --out %s/bad.svg 2>&1; "
+             "test ! -e %s/bad.svg",
+             build, path, dir, dir);
     rc = run(cmd, out, sizeof out);
     CHECK(rc == 0 && strstr(out, "bad.csv line 3") && strstr(out, "truth"),
           "garbled scatter input: rc %d: %s", rc, out);
@@ -213,12 +216,14 @@ int main(void) {
     CHECK(rc == 0 && p && sscanf(p, "test error: %lf%%", &cli) == 1, "cli run: rc %d, '%s'", rc,
           out);
     snprintf(cmd, sizeof cmd,
-             PY_ENV "EQPROP_LIB=%s/libeqprop.so PYTHONPATH=python OPENBLAS_NUM_THREADS=1 /usr/bin/python3 "
+             PY_ENV
+             "EQPROP_LIB=%s/libeqprop.so PYTHONPATH=python OPENBLAS_NUM_THREADS=1 /usr/bin/python3 "
              "tests/python_ep.py tests/data/mnist-sample %.6f 2>&1",
              build, cli / 100.0);
     rc = run(cmd, out, sizeof out);
     CHECK(rc == 0, "python: rc %d: %s", rc, out);
-    snprintf(cmd, sizeof cmd, "%s/eqprop plot curve --log %s/ep.log --out %s/c.svg 2>&1 && "
+    snprintf(cmd, sizeof cmd,
+             "%s/eqprop plot curve --log %s/ep.log --out %s/c.svg 2>&1 && "
              "rsvg-convert %s/c.svg -o %s/c.png 2>&1 && /usr/bin/python3 -c \"import sys,zlib,"
              "struct;d=open('%s/c.png','rb').read();assert d[:8]==b'\\x89PNG\\r\\n\\x1a\\n';"
              "i=8;z=b''\nwhile i<len(d):\n n=struct.unpack('>I',d[i:i+4])[0];t=d[i+4:i+8]\n "
@@ -245,7 +250,8 @@ int main(void) {
     snprintf(cmd, sizeof cmd,
              "sh scripts/install.sh %s %s/prefix >/dev/null 2>&1 && "
              "PKG_CONFIG_PATH=%s/prefix/lib/pkgconfig && export PKG_CONFIG_PATH && "
-             "cc " CC_SAN " %s/ex.c -o %s/ex $(pkg-config --cflags --libs eqprop) 2>&1 && %s/ex %s/x.nir && "
+             "cc " CC_SAN
+             " %s/ex.c -o %s/ex $(pkg-config --cflags --libs eqprop) 2>&1 && %s/ex %s/x.nir && "
              "test -s %s/prefix/share/man/man1/eqprop.1 && test -s %s/prefix/include/eqprop/nir.h",
              build, dir, dir, dir, dir, dir, dir, dir, dir);
     rc = run(cmd, out, sizeof out);

@@ -44,6 +44,26 @@ int cli_parse_diverge(const char *flag, const char *v, cli_diverge *d) {
     return -1;
 }
 
+void cli_diverge_retrying(const char *rates, int retries_left) {
+    fprintf(stderr,
+            "eqprop train: --on-diverge reduce-lr: retrying with the learning rate%s halved "
+            "(%s), %d retr%s left\n",
+            strchr(rates, ',') ? "s" : "", rates, retries_left, retries_left == 1 ? "y" : "ies");
+}
+
+void cli_diverge_saved(const char *what, const char *path, int ok, const char *ckpt, int ckpt_ok) {
+    if (!ok) {
+        cli_error("train", NULL);
+        return;
+    }
+    fprintf(stderr, "eqprop train: the last good %s is in '%s'", what, path);
+    if (ckpt && ckpt_ok)
+        fprintf(stderr, ", and a checkpoint of that state in '%s' (--resume %s)", ckpt, ckpt);
+    fprintf(stderr, "\n");
+    if (ckpt && !ckpt_ok)
+        cli_error("train", NULL);
+}
+
 static void on_signal(int sig) {
     (void)sig;
     cli_stop = 1;

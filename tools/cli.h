@@ -8,8 +8,8 @@
 
 #include "eqprop/config.h"
 
-#define EXIT_RUNTIME 1
-#define EXIT_USAGE 2
+#define EXIT_RUNTIME     1
+#define EXIT_USAGE       2
 #define EXIT_INTERRUPTED 130
 
 /* Options of a subcommand: name (without "--"), whether it takes a value, help text. */
@@ -68,8 +68,8 @@ int cmd_sep_sequence(int argc, char **argv);
 int cmd_train_snn(int argc, char **argv);
 /* e-prop on the drifting decoding stream (cmd_online.c; eqprop train --preset eprop-online). */
 int cmd_train_online(int argc, char **argv);
-int cmd_eval_snn(const char *model, const char *data, const char *split, size_t limit,
-                 int threads, int json);
+int cmd_eval_snn(const char *model, const char *data, const char *split, size_t limit, int threads,
+                 int json);
 /* NIR (cmd_export.c): eqprop export --nir, eqprop eval --nir (cmd_eval dispatches when
  * cli_wants_nir); plots (cmd_plot.c). */
 int cmd_export(int argc, char **argv);
@@ -80,8 +80,8 @@ int cmd_plot(int argc, char **argv);
 /* Backprop (cmd_train_bp.c): chosen by cmd_train for --learner bp, bp-* presets and bp
  * checkpoints, and by cmd_eval for bp network files. */
 int cmd_train_bp(int argc, char **argv);
-int cmd_eval_bp(const char *model, const char *data, const char *split, size_t limit,
-                int threads, int json);
+int cmd_eval_bp(const char *model, const char *data, const char *split, size_t limit, int threads,
+                int json);
 
 /* Hopfield memory (cmd_hopfield.c): `eqprop hopfield`, and cmd_train for hopfield-* presets. */
 int cmd_hopfield(int argc, char **argv);
@@ -108,7 +108,11 @@ typedef struct cli_diverge {
     int reduce, retries;
 } cli_diverge;
 int cli_parse_diverge(const char *flag, const char *v, cli_diverge *d);
-void cli_diverge_help(void);
+/* The messages of both outcomes (rank 0 calls them): a retry with the new rates (text), or
+ * where the last good model (and the checkpoint, if ckpt) went; a failed write is reported
+ * as the library's error. */
+void cli_diverge_retrying(const char *rates, int retries_left);
+void cli_diverge_saved(const char *what, const char *path, int ok, const char *ckpt, int ckpt_ok);
 
 /* The last training run's summary (set by each trainer command's rank 0; read by sweep). */
 typedef struct cli_summary {

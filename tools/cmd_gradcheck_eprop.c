@@ -142,11 +142,12 @@ int cmd_gradcheck_eprop(int argc, char **argv) {
             fprintf(stderr, "eqprop gradcheck: --json: cannot open '%s'\n", json);
             return EXIT_RUNTIME;
         }
-        fprintf(f,
-                "{\"learner\": \"eprop\", \"preset\": \"%s\", \"seeds\": %ld, \"cosine_hidden_mean\": "
-                "%.6f, \"cosine_hidden_sd\": %.6f, \"cosine_hidden_min\": %.6f, "
-                "\"exact_worst_rel\": %.3e}\n",
-                preset, seeds, m, sd, mn, worst_exact);
+        fprintf(
+            f,
+            "{\"learner\": \"eprop\", \"preset\": \"%s\", \"seeds\": %ld, \"cosine_hidden_mean\": "
+            "%.6f, \"cosine_hidden_sd\": %.6f, \"cosine_hidden_min\": %.6f, "
+            "\"exact_worst_rel\": %.3e}\n",
+            preset, seeds, m, sd, mn, worst_exact);
         if (fclose(f)) {
             fprintf(stderr, "eqprop gradcheck: --json: error writing '%s'\n", json);
             return EXIT_RUNTIME;

@@ -19,8 +19,8 @@
 #define ML 70.0 /* margins */
 #define MT 40.0
 
-static const char *const colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
-                                     "#8c564b", "#e377c2", "#17becf"};
+static const char *const colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
+                                     "#9467bd", "#8c564b", "#e377c2", "#17becf"};
 
 typedef struct svg {
     FILE *f;
@@ -65,8 +65,8 @@ static double tick_step(double lo, double hi) {
 }
 
 typedef struct axes {
-    double x0, y0, w, h;          /* box in pixels */
-    double xlo, xhi, ylo, yhi;    /* data range */
+    double x0, y0, w, h;       /* box in pixels */
+    double xlo, xhi, ylo, yhi; /* data range */
 } axes;
 
 static double ax_x(const axes *a, double x) {
@@ -80,13 +80,15 @@ static double ax_y(const axes *a, double y) {
 static void tick(FILE *f, const axes *a, int k, double pos, double label) {
     if (k) {
         double y = ax_y(a, pos);
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
-                   "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n",
+        fprintf(f,
+                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+                "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n",
                 a->x0, y, a->x0 + a->w, y, a->x0 - 5, y + 4, label);
     } else {
         double x = ax_x(a, pos);
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
-                   "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%g</text>\n",
+        fprintf(f,
+                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+                "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%g</text>\n",
                 x, a->y0, x, a->y0 + a->h, x, a->y0 + a->h + 16, label);
     }
 }
@@ -98,10 +100,12 @@ static double symlog(double v, double c) {
 
 /* Axes with their ticks; symc > 0: the data range is symlog(., symc) and the ticks are 0 and
  * +-10^k (every other decade when there are many). */
-static void draw_axes_sym(FILE *f, const axes *a, const char *xl, const char *yl,
-                          const char *title, double symc) {
-    fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
-               "stroke=\"black\"/>\n", a->x0, a->y0, a->w, a->h);
+static void draw_axes_sym(FILE *f, const axes *a, const char *xl, const char *yl, const char *title,
+                          double symc) {
+    fprintf(f,
+            "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
+            "stroke=\"black\"/>\n",
+            a->x0, a->y0, a->w, a->h);
     for (int k = 0; k < 2; k++) {
         double lo = k ? a->ylo : a->xlo, hi = k ? a->yhi : a->xhi;
         if (symc > 0) {
@@ -125,8 +129,10 @@ static void draw_axes_sym(FILE *f, const axes *a, const char *xl, const char *yl
     fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", a->x0 + a->w / 2,
             a->y0 + a->h + 34);
     esc(f, xl);
-    fprintf(f, "</text>\n<text transform=\"translate(%.1f %.1f) rotate(-90)\" "
-               "text-anchor=\"middle\">", a->x0 - 50, a->y0 + a->h / 2);
+    fprintf(f,
+            "</text>\n<text transform=\"translate(%.1f %.1f) rotate(-90)\" "
+            "text-anchor=\"middle\">",
+            a->x0 - 50, a->y0 + a->h / 2);
     esc(f, yl);
     fprintf(f, "</text>\n<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"14\">",
             a->x0 + a->w / 2, a->y0 - 12);
@@ -171,8 +177,8 @@ static int plot_curve(const char *log, const char *out, const char *title) {
         return EXIT_RUNTIME;
     }
     size_t cap = 64, n = 0;
-    double *ep = malloc(cap * sizeof *ep), *v[2] = {malloc(cap * sizeof(double)),
-                                                    malloc(cap * sizeof(double))};
+    double *ep = malloc(cap * sizeof *ep),
+           *v[2] = {malloc(cap * sizeof(double)), malloc(cap * sizeof(double))};
     char line[8192];
     int rc = EXIT_RUNTIME, lineno = 0;
     while (ep && v[0] && v[1] && fgets(line, sizeof line, f)) {
@@ -181,8 +187,10 @@ static int plot_curve(const char *log, const char *out, const char *title) {
             continue;
         double e;
         if (line[0] != '{' || !json_num(line, "epoch", &e)) {
-            fprintf(stderr, "eqprop plot: %s line %d: expected a JSON object with \"epoch\" (a "
-                            "training --log)\n", log, lineno);
+            fprintf(stderr,
+                    "eqprop plot: %s line %d: expected a JSON object with \"epoch\" (a "
+                    "training --log)\n",
+                    log, lineno);
             goto out;
         }
         if (n == cap) {
@@ -228,8 +236,9 @@ static int plot_curve(const char *log, const char *out, const char *title) {
         for (size_t i = 0; i < n; i++)
             fprintf(s.f, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"3\" fill=\"%s\"/>\n", ax_x(&a, ep[i]),
                     ax_y(&a, v[k][i]), colors[k]);
-        fprintf(s.f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"14\" height=\"3\" fill=\"%s\"/>"
-                     "<text x=\"%.1f\" y=\"%.1f\">%s (last %.2f%%)</text>\n",
+        fprintf(s.f,
+                "<rect x=\"%.1f\" y=\"%.1f\" width=\"14\" height=\"3\" fill=\"%s\"/>"
+                "<text x=\"%.1f\" y=\"%.1f\">%s (last %.2f%%)</text>\n",
                 a.x0 + a.w - 190, a.y0 + 16 + 18 * k, colors[k], a.x0 + a.w - 170,
                 a.y0 + 21 + 18 * k, k ? "test error" : "train error", v[k][n - 1]);
     }
@@ -243,7 +252,7 @@ out:
 }
 
 #define SCATTER_HEADER "seed,block,index,truth,estimate"
-#define MAX_BLOCKS 64
+#define MAX_BLOCKS     64
 
 typedef struct pair {
     double t, e;
@@ -350,8 +359,10 @@ static int plot_scatter(const char *in, const char *out, const char *title, int 
             continue;
         if (!header) {
             if (strcmp(line, SCATTER_HEADER) != 0) {
-                fprintf(stderr, "eqprop plot: %s line %d: expected the header '" SCATTER_HEADER
-                                "' (a file of eqprop gradcheck --dump)\n", in, lineno);
+                fprintf(stderr,
+                        "eqprop plot: %s line %d: expected the header '" SCATTER_HEADER
+                        "' (a file of eqprop gradcheck --dump)\n",
+                        in, lineno);
                 goto out;
             }
             header = 1;
@@ -426,8 +437,9 @@ static int plot_scatter(const char *in, const char *out, const char *title, int 
              dirs ? "along random directions" : "per parameter",
              sym ? " (symmetric log axes)" : "");
     draw_axes_sym(s.f, &a, xl, "estimate", head, symc);
-    fprintf(s.f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#888\" "
-                 "stroke-dasharray=\"6 4\"/>\n",
+    fprintf(s.f,
+            "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#888\" "
+            "stroke-dasharray=\"6 4\"/>\n",
             ax_x(&a, lo), ax_y(&a, lo), ax_x(&a, hi), ax_y(&a, hi));
     /* a point of a colour already drawn on the same pixel adds nothing to the picture: skip
      * it (exact zeros, e.g. the weights of always-black MNIST pixels, would otherwise make
@@ -450,23 +462,28 @@ static int plot_scatter(const char *in, const char *out, const char *title, int 
                 continue;
             drawn[gy * gw + gx] |= bit;
         }
-        fprintf(s.f, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"2.5\" fill=\"%s\" "
-                     "fill-opacity=\"0.6\"/>\n",
+        fprintf(s.f,
+                "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"2.5\" fill=\"%s\" "
+                "fill-opacity=\"0.6\"/>\n",
                 x, y, colors[p[i].block % 8]);
     }
     free(drawn);
     const double lx = a.x0 + a.w + 20;
-    fprintf(s.f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#888\" "
-                 "stroke-dasharray=\"6 4\"/><text x=\"%.1f\" y=\"%.1f\">y = x</text>\n",
+    fprintf(s.f,
+            "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#888\" "
+            "stroke-dasharray=\"6 4\"/><text x=\"%.1f\" y=\"%.1f\">y = x</text>\n",
             lx, a.y0 + 12, lx + 14, a.y0 + 12, lx + 20, a.y0 + 16);
-    fprintf(s.f, "<text x=\"%.1f\" y=\"%.1f\" font-weight=\"bold\">all %zu pairs: cosine %.6f"
-                 "</text>\n<text x=\"%.1f\" y=\"%.1f\" font-weight=\"bold\">"
-                 "||est - truth|| / ||truth|| %.3e</text>\n",
+    fprintf(s.f,
+            "<text x=\"%.1f\" y=\"%.1f\" font-weight=\"bold\">all %zu pairs: cosine %.6f"
+            "</text>\n<text x=\"%.1f\" y=\"%.1f\" font-weight=\"bold\">"
+            "||est - truth|| / ||truth|| %.3e</text>\n",
             lx, a.y0 + 36, n, cosine, lx, a.y0 + 52, rel);
     for (int b = 0; b < nb; b++) {
         double y = a.y0 + 76 + 18 * b;
-        fprintf(s.f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/><text x=\"%.1f\" "
-                     "y=\"%.1f\">", lx + 7, y - 4, colors[b % 8], lx + 20, y);
+        fprintf(s.f,
+                "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/><text x=\"%.1f\" "
+                "y=\"%.1f\">",
+                lx + 7, y - 4, colors[b % 8], lx + 20, y);
         esc(s.f, names[b]);
         fprintf(s.f, " (%zu): cos %.4f, rel %.2e</text>\n", bcnt[b], bcos[b], brel[b]);
     }
@@ -480,8 +497,8 @@ out:
     return rc;
 }
 
-static int plot_raster(const char *model, const char *data, size_t index, long layer,
-                       long units, const char *out) {
+static int plot_raster(const char *model, const char *data, size_t index, long layer, long units,
+                       const char *out) {
     eqp_snn *n = NULL;
     eqp_dataset *d = NULL;
     float *z = NULL, *v = NULL;
@@ -528,9 +545,11 @@ static int plot_raster(const char *model, const char *data, size_t index, long l
         for (size_t j = 0; j < shown; j++)
             if (z[t * nn + j] != 0.0f) {
                 spikes++;
-                fprintf(s.f, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" "
-                             "fill=\"black\"/>\n", ax_x(&a, (double)t), ax_y(&a, (double)j + 0.5),
-                        bw > 1.5 ? bw - 0.5 : bw, bh > 1.5 ? bh - 0.5 : bh);
+                fprintf(s.f,
+                        "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" "
+                        "fill=\"black\"/>\n",
+                        ax_x(&a, (double)t), ax_y(&a, (double)j + 0.5), bw > 1.5 ? bw - 0.5 : bw,
+                        bh > 1.5 ? bh - 0.5 : bh);
             }
     /* membrane traces of the first few units */
     const size_t nv = shown < 6 ? shown : 6;
@@ -604,10 +623,11 @@ int cmd_plot(int argc, char **argv) {
                *out = NULL, *val;
     size_t index = 0;
     long layer = 0, units = 100;
-    if (strcmp(kind, "curve") != 0 && strcmp(kind, "raster") != 0 &&
-        strcmp(kind, "scatter") != 0) {
-        fprintf(stderr, "eqprop plot: unknown kind '%s' (curve, raster or scatter; a "
-                        "delay-sweep plot is not available)\n", kind);
+    if (strcmp(kind, "curve") != 0 && strcmp(kind, "raster") != 0 && strcmp(kind, "scatter") != 0) {
+        fprintf(stderr,
+                "eqprop plot: unknown kind '%s' (curve, raster or scatter; a "
+                "delay-sweep plot is not available)\n",
+                kind);
         return EXIT_USAGE;
     }
     for (int i = 2; i < argc;) {

@@ -320,9 +320,9 @@ int cmd_sweep(int argc, char **argv) {
         if (out_path) {
             size_t L = strlen(out_path) + 32;
             char *tmp = malloc(L);
-            FILE *f = tmp ? (snprintf(tmp, L, "%s.tmp.%ld", out_path, (long)getpid()),
-                             fopen(tmp, "w"))
-                          : NULL;
+            FILE *f =
+                tmp ? (snprintf(tmp, L, "%s.tmp.%ld", out_path, (long)getpid()), fopen(tmp, "w"))
+                    : NULL;
             int bad = !f || write_table(f, gr, n_grids, (int)n_runs, res) != 0;
             if (f && fclose(f) != 0)
                 bad = 1;

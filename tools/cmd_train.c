@@ -19,7 +19,8 @@ static const cli_opt opts[] = {
     {"preset", 1,
      "ep-1h | ep-2h | ep-3h (Scellier & Bengio 2017) | ep-mlp-best | ep-conv-mnist | "
      "ep-conv-fashion | ep-adapt-mnist | ep-dale-mnist (docs/BIOLOGY.md) | pc-mlp-mnist | "
-     "pc-mlp-fashion (predictive coding) | pc-gen-mnist | pc-gen-fashion (unsupervised, generative) | sep-count-mnist | sep-latency-mnist; snn-*: see "
+     "pc-mlp-fashion (predictive coding) | pc-gen-mnist | pc-gen-fashion (unsupervised, "
+     "generative) | sep-count-mnist | sep-latency-mnist; snn-*: see "
      "--preset snn-mlp --help; bp-mlp | bp-cnn: see --learner bp --help [ep-1h]"},
     {"model", 1,
      "energy model: layered | pc (linear predictive coding) | pcn (nonlinear) | conv (set by "
@@ -243,8 +244,9 @@ int cmd_train(int argc, char **argv) {
             else if (strcmp(val, "grads") == 0)
                 sync = EQP_SYNC_GRADS;
             else {
-                fprintf(stderr, "eqprop train: --dist-sync: expected auto, states or grads, got "
-                                "'%s'\n",
+                fprintf(stderr,
+                        "eqprop train: --dist-sync: expected auto, states or grads, got "
+                        "'%s'\n",
                         val);
                 return EXIT_USAGE;
             }
@@ -416,26 +418,22 @@ int cmd_train(int argc, char **argv) {
                     goto out;
                 }
                 if (r0) {
-                    fprintf(stderr, "eqprop train: --on-diverge reduce-lr: retrying with the "
-                                    "learning rates halved (");
+                    char rates[256] = "";
+                    size_t off = 0;
                     const eqp_config *mc = eqp_model_config(m);
-                    for (int k = 0; k < mc->n_lr; k++)
-                        fprintf(stderr, "%s%g", k ? "," : "", (double)mc->lr[k]);
-                    fprintf(stderr, "), %d retr%s left\n", div.retries,
-                            div.retries == 1 ? "y" : "ies");
+                    for (int k = 0; k < mc->n_lr && off < sizeof rates; k++)
+                        off += (size_t)snprintf(rates + off, sizeof rates - off, "%s%g",
+                                                k ? "," : "", (double)mc->lr[k]);
+                    cli_diverge_retrying(rates, div.retries);
                 }
                 continue;
             }
             agreed = 1;
             const char *lg = save ? save : "eqprop-last-good.eqp";
-            if (r0 && eqp_checkpoint_save(lg, m, NULL) == EQP_OK) {
-                fprintf(stderr, "eqprop train: the last good model is in '%s'", lg);
-                if (ckpt && eqp_checkpoint_save(ckpt, m, t) == EQP_OK)
-                    fprintf(stderr, ", and a checkpoint of that state in '%s' (--resume %s)",
-                            ckpt, ckpt);
-                fprintf(stderr, "\n");
-            } else if (r0) {
-                cli_error("train", NULL);
+            if (r0) {
+                const int ok = eqp_checkpoint_save(lg, m, NULL) == EQP_OK;
+                cli_diverge_saved("model", lg, ok, ckpt,
+                                  ok && ckpt && eqp_checkpoint_save(ckpt, m, t) == EQP_OK);
             }
             goto out;
         }
@@ -486,8 +484,9 @@ int cmd_train(int argc, char **argv) {
                     es.samples_per_second, ts0, cfg.threads, es.free_steps_mean,
                     es.nudge_steps_mean);
             if (cfg.generative) /* test_error is the inpainting mse there, costs energies */
-                fprintf(log, ", \"generative\": true, \"train_energy\": %.6f, "
-                             "\"test_energy\": %.6f, \"inpaint_mse\": %.6f",
+                fprintf(log,
+                        ", \"generative\": true, \"train_energy\": %.6f, "
+                        "\"test_energy\": %.6f, \"inpaint_mse\": %.6f",
                         es.train_cost, test_cost, test_err);
             if (P > 1) /* this process's time in the group's sums, and the group size */
                 fprintf(log, ", \"processes\": %d, \"comm_seconds\": %.4f", P,

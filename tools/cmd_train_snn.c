@@ -546,24 +546,19 @@ int cmd_train_snn(int argc, char **argv) {
                     cli_error("train", NULL);
                     goto out;
                 }
-                if (r0)
-                    fprintf(stderr,
-                            "eqprop train: --on-diverge reduce-lr: retrying the epoch with lr %g, "
-                            "%d retr%s left\n",
-                            (double)eqp_snn_get_config(n)->lr, div.retries,
-                            div.retries == 1 ? "y" : "ies");
+                if (r0) {
+                    char rate[64];
+                    snprintf(rate, sizeof rate, "%g", (double)eqp_snn_get_config(n)->lr);
+                    cli_diverge_retrying(rate, div.retries);
+                }
                 continue;
             }
             agreed = 1;
             const char *lg = save ? save : "eqprop-last-good.snn";
-            if (r0 && eqp_snn_save(lg, n, NULL) == EQP_OK) {
-                fprintf(stderr, "eqprop train: the last good network is in '%s'", lg);
-                if (ckpt && eqp_snn_save(ckpt, n, t) == EQP_OK)
-                    fprintf(stderr, ", and a checkpoint of that state in '%s' (--resume %s)",
-                            ckpt, ckpt);
-                fprintf(stderr, "\n");
-            } else if (r0) {
-                cli_error("train", NULL);
+            if (r0) {
+                const int ok = eqp_snn_save(lg, n, NULL) == EQP_OK;
+                cli_diverge_saved("network", lg, ok, ckpt,
+                                  ok && ckpt && eqp_snn_save(ckpt, n, t) == EQP_OK);
             }
             goto out;
         }

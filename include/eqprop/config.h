@@ -100,19 +100,19 @@ typedef struct eqp_config {
      * surrogate indicator s(V) = sigmoid((V - v_th) / gamma) of each membrane potential V;
      * leaky accumulators tau_e de/dt = -e + s(V_out) on the output units (tau_e in units of
      * the membrane's tau_m; the relaxation step eps is dt / tau_m). */
-    int spike_loss;               /* 0 "count": C = 1/2 sum (e_k - d_k)^2 on the accumulators
+    int spike_loss;            /* 0 "count": C = 1/2 sum (e_k - d_k)^2 on the accumulators
                                      (rate code); 1 "latency": C = 1/2 sum (t_k - T_k)^2 on the
                                      soft first-spike time of the readout transient [count] */
-    float v_th, gamma;            /* threshold and width of the surrogate [0.5, 0.25] */
-    float tau_e;                  /* accumulator time constant / tau_m [1] */
-    float window;                 /* latency: readout window T_w in units of tau_out [3] */
-    float gamma_out;              /* latency: surrogate width of the readout transient [0.05] */
-    float lat_early, lat_late;    /* latency: target soft latency / T_w of the labelled class
+    float v_th, gamma;         /* threshold and width of the surrogate [0.5, 0.25] */
+    float tau_e;               /* accumulator time constant / tau_m [1] */
+    float window;              /* latency: readout window T_w in units of tau_out [3] */
+    float gamma_out;           /* latency: surrogate width of the readout transient [0.05] */
+    float lat_early, lat_late; /* latency: target soft latency / T_w of the labelled class
                                      and of the others [0.6, 0.9] */
-    int epochs;                   /* epochs to train */
-    int threads;                  /* worker threads (each owns a share of every mini-batch) */
-    uint64_t seed;                /* every random draw derives from it */
-    char bio[128];                /* "bio=ga=0.2,alpha=0.5": parameters of the biology-
+    int epochs;                /* epochs to train */
+    int threads;               /* worker threads (each owns a share of every mini-batch) */
+    uint64_t seed;             /* every random draw derives from it */
+    char bio[128];             /* "bio=ga=0.2,alpha=0.5": parameters of the biology-
                                      constrained models (adapt, adapt-glif, dale) as name=value pairs joined by ','; each model
                                      validates its own names (docs/BIOLOGY.md); empty: the
                                      model's defaults [""]. Written to the config text only

@@ -172,8 +172,8 @@ eqp_status eqp_evaluate(const eqp_model *m, const eqp_dataset *d, int steps, int
  *   *mse:     with only the first `observed` units held, the mean squared error of the
  *             other units against the data (inpainting; NULL or observed >= dim: skipped).
  * Either pointer may be NULL. */
-eqp_status eqp_evaluate_generative(const eqp_model *m, const eqp_dataset *d, int steps,
-                                   int threads, size_t observed, double *energy, double *mse);
+eqp_status eqp_evaluate_generative(const eqp_model *m, const eqp_dataset *d, int steps, int threads,
+                                   size_t observed, double *energy, double *mse);
 
 #ifdef __cplusplus
 }

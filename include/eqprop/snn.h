@@ -123,16 +123,16 @@ typedef struct eqp_snn_config {
     int recurrent[EQP_SNN_MAX_LAYERS];
     /* conv geometry (layer 0: the input's) */
     eqp_snn_shape shape[EQP_SNN_MAX_LAYERS];
-    char neuron[16];     /* hidden layers: lif | cuba | alif | twocomp | readout */
-    char out_neuron[16]; /* output layer: lif | cuba | alif | twocomp | readout */
-    float decay;         /* alpha, membrane decay per step [0.95] */
-    float threshold;     /* theta [1] */
-    float reset_value;   /* v_r for reset "zero" [0] */
-    char reset[12];      /* subtract | zero */
-    int detach_reset;    /* 1: the membrane's reset carries no gradient (snnTorch's default) */
-    int refractory;      /* steps after a spike during which the input is ignored [0] */
-    float syn_decay;     /* cuba: alpha_s, synaptic current decay per step [0.9] */
-    float adapt_decay;   /* alif: rho, adaptation decay per step [0.97] */
+    char neuron[16];      /* hidden layers: lif | cuba | alif | twocomp | readout */
+    char out_neuron[16];  /* output layer: lif | cuba | alif | twocomp | readout */
+    float decay;          /* alpha, membrane decay per step [0.95] */
+    float threshold;      /* theta [1] */
+    float reset_value;    /* v_r for reset "zero" [0] */
+    char reset[12];       /* subtract | zero */
+    int detach_reset;     /* 1: the membrane's reset carries no gradient (snnTorch's default) */
+    int refractory;       /* steps after a spike during which the input is ignored [0] */
+    float syn_decay;      /* cuba: alpha_s, synaptic current decay per step [0.9] */
+    float adapt_decay;    /* alif: rho, adaptation decay per step [0.97] */
     float adapt_strength; /* alif: beta_a, threshold rise per unit of adaptation [1.8] */
     float dend_decay;     /* twocomp: alpha_d, dendrite decay per step [0.9] */
     float dend_kappa;     /* twocomp: kappa, soma drive of a dendritic spike [1] */
@@ -142,25 +142,25 @@ typedef struct eqp_snn_config {
                              is learned per unit */
     int train_decay;      /* alpha (and alpha_s, rho, alpha_d) is learned per unit (in [0, 1]) */
     int train_reset;      /* v_r (and twocomp's kappa) is learned per unit */
-    char surrogate[24];  /* fast-sigmoid | atan | sigmoid | triangle | straight-through */
-    float surrogate_k;   /* its steepness / height (0: the surrogate's default) */
-    int smooth;          /* 1: forward with the smooth function (exact gradients) */
-    int steps;           /* T */
-    char encoder[12];    /* direct | rate | latency | rows (sequential: one image row per step) */
+    char surrogate[24];   /* fast-sigmoid | atan | sigmoid | triangle | straight-through */
+    float surrogate_k;    /* its steepness / height (0: the surrogate's default) */
+    int smooth;           /* 1: forward with the smooth function (exact gradients) */
+    int steps;            /* T */
+    char encoder[12];     /* direct | rate | latency | rows (sequential: one image row per step) */
     /* loss: ce-membrane | ce-max-membrane | ce-count | mse-count | mse-membrane | ce-first-spike
      * (cross-entropy over minus the first-spike times: the right unit fires first; loss.c) */
     char loss[20];
     float on_target, off_target; /* mse-count: target rates; mse-membrane: target values */
     float reg_l1;                /* lambda * sum of all hidden spikes / B */
     float reg_l2;                /* lambda * sum over hidden units of (spike count)^2 / B */
-    float reg_rate;              /* lambda * sum over hidden units of (count / T - rate_target)^2 / B */
+    float reg_rate; /* lambda * sum over hidden units of (count / T - rate_target)^2 / B */
     float rate_target;
     float weight_decay; /* lambda * theta added to each weight gradient */
     char optim[8];      /* adam | sgd */
     float lr, adam_b1, adam_b2, adam_eps;
-    float lr_decay; /* epoch e (from 0) trains at lr * lr_decay^e, in (0, 1] [1] */
-    float clip;    /* gradient clipping by global norm (0: off) */
-    int tbptt;     /* truncation length K (0: full BPTT) */
+    float lr_decay;  /* epoch e (from 0) trains at lr * lr_decay^e, in (0, 1] [1] */
+    float clip;      /* gradient clipping by global norm (0: off) */
+    int tbptt;       /* truncation length K (0: full BPTT) */
     char learner[8]; /* bptt | eprop (one hidden lif/alif layer + readout; see above) [bptt] */
     /* e-prop's learning signal L = B dE/dv: B = W_out^T (symmetric), a fixed random matrix
      * (random) or one that follows W_out's updates (adaptive) [symmetric] */
@@ -168,11 +168,11 @@ typedef struct eqp_snn_config {
     int update_every; /* e-prop: apply the update every K steps of a sequence (0: at its end) */
     int loss_start;   /* ce-membrane / mse-membrane: steps before this one carry no loss and do
                          not count in the prediction [0] */
-    int batch;     /* mini-batch size */
-    int epochs;    /* epochs to train */
-    int threads;   /* threads sharing each mini-batch */
-    int shuffle;   /* 1: a fresh example order each epoch */
-    uint64_t seed; /* every random draw derives from it */
+    int batch;        /* mini-batch size */
+    int epochs;       /* epochs to train */
+    int threads;      /* threads sharing each mini-batch */
+    int shuffle;      /* 1: a fresh example order each epoch */
+    uint64_t seed;    /* every random draw derives from it */
 } eqp_snn_config;
 
 /* The snn-mlp preset. */
@@ -233,8 +233,7 @@ eqp_status eqp_snn_predict(const eqp_snn *n, const eqp_dataset *d, uint8_t *pred
  * then the neuron's per-unit rows ("theta1", "alpha1", ...), with offset and size in floats.
  * The name is owned by n. EQP_EINVAL for k out of range. */
 int eqp_snn_n_blocks(const eqp_snn *n);
-eqp_status eqp_snn_block(const eqp_snn *n, int k, const char **name, size_t *offset,
-                         size_t *size);
+eqp_status eqp_snn_block(const eqp_snn *n, int k, const char **name, size_t *offset, size_t *size);
 
 /* ---- sequence regression (the snn-regress preset) ---------------------------------- */
 
@@ -288,8 +287,8 @@ typedef struct eqp_snn_epoch_stats {
     /* train_error: the fraction misclassified, or for a regression trainer the mean (v - y)^2
      * per example, step and output unit, both over the epoch as it ran */
     double train_error, train_loss, seconds, samples_per_second;
-    int n_rates;                        /* layers with a firing rate (all but the input) */
-    double rate[EQP_SNN_MAX_LAYERS];    /* mean spikes per unit per step, layer 1..; NaN for a
+    int n_rates;                     /* layers with a firing rate (all but the input) */
+    double rate[EQP_SNN_MAX_LAYERS]; /* mean spikes per unit per step, layer 1..; NaN for a
                                            non-spiking readout layer */
 } eqp_snn_epoch_stats;
 

@@ -26,7 +26,7 @@ const char *const eqp_config_keys[] = {
     "nudge",     "random-sign", "persistent", "batch",      "shuffle",     "eval-steps", "tol",
     "readout",   "lr-decay",    "epochs",     "threads",    "seed",        "act",        "variance",
     "optim",     "arch",        "spike-loss", "v-th",       "gamma",       "tau-e",      "window",
-    "gamma-out", "lat-early",   "lat-late",   "bio",        "generative", NULL};
+    "gamma-out", "lat-early",   "lat-late",   "bio",        "generative",  NULL};
 
 static const struct {
     const char *name;

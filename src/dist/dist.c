@@ -246,8 +246,8 @@ eqp_status eqp_dist_allgather_f32(const eqp_dist *d, float *buf, size_t n) {
     if (st)
         return st;
     double t0 = now_seconds();
-    int rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT,
-                            d->comm);
+    int rc =
+        MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT, d->comm);
     comm_seconds += now_seconds() - t0;
     free(counts);
     free(displs);

@@ -8,15 +8,15 @@
 
 struct eqp_workspace {
     size_t Bmax, N, n_out;
-    const float *x; /* the clamped input rows (borrowed) */
-    float *ctx;     /* (Bmax, n_ctx) */
-    float *s;       /* (Bmax, N) state */
-    float *g;       /* (Bmax, N) force */
-    float *work;    /* (Bmax, work_per_row) model scratch */
-    float *s_free;  /* (Bmax, N) free fixed point (ep_estimate) */
-    float *s_aux;   /* (Bmax, N) the +beta phase of the symmetric estimate */
-    float *target;  /* (Bmax, n_out) one-hot */
-    float *prob;    /* (Bmax, n_out) readout ce: softmax of the logits */
+    const float *x;          /* the clamped input rows (borrowed) */
+    float *ctx;              /* (Bmax, n_ctx) */
+    float *s;                /* (Bmax, N) state */
+    float *g;                /* (Bmax, N) force */
+    float *work;             /* (Bmax, work_per_row) model scratch */
+    float *s_free;           /* (Bmax, N) free fixed point (ep_estimate) */
+    float *s_aux;            /* (Bmax, N) the +beta phase of the symmetric estimate */
+    float *target;           /* (Bmax, n_out) one-hot */
+    float *prob;             /* (Bmax, n_out) readout ce: softmax of the logits */
     const float *clamp_mask; /* (n_out) eqp_relax_clamped holds only units with mask != 0;
                                 NULL: all (borrowed) */
     int has_target;
@@ -49,15 +49,15 @@ struct eqp_trainer {
     eqp_sync sync, sync_asked; /* what a group exchanges (auto resolved), and what was asked */
     float *dbuf;               /* (n_params) sync grads with SGD: the summed update, or NULL */
     eqp_status dist_status;    /* of the last collective, set by thread 0 */
-    float *good;         /* (n_params) parameters at the start of the current run_epoch */
-    float *good_mom;     /* (2 n_params) adam: the moments m, v at that start, or NULL */
-    int param_batch;     /* the mini-batch whose update made a parameter NaN/Inf (1-based) */
-    eqp_rng rng_epoch;   /* RNG state at the start of the current epoch */
-    int epoch;           /* completed epochs */
+    float *good;               /* (n_params) parameters at the start of the current run_epoch */
+    float *good_mom;           /* (2 n_params) adam: the moments m, v at that start, or NULL */
+    int param_batch;           /* the mini-batch whose update made a parameter NaN/Inf (1-based) */
+    eqp_rng rng_epoch;         /* RNG state at the start of the current epoch */
+    int epoch;                 /* completed epochs */
     float lr_now[EQP_MAX_LAYERS]; /* this epoch's rates: lr * lr_decay^epoch */
-    size_t batch_pos;    /* next mini-batch of the current epoch (0: not started) */
-    size_t batch_end;    /* this run stops before this mini-batch */
-    size_t seen, errors; /* counters of the current epoch */
+    size_t batch_pos;             /* next mini-batch of the current epoch (0: not started) */
+    size_t batch_end;             /* this run stops before this mini-batch */
+    size_t seen, errors;          /* counters of the current epoch */
     double cost_sum, seconds;
     eqp_progress_fn progress;
     void *progress_ctx;
@@ -71,12 +71,12 @@ struct eqp_trainer {
     /* phases that ran to their budget without reaching tol (0 free, 1 nudged), worst residual */
     int *nc_t;
     double *res_t;
-    long *steps_t; /* (2 per thread) steps used by the free and the nudged phases */
-    long steps_sum[2], phases;  /* since the epoch (re)started: for the means in the stats */
-    float *ro_grad;             /* (n_params) scratch of the ce readout's gradient, or NULL */
-    float *ones;                /* generative: (batch, n_in) the constant input, or NULL */
-    float *tb;                  /* generative: (batch, n_out) the batch's data as targets */
-    uint8_t *labels_b;          /* (batch) labels of the current mini-batch */
+    long *steps_t;             /* (2 per thread) steps used by the free and the nudged phases */
+    long steps_sum[2], phases; /* since the epoch (re)started: for the means in the stats */
+    float *ro_grad;            /* (n_params) scratch of the ce readout's gradient, or NULL */
+    float *ones;               /* generative: (batch, n_in) the constant input, or NULL */
+    float *tb;                 /* generative: (batch, n_out) the batch's data as targets */
+    uint8_t *labels_b;         /* (batch) labels of the current mini-batch */
     /* optim adam: one optimiser per parameter block (its group's rate) and the update's
      * gradient (n_params), summed by accum_grad_params, applied and cleared per block share */
     struct eqp_optim *adam[EQP_MAX_BLOCKS];
@@ -96,8 +96,8 @@ eqp_status eqp_ws_set_labels(eqp_workspace *w, const uint8_t *labels, size_t B);
  * eqp_cost (relax.c) is the sum over the rows. w->target holds d. */
 void eqp_cost_grad_state(const eqp_model *m, eqp_workspace *w, const float *s, float *g, size_t B,
                          float scale);
-void eqp_readout_grad(const eqp_model *m, eqp_workspace *w, const float *s, float *acc,
-                      float scale, size_t B);
+void eqp_readout_grad(const eqp_model *m, eqp_workspace *w, const float *s, float *acc, float scale,
+                      size_t B);
 
 /* Argmax of each output row (ce: of the logits) vs labels; returns the misclassified count
  * and adds C to *cost. */

@@ -93,8 +93,7 @@ static inline float clip01(float u) {
 /* ---- the cost table: mse and ce here; the spiking costs are in src/energy/spiking.c ---- */
 
 /* mse: C = 1/2 ||y - d||^2 on the output units y (in the state and the energy) */
-static double mse_value(const eqp_model *m, const float *s, const float *d, float *prob,
-                        size_t B) {
+static double mse_value(const eqp_model *m, const float *s, const float *d, float *prob, size_t B) {
     (void)prob;
     const size_t N = m->n_state, no = m->n_out, oo = m->out_offset;
     double c = 0.0;
@@ -154,18 +153,17 @@ static double readout_row(const eqp_model *m, const float *f, const float *d, fl
 }
 
 /* ce: prob <- softmax of every row's logits; returns the summed cross-entropy */
-static double ce_value(const eqp_model *m, const float *s, const float *d, float *prob,
-                       size_t B) {
+static double ce_value(const eqp_model *m, const float *s, const float *d, float *prob, size_t B) {
     double ce = 0.0;
     for (size_t b = 0; b < B; b++)
-        ce += readout_row(m, s + b * m->n_state + m->feat_off, d + b * m->n_out,
-                          prob + b * m->n_out);
+        ce +=
+            readout_row(m, s + b * m->n_state + m->feat_off, d + b * m->n_out, prob + b * m->n_out);
     return ce;
 }
 
 /* dC/ds_feat = rho'(s_feat) ((p - d) Wr^T), rho' = 1 on [0, 1] as in the energy */
-static void ce_grad_state(const eqp_model *m, const float *s, const float *d, float *g,
-                          float *prob, size_t B, float scale) {
+static void ce_grad_state(const eqp_model *m, const float *s, const float *d, float *g, float *prob,
+                          size_t B, float scale) {
     ce_value(m, s, d, prob, B);
     const size_t N = m->n_state, no = m->n_out, nf = m->n_feat, fo = m->feat_off;
     const float *Wr = m->params + m->ro_W;
@@ -222,14 +220,14 @@ void eqp_cost_grad_state(const eqp_model *m, eqp_workspace *w, const float *s, f
     m->cost->grad_state(m, s, w->target, g, w->prob, B, scale);
 }
 
-void eqp_readout_grad(const eqp_model *m, eqp_workspace *w, const float *s, float *acc,
-                      float scale, size_t B) {
+void eqp_readout_grad(const eqp_model *m, eqp_workspace *w, const float *s, float *acc, float scale,
+                      size_t B) {
     if (m->cost->param_grad)
         m->cost->param_grad(m, s, w->target, acc, w->prob, B, scale);
 }
 
-static void add_cost_grad(const eqp_model *m, eqp_workspace *w, const float *s, float *g,
-                          size_t B, float beta) {
+static void add_cost_grad(const eqp_model *m, eqp_workspace *w, const float *s, float *g, size_t B,
+                          float beta) {
     eqp_cost_grad_state(m, w, s, g, B, beta);
 }
 
@@ -268,8 +266,8 @@ void eqp_set_clamp_mask(eqp_workspace *w, const float *mask) {
 
 /* clamp: the output units are set to the targets and held there (their force is zeroed, so
  * the residual counts only the free units) */
-static void relax(const eqp_model *m, eqp_workspace *w, size_t B, float beta, int clamp,
-                  int steps, float eps, float tol, int *done, double *residual) {
+static void relax(const eqp_model *m, eqp_workspace *w, size_t B, float beta, int clamp, int steps,
+                  float eps, float tol, int *done, double *residual) {
     const size_t n = B * w->N;
     float *s = w->s, *g = w->g;
     const int track = tol > 0.0f || residual != NULL;

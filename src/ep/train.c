@@ -385,8 +385,8 @@ static void epoch_thread(void *arg, int tid, int nt) {
             bad = t->stat[0] > 0.0f || t->dist_status != EQP_OK;
             nc = t->stat[1] > 0.0f ? 1 : t->stat[2] > 0.0f ? 2 : 0;
             if (t->particles && !bad && !nc) /* every process keeps every row's fixed point */
-                for (size_t r = B * (size_t)tid / (size_t)nt; r < B * (size_t)(tid + 1) / (size_t)nt;
-                     r++)
+                for (size_t r = B * (size_t)tid / (size_t)nt;
+                     r < B * (size_t)(tid + 1) / (size_t)nt; r++)
                     memcpy(t->particles + (size_t)t->perm[first + r] * N, t->sf + r * N,
                            N * sizeof(float));
         }
@@ -471,7 +471,8 @@ static void epoch_thread(void *arg, int tid, int nt) {
         if (!bad && !nc) {
             eqp_barrier_wait(&t->bar);
             const size_t np = m->n_params;
-            const size_t lo = np * (size_t)tid / (size_t)nt, hi = np * (size_t)(tid + 1) / (size_t)nt;
+            const size_t lo = np * (size_t)tid / (size_t)nt,
+                         hi = np * (size_t)(tid + 1) / (size_t)nt;
             t->bad_t[tid] = !eqp_all_finite(m->params + lo, hi - lo);
             eqp_barrier_wait(&t->bar);
             for (int k = 0; k < nt; k++)
@@ -622,7 +623,7 @@ eqp_status eqp_trainer_run(eqp_trainer *t, size_t max_batches, eqp_epoch_stats *
     char what[160];
     if (t->dist_status)
         return t->dist_status;
-    /* everything as it was at this run's start: parameters, the optimiser's moments and
+        /* everything as it was at this run's start: parameters, the optimiser's moments and
      * steps, position and counters (persistent particles excepted: they only start the
      * relaxations) */
 #define RESTORE_RUN_START()                                                                        \
@@ -780,8 +781,8 @@ static void gen_thread(void *arg, int tid, int nt) {
     j->sq[tid] = sq;
 }
 
-eqp_status eqp_evaluate_generative(const eqp_model *m, const eqp_dataset *d, int steps,
-                                   int threads, size_t observed, double *energy, double *mse) {
+eqp_status eqp_evaluate_generative(const eqp_model *m, const eqp_dataset *d, int steps, int threads,
+                                   size_t observed, double *energy, double *mse) {
     if (!m->cfg.generative)
         return eqp_fail(EQP_EINVAL, "eval: the model is not generative (generative=yes)");
     if (d->dim != m->n_out)

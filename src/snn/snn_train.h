@@ -16,8 +16,8 @@ struct eqp_snn_trainer {
     const eqp_regress_task *task; /* regression (exactly one is set) */
     size_t n_ex;                  /* examples of either */
     int nthreads;
-    snn_ws_f32 *ws[SNN_MAX_THREADS];    /* learner bptt, or */
-    eprop_ws_f32 *ew[SNN_MAX_THREADS];  /* learner eprop (exactly one is set per thread) */
+    snn_ws_f32 *ws[SNN_MAX_THREADS];   /* learner bptt, or */
+    eprop_ws_f32 *ew[SNN_MAX_THREADS]; /* learner eprop (exactly one is set per thread) */
     snn_input in[SNN_MAX_THREADS];
     eqp_optim *opt;
     int n_ranges;
@@ -44,7 +44,7 @@ struct eqp_snn_trainer {
      * [B r / P, B (r + 1) / P) of every mini-batch; the gradient sum is summed over the group */
     const struct eqp_dist *dist;
     int P, rank;
-    eqp_status dist_status; /* of the last collective, set by thread 0 */
+    eqp_status dist_status;                   /* of the last collective, set by thread 0 */
     double gstat[3 + EQP_SNN_MAX_LAYERS + 1]; /* a batch's counters summed over the group */
     double gnorm[1];                          /* the group's squared gradient norm */
     const volatile sig_atomic_t *stop_flag;

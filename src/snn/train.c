@@ -303,7 +303,8 @@ static void epoch_thread(void *arg, int tid, int nt) {
     size_t plo, phi;
     share(np, tid, nt, &plo, &phi);
     /* e-prop online: an update every K steps inside the sequence */
-    const int T = c->steps, K = ew && c->update_every > 0 && c->update_every < T ? c->update_every : T;
+    const int T = c->steps,
+              K = ew && c->update_every > 0 && c->update_every < T ? c->update_every : T;
     for (size_t bi = t->batch_pos; bi < t->batch_end; bi++) {
         const size_t first = bi * Bfull;
         const size_t B = n - first < Bfull ? n - first : Bfull;
@@ -339,8 +340,8 @@ static void epoch_thread(void *arg, int tid, int nt) {
             for (int t0 = 0; t0 < T; t0 += K) {
                 const int len = T - t0 < K ? T - t0 : K;
                 if (Bt > 0)
-                    eprop_steps_f32(net, ew, cst ? in->x : in->x + (size_t)t0 * Bt * in->dim,
-                                    cst, labels, t->task ? in->y + (size_t)t0 * Bt * in->n_out : NULL,
+                    eprop_steps_f32(net, ew, cst ? in->x : in->x + (size_t)t0 * Bt * in->dim, cst,
+                                    labels, t->task ? in->y + (size_t)t0 * Bt * in->n_out : NULL,
                                     len, inv_b);
                 if (t0 + len >= T)
                     break;
@@ -354,10 +355,10 @@ static void epoch_thread(void *arg, int tid, int nt) {
             snn_run_f32(net, w, in->x, cst, labels, t->task ? in->y : NULL, Bt, inv_b, 1);
         if (Bt > 0) {
             if (t->task) /* the data term of mse-membrane is 1/2 sum (v - y)^2 per row, times inv_b */
-                t->sq_t[tid] = 2.0 *
-                               (ew ? ew->loss - ew->reg_loss
-                                   : w->loss - snn_loss_reg_f32(net, w, Bt, inv_b)) *
-                               (double)B;
+                t->sq_t[tid] =
+                    2.0 *
+                    (ew ? ew->loss - ew->reg_loss : w->loss - snn_loss_reg_f32(net, w, Bt, inv_b)) *
+                    (double)B;
             else {
                 const uint8_t *pred = ew ? ew->pred : w->pred;
                 for (size_t r = 0; r < Bt; r++)
@@ -426,8 +427,8 @@ eqp_status eqp_snn_trainer_run_epoch(eqp_snn_trainer *t, eqp_snn_epoch_stats *st
     }
     plan_epoch(t);
     /* the schedule is a function of the epoch alone, so a resumed run replays it */
-    eqp_optim_set_lr(t->opt, (float)((double)net->cfg.lr * pow((double)net->cfg.lr_decay,
-                                                                 (double)t->epoch)));
+    eqp_optim_set_lr(
+        t->opt, (float)((double)net->cfg.lr * pow((double)net->cfg.lr_decay, (double)t->epoch)));
     t->batch_end = t->n_batches;
     eqp_blas_single_thread();
     eqp_barrier_init(&t->bar, (unsigned)t->nthreads);
@@ -441,7 +442,8 @@ eqp_status eqp_snn_trainer_run_epoch(eqp_snn_trainer *t, eqp_snn_epoch_stats *st
     memcpy(t->good, params, np * sizeof(float));
     for (int q = 0; q < 2; q++)
         if (eqp_optim_moments(t->opt, q))
-            memcpy(t->good + (size_t)(q + 1) * np, eqp_optim_moments(t->opt, q), np * sizeof(float));
+            memcpy(t->good + (size_t)(q + 1) * np, eqp_optim_moments(t->opt, q),
+                   np * sizeof(float));
     const uint64_t start_steps = eqp_optim_steps(t->opt);
     const size_t start_pos = t->batch_pos, start_seen = t->seen, start_errors = t->errors;
     const double start_loss = t->loss_sum, start_sq = t->sq_sum;

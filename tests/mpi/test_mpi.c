@@ -359,15 +359,16 @@ int main(int argc, char **argv) {
         CHECK(P >= 2, "run under mpirun -np 2 or more (got %d process)", P);
         CHECK(eqp_dist_available(), "built with MPI");
     }
-    static const char *const ep_random[] = {"sizes", "784-64-10", "threads", "1", "epochs", "2",
-                                            NULL};
+    static const char *const ep_random[] = {"sizes",  "784-64-10", "threads", "1",
+                                            "epochs", "2",         NULL};
     ep_case("ep-1h random-sign, persistent", "ep-1h", ep_random, 0);
-    static const char *const ep_sym[] = {"sizes", "784-64-10", "threads", "2", "epochs", "1",
-                                         "nudge", "symmetric", "readout", "ce", "optim", "adam",
-                                         "lr", "0.001,0.001", NULL};
+    static const char *const ep_sym[] = {"sizes", "784-64-10", "threads",   "2",           "epochs",
+                                         "1",     "nudge",     "symmetric", "readout",     "ce",
+                                         "optim", "adam",      "lr",        "0.001,0.001", NULL};
     ep_case("ep symmetric, ce readout, adam, 2 threads", "ep-1h", ep_sym, 0);
-    static const char *const ep_2h[] = {"sizes", "784-32-32-10", "threads", "1", "epochs", "1",
-                                        "persistent", "no", "batch", "15", NULL};
+    static const char *const ep_2h[] = {"sizes", "784-32-32-10", "threads", "1",     "epochs",
+                                        "1",     "persistent",   "no",      "batch", "15",
+                                        NULL};
     ep_case("ep-2h (odd batch shards, 105 examples)", "ep-2h", ep_2h, 1);
     static const char *const pc[] = {"sizes", "784-32-10", "threads", "1", "epochs", "1", NULL};
     ep_case("pc-mlp-mnist", "pc-mlp-mnist", pc, 0);
@@ -378,12 +379,12 @@ int main(int argc, char **argv) {
     sync_mode = EQP_SYNC_AUTO;
     train_set = train_all;
     ep_resume_case();
-    static const char *const snn[] = {"sizes", "784-64-10", "steps", "8", "batch", "32",
-                                      "threads", "1", "epochs", "1", NULL};
+    static const char *const snn[] = {"sizes",   "784-64-10", "steps",  "8", "batch", "32",
+                                      "threads", "1",         "epochs", "1", NULL};
     snn_case("snn-mlp bptt", "snn-mlp", snn);
     snn_resume_case(snn);
-    static const char *const ep_rows[] = {"steps", "28", "sizes", "28-32r-10", "batch", "16",
-                                          "threads", "1", "epochs", "1", NULL};
+    static const char *const ep_rows[] = {"steps",   "28", "sizes",  "28-32r-10", "batch", "16",
+                                          "threads", "1",  "epochs", "1",         NULL};
     snn_case("e-prop recurrent (rows)", "eprop-smnist", ep_rows);
     bp_case();
     eqp_dataset_free(train_all);
