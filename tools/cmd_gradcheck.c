@@ -423,7 +423,9 @@ int cmd_gradcheck(int argc, char **argv) {
     p.y = malloc(p.B);
     if (!rs || !cos_s || !rel_s || !ns || !p.x || !p.y)
         goto oom;
-    printf("gradcheck: %s %s, estimator %s", cfg.model, preset ? preset : "", me.estimator);
+    printf("gradcheck: %s %s%s, estimator %s", cfg.model,
+           preset ? preset : (cfg.arch[0] ? cfg.arch : ""), cfg.rho ? " rho sigmoid" : "",
+           me.estimator);
     if (!strcmp(me.estimator, "ep"))
         printf(" (%s nudge, beta %g)", eqp_nudge_name(me.ep.nudge), beta);
     if (me.trials > 1)
