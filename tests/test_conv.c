@@ -36,7 +36,8 @@ static double g_dot(const eqp_model *m, const float *x, const float *s, const fl
 }
 
 static void check_model(const char *arch, int readout, int smooth) {
-    printf("arch %s readout %s rho %s\n", arch, readout ? "ce" : "mse", smooth ? "sigmoid" : "hard");
+    printf("arch %s readout %s rho %s\n", arch, readout ? "ce" : "mse",
+           smooth ? "sigmoid" : "hard");
     eqp_config c;
     eqp_config_default(&c);
     CHECK(eqp_config_set(&c, "arch", arch) == EQP_OK, "arch: %s", eqp_last_error());
