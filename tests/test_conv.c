@@ -3,7 +3,9 @@
  * disjoint parts, the Hessian-vector product, the mixed derivative, the projection; the
  * architecture parser's errors; the config and checkpoint round trip. States sit inside the
  * box (away from rho's kinks) and steps are small against the gaps between a pooling
- * window's entries, so each difference stays on one smooth piece. */
+ * window's entries, so each difference stays on one smooth piece. The smooth variant (average
+ * pooling aP, rho=sigmoid) is checked the same way, and from states outside [0, 1] too: its
+ * energy has no kinks, and its Hessian is hvp_state_ctx (rho'' times the drive). */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -33,12 +35,16 @@ static double g_dot(const eqp_model *m, const float *x, const float *s, const fl
     return d;
 }
 
-static void check_model(const char *arch, int readout) {
-    printf("arch %s readout %s\n", arch, readout ? "ce" : "mse");
+static void check_model(const char *arch, int readout, int smooth) {
+    printf("arch %s readout %s rho %s\n", arch, readout ? "ce" : "mse",
+           smooth ? "sigmoid" : "hard");
     eqp_config c;
     eqp_config_default(&c);
     CHECK(eqp_config_set(&c, "arch", arch) == EQP_OK, "arch: %s", eqp_last_error());
     c.readout = readout;
+    if (smooth)
+        CHECK(eqp_config_set(&c, "rho", "sigmoid") == EQP_OK && eqp_config_check(&c) == EQP_OK,
+              "rho sigmoid: %s", eqp_last_error());
     eqp_rng rng;
     eqp_rng_seed(&rng, 7);
     eqp_model *m = NULL;
@@ -56,9 +62,11 @@ static void check_model(const char *arch, int readout) {
     float *ctx = calloc(B * m->n_ctx, sizeof(float));
     for (size_t i = 0; i < B * nin; i++)
         x[i] = (float)eqp_rng_uniform(&rng);
+    /* the smooth model: anywhere in [-0.5, 1.5] (no kinks to avoid) */
+    const double lo = smooth ? -0.5 : 0.1, wid = smooth ? 2.0 : 0.8;
     for (size_t i = 0; i < B * N; i++) {
-        s[i] = (float)(0.1 + 0.8 * eqp_rng_uniform(&rng));
-        s1[i] = (float)(0.1 + 0.8 * eqp_rng_uniform(&rng));
+        s[i] = (float)(lo + wid * eqp_rng_uniform(&rng));
+        s1[i] = (float)(lo + wid * eqp_rng_uniform(&rng));
         v[i] = (float)eqp_rng_normal(&rng);
     }
     m->ops->clamp(m, x, ctx, B, 0, 1);
@@ -137,7 +145,10 @@ static void check_model(const char *arch, int readout) {
     for (size_t i = 0; i < B * N; i++)
         h[i] = s[i] - hs * v[i];
     m->ops->grad_state(m, ctx, h, gm, work, B);
-    m->ops->hvp_state(m, s, v, h, work, B);
+    if (smooth)
+        m->ops->hvp_state_ctx(m, ctx, s, v, h, work, B);
+    else
+        m->ops->hvp_state(m, s, v, h, work, B);
     err = 0;
     double hn = 0;
     for (size_t i = 0; i < B * N; i++) {
@@ -148,7 +159,10 @@ static void check_model(const char *arch, int readout) {
     CHECK(sqrt(hn) > 0.5, "H v is not trivially zero (%g)", sqrt(hn));
     CHECK(err < 2e-3, "H v vs central differences of dE/ds: max rel error %g", err);
     /* symmetry <w, H v> = <v, H w> (an energy's Hessian) */
-    m->ops->hvp_state(m, s, s1, gp, work, B);
+    if (smooth)
+        m->ops->hvp_state_ctx(m, ctx, s, s1, gp, work, B);
+    else
+        m->ops->hvp_state(m, s, s1, gp, work, B);
     double wHv = 0, vHw = 0;
     for (size_t i = 0; i < B * N; i++) {
         wHv += (double)s1[i] * (double)h[i];
@@ -180,9 +194,15 @@ static void check_model(const char *arch, int readout) {
     memcpy(a2, a, sizeof a);
     m->ops->project_vjp(m, p2, a2, 1);
     m->ops->project(m, p2, 1);
-    CHECK(p2[0] == 0.0f && p2[1] == 0.25f && p2[2] == 1.0f && isnan(p2[3]),
-          "project clips and keeps NaN");
-    CHECK(a2[0] == 0.0f && a2[1] == 1.0f && a2[2] == 0.0f, "project_vjp: clip'");
+    if (smooth) {
+        CHECK(p2[0] == -0.5f && p2[1] == 0.25f && p2[2] == 1.5f && isnan(p2[3]),
+              "project: the identity for the logistic rho");
+        CHECK(a2[0] == 1.0f && a2[1] == 1.0f && a2[2] == 1.0f, "project_vjp: 1");
+    } else {
+        CHECK(p2[0] == 0.0f && p2[1] == 0.25f && p2[2] == 1.0f && isnan(p2[3]),
+              "project clips and keeps NaN");
+        CHECK(a2[0] == 0.0f && a2[1] == 1.0f && a2[2] == 0.0f, "project_vjp: clip'");
+    }
 
     free(p2);
     free(a2);
@@ -206,9 +226,39 @@ static void check_model(const char *arch, int readout) {
 
 int main(void) {
     /* conv -> conv (pooled), conv -> dense, dense -> dense, channels > 1 at the input */
-    check_model("2x8x8-c3k3-m2-c4k2-m2-5-3", 0);
+    check_model("2x8x8-c3k3-m2-c4k2-m2-5-3", 0, 0);
     /* a ce readout on a conv layer; a conv without pooling */
-    check_model("1x7x7-c2k2-m3-c3k2-4", 1);
+    check_model("1x7x7-c2k2-m3-c3k2-4", 1, 0);
+    /* average pooling with either rho; a conv without pooling after an averaged one */
+    check_model("2x8x8-c3k3-a2-c4k2-a2-5-3", 0, 0);
+    check_model("2x8x8-c3k3-a2-c4k2-a2-5-3", 0, 1);
+    check_model("1x7x7-c2k2-a3-c3k2-4", 0, 1);
+    check_model("1x8x8-c4k3-m2-c6k2-m2-5", 0, 1); /* max pooling with the logistic rho */
+
+    /* average pooling = the mean of each window (a 1x4x4 input, one 1x1 kernel of weight 1) */
+    {
+        eqp_config ca;
+        eqp_config_default(&ca);
+        eqp_rng r;
+        eqp_rng_seed(&r, 1);
+        eqp_model *ma = NULL;
+        CHECK(eqp_config_set(&ca, "arch", "1x4x4-c1k1-a2-1") == EQP_OK &&
+                  eqp_model_create(&ca, &r, &ma) == EQP_OK,
+              "create 1x4x4-c1k1-a2-1: %s", eqp_last_error());
+        if (ma) {
+            float xa[16], ctxa[64];
+            for (int i = 0; i < 16; i++)
+                xa[i] = (float)i;
+            ma->params[ma->blocks[0].offset] = 1.0f; /* W1; b1 starts at 0 */
+            ma->ops->clamp(ma, xa, ctxa, 1, 0, 1);
+            /* windows {0,1,4,5}, {2,3,6,7}, {8,9,12,13}, {10,11,14,15} */
+            CHECK(ma->n_ctx <= 64 && ctxa[0] == 2.5f && ctxa[1] == 4.5f && ctxa[2] == 10.5f &&
+                      ctxa[3] == 12.5f,
+                  "a2 drive: window means (%g %g %g %g)", (double)ctxa[0], (double)ctxa[1],
+                  (double)ctxa[2], (double)ctxa[3]);
+        }
+        eqp_model_free(ma);
+    }
 
     /* the parser */
     eqp_conv_geom g[EQP_MAX_LAYERS];
@@ -218,7 +268,11 @@ int main(void) {
               sz[0] == 784 && sz[1] == 12 * 12 * 32 && sz[2] == 4 * 4 * 64 && sz[3] == 10 &&
               g[2].Kd == 800 && g[2].Ho == 8,
           "parse the MNIST architecture");
+    CHECK(eqp_conv_arch_parse("1x28x28-c32k5-a2-c64k5-m2-10", g, &n, sz) == EQP_OK &&
+              g[1].avg == 1 && g[1].pool == 2 && g[2].avg == 0 && sz[1] == 12 * 12 * 32,
+          "parse average pooling a2 beside max pooling m2");
     const char *bad[] = {"28x28-c8k5-10",    "1x28x28-c8k5-m5-10", "1x28x28-10",
+                         "1x28x28-c8k5-a5-10", "1x28x28-c8k5-a-10", "1x28x28-c8k5-a0-10",
                          "1x28x28-c8k5-m2",  "1x28x28-c8k30-10",   "1x28x28-c8k5-m2-10-c4k3-10",
                          "1x28x28-c8x5-10",  "1x28x28--10",        "1x28x28-c8k5-m2-0",
                          "1x28x28-c8k5-m2-10-", NULL};
@@ -255,6 +309,31 @@ int main(void) {
               strcmp(c2.arch, c.arch) == 0 && strcmp(c2.model, "conv") == 0 &&
               c2.n_layers == c.n_layers && eqp_config_check(&c2) == EQP_OK,
           "config text round trip keeps the arch");
+    /* rho: parsed strictly, written only when not hard, refused off the conv model and
+     * with a ce readout */
+    CHECK(strstr(text, "rho=") == NULL, "a hard-rho config text has no rho line");
+    c2 = c;
+    CHECK(eqp_config_set(&c2, "rho", "sigmoid") == EQP_OK && eqp_config_check(&c2) == EQP_OK,
+          "rho sigmoid: %s", eqp_last_error());
+    char text2[2048];
+    len = eqp_config_to_text(&c2, text2, sizeof text2);
+    eqp_config c3;
+    eqp_config_default(&c3);
+    CHECK(len < sizeof text2 && strstr(text2, "rho=sigmoid\n") &&
+              eqp_config_from_text(&c3, text2) == EQP_OK && c3.rho == 1,
+          "config text round trip keeps rho=sigmoid");
+    CHECK(eqp_config_set(&c3, "rho", "tanh") == EQP_EINVAL && strstr(eqp_last_error(), "--rho") &&
+              strstr(eqp_last_error(), "tanh"),
+          "bad rho refused: %s", eqp_last_error());
+    c3 = c2;
+    c3.readout = 1;
+    CHECK(eqp_config_check(&c3) == EQP_EINVAL && strstr(eqp_last_error(), "rho"),
+          "rho sigmoid with readout ce refused: %s", eqp_last_error());
+    eqp_config_default(&c3);
+    c3.rho = 1;
+    CHECK(eqp_config_check(&c3) == EQP_EINVAL && strstr(eqp_last_error(), "rho"),
+          "rho sigmoid off the conv model refused: %s", eqp_last_error());
+    len = eqp_config_to_text(&c, text, sizeof text);
     char small[8];
     CHECK(eqp_config_to_text(&c, small, sizeof small) == len, "to_text reports the full length");
 

@@ -22,7 +22,12 @@ static const cli_opt opts[] = {
     {"model", 1, "check this saved model instead of fresh Glorot weights"},
     {"model-kind", 1,
      "energy model: layered | pc | pcn | conv | spiking | adapt | adapt-glif | dale [layered]"},
-    {"arch", 1, "a conv energy model, e.g. 1x8x8-c4k3-m2-5 (sets model-kind and sizes)"},
+    {"arch", 1,
+     "a conv energy model, e.g. 1x8x8-c4k3-m2-5 (max pooling mP) or 1x8x8-c4k3-a2-5 (average "
+     "pooling aP) (sets model-kind and sizes)"},
+    {"rho", 1,
+     "conv model: hard (clip(s, 0, 1)) | sigmoid (1/(1+exp(-4(s-1/2))): with aP pooling a "
+     "smooth energy, where finite differences are well posed) [hard]"},
     {"readout", 1, "mse | ce [the preset's, mse]"},
     {"spike-loss", 1, "spiking model: count | latency [count]"},
     {"bio", 1, "constants of the biology models, name=value joined by ',' [the model's]"},
@@ -215,7 +220,8 @@ int cmd_gradcheck(int argc, char **argv) {
             (!strcmp(argv[i], "--preset") && !strncmp(argv[i + 1], "eprop-", 6)))
             return cmd_gradcheck_eprop(argc, argv);
     const char *preset = NULL, *sizes = NULL, *model_path = NULL, *data = NULL, *json = NULL;
-    const char *kind = NULL, *arch = NULL, *readout = NULL, *spike_loss = NULL, *val, *bio = NULL;
+    const char *kind = NULL, *arch = NULL, *readout = NULL, *spike_loss = NULL, *val, *bio = NULL,
+               *rho_name = NULL;
     const char *dump = NULL;
     double min_cos = -2.0;
     long batch = 4, seeds = 10, seed0 = 1, dirs_opt = -1, max_steps = 20000;
@@ -325,6 +331,8 @@ int cmd_gradcheck(int argc, char **argv) {
             dump = val;
         } else if (!strcmp(n, "bio")) {
             bio = val;
+        } else if (!strcmp(n, "rho")) {
+            rho_name = val;
         } else if (!strcmp(n, "min-cosine")) {
             if (parse_double("--min-cosine", val, -1.0, &min_cos) || min_cos > 1.0) {
                 if (min_cos > 1.0)
@@ -345,7 +353,8 @@ int cmd_gradcheck(int argc, char **argv) {
         (arch && eqp_config_set(&cfg, "arch", arch)) ||
         (readout && eqp_config_set(&cfg, "readout", readout)) ||
         (spike_loss && eqp_config_set(&cfg, "spike-loss", spike_loss)) ||
-        (bio && eqp_config_set(&cfg, "bio", bio)) || eqp_config_check(&cfg)) {
+        (bio && eqp_config_set(&cfg, "bio", bio)) ||
+        (rho_name && eqp_config_set(&cfg, "rho", rho_name)) || eqp_config_check(&cfg)) {
         cli_error("gradcheck", NULL);
         return EXIT_USAGE;
     }
@@ -414,7 +423,9 @@ int cmd_gradcheck(int argc, char **argv) {
     p.y = malloc(p.B);
     if (!rs || !cos_s || !rel_s || !ns || !p.x || !p.y)
         goto oom;
-    printf("gradcheck: %s %s, estimator %s", cfg.model, preset ? preset : "", me.estimator);
+    printf("gradcheck: %s %s%s, estimator %s", cfg.model,
+           preset ? preset : (cfg.arch[0] ? cfg.arch : ""), cfg.rho ? " rho sigmoid" : "",
+           me.estimator);
     if (!strcmp(me.estimator, "ep"))
         printf(" (%s nudge, beta %g)", eqp_nudge_name(me.ep.nudge), beta);
     if (me.trials > 1)

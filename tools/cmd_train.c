@@ -40,7 +40,12 @@ static const cli_opt opts[] = {
     {"seed", 1, "random seed [1]"},
     {"threads", 1, "threads sharing each mini-batch [2]"},
     {"sizes", 1, "layer sizes, e.g. 784-500-10 [preset]"},
-    {"arch", 1, "convolutional energy model, e.g. 1x28x28-c32k5-m2-c64k5-m2-10 (sets sizes)"},
+    {"arch", 1,
+     "convolutional energy model, e.g. 1x28x28-c32k5-m2-c64k5-m2-10: conv layers cCkK, each "
+     "optionally followed by a max pooling mP or an average pooling aP (sets sizes)"},
+    {"rho", 1,
+     "conv: activation of the energy, hard (clip(s, 0, 1)) | sigmoid (1/(1+exp(-4(s-1/2))), "
+     "smooth; readout mse) [hard]"},
     {"bio", 1, "constants of the biology models, name=value joined by ',' (docs/BIOLOGY.md)"},
     {"lr", 1, "learning rate per weight layer, e.g. 0.1,0.05 [preset]"},
     {"free-steps", 1, "T: free-phase iterations [preset]"},

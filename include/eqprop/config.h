@@ -61,8 +61,16 @@ typedef struct eqp_config {
     int n_layers;                 /* including input and output */
     size_t sizes[EQP_MAX_LAYERS]; /* "sizes=784-500-10" */
     char arch[128];               /* model conv: "arch=1x28x28-c32k5-m2-c64k5-m2-10" (input
-                                     CxHxW, conv layers cCkK with optional max pooling mP,
-                                     dense sizes); sets model and sizes; "" otherwise */
+                                     CxHxW, conv layers cCkK with optional max pooling mP or
+                                     average pooling aP, dense sizes); sets model and sizes;
+                                     "" otherwise */
+    int rho;                      /* model conv: the activation rho of its energy; 0 "hard":
+                                     clip(s, 0, 1), the papers'; 1 "sigmoid": the logistic
+                                     1 / (1 + exp(-4 (s - 1/2))) (slope 1 at s = 1/2, as the
+                                     hard one; smooth, so finite differences are meaningful
+                                     everywhere; the state is then unbounded). Needs readout
+                                     mse. Written to the config text only when not hard, so
+                                     older files load unchanged [hard] */
     int n_lr;                     /* one learning rate per weight layer (n_layers - 1) */
     float lr[EQP_MAX_LAYERS];     /* "lr=0.1,0.05" */
     float lr_decay;               /* epoch e (from 0) trains at lr * lr_decay^e; 1: constant [1] */
@@ -129,7 +137,8 @@ eqp_status eqp_config_preset(eqp_config *c, const char *name);
 /* Set one key from its text, parsed strictly. Keys: model, sizes, lr, free-steps (T),
  * nudge-steps (K), eps, beta, nudge (positive|negative|random|symmetric; aliases one-sided,
  * random-sign, centered), random-sign (yes = random, no = positive), persistent, batch,
- * shuffle, eval-steps, tol, readout (mse|ce), lr-decay, act (linear|tanh|sigmoid|relu|gelu), variance
+ * shuffle, eval-steps, tol, readout (mse|ce), lr-decay, act (linear|tanh|sigmoid|relu|gelu),
+ * rho (hard|sigmoid; model conv), variance
  * (one sigma^2 > 0, or one per state layer, joined by ','), optim (sgd|adam), spike-loss (count|latency),
  * v-th, gamma, tau-e, window, gamma-out, lat-early, lat-late, epochs,
  * threads, seed, bio. The message names the key, the value and what was expected. Changing

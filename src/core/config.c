@@ -26,7 +26,8 @@ const char *const eqp_config_keys[] = {
     "nudge",     "random-sign", "persistent", "batch",      "shuffle",     "eval-steps", "tol",
     "readout",   "lr-decay",    "epochs",     "threads",    "seed",        "act",        "variance",
     "optim",     "arch",        "spike-loss", "v-th",       "gamma",       "tau-e",      "window",
-    "gamma-out", "lat-early",   "lat-late",   "bio",        "generative",  NULL};
+    "gamma-out", "lat-early",   "lat-late",   "bio",        "generative", "rho",
+    NULL};
 
 static const struct {
     const char *name;
@@ -518,6 +519,13 @@ eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value) {
         return eqp_fail(EQP_EINVAL, "--act: expected linear, tanh, sigmoid, relu or gelu, got '%s'",
                         value);
     }
+    if (strcmp(key, "rho") == 0) {
+        if (strcmp(value, "hard") == 0 || strcmp(value, "sigmoid") == 0) {
+            c->rho = value[0] == 's';
+            return EQP_OK;
+        }
+        return eqp_fail(EQP_EINVAL, "--rho: expected hard or sigmoid, got '%s'", value);
+    }
     if (strcmp(key, "variance") == 0)
         return parse_var(value, c);
     if (strcmp(key, "optim") == 0) {
@@ -691,6 +699,14 @@ eqp_status eqp_config_check(const eqp_config *c) {
                                     "state, to hold at the target), got readout ce");
     if (c->optim != 0 && c->optim != 1)
         return eqp_fail(EQP_EINVAL, "optim: unknown optimiser %d", c->optim);
+    if (c->rho != 0 && c->rho != 1)
+        return eqp_fail(EQP_EINVAL, "rho: unknown activation %d", c->rho);
+    if (c->rho && strcmp(c->model, "conv") != 0)
+        return eqp_fail(EQP_EINVAL, "rho: sigmoid is for the conv model only, but model is '%s'",
+                        c->model);
+    if (c->rho && c->readout)
+        return eqp_fail(EQP_EINVAL, "rho sigmoid: needs readout mse (the ce readout reads the "
+                                    "hard rho of its layer), got readout ce");
     if (c->act < EQP_ACT_LINEAR || c->act > EQP_ACT_GELU)
         return eqp_fail(EQP_EINVAL, "act: unknown activation %d", c->act);
     if (c->n_var != 1 && c->n_var != c->n_layers - 1)
@@ -773,6 +789,12 @@ size_t eqp_config_to_text(const eqp_config *c, char *buf, size_t n) {
     if (len >= 0 && c->generative) { /* only when set, as bio */
         size_t used = (size_t)len < n ? (size_t)len : (n ? n - 1 : 0);
         int more = snprintf(n ? buf + used : NULL, n ? n - used : 0, "generative=1\n");
+        len = more < 0 ? -1 : len + more;
+    }
+    if (len >= 0 && c->rho) {
+        /* only when not the default: the text of a hard-rho config stays what it was */
+        size_t used = (size_t)len < n ? (size_t)len : (n ? n - 1 : 0);
+        int more = snprintf(n ? buf + used : NULL, n ? n - used : 0, "rho=sigmoid\n");
         len = more < 0 ? -1 : len + more;
     }
     if (len >= 0 && c->bio[0]) {

@@ -1,23 +1,31 @@
 /* A convolutional energy-based network (Ernoult et al. 2019, NeurIPS, "Updates of EP match
  * gradients of BPTT", sec. 4 and appendix; Laborieux et al. 2021, Front. Neurosci. 15:633674,
- * eq. 5 and sec. 2.3). With a = rho(s) the hard sigmoid of the state, a_0 = x clamped,
+ * eq. 5 and sec. 2.3). With a = rho(s) the activation of the state, a_0 = x clamped,
  *
  *   E(s) = 1/2 ||s||^2 - Phi(a)
  *   Phi  = sum_{conv l} a_l . (P(W_l * a_{l-1}) + b_l) + sum_{dense l} (a_{l-1}^T W_l a_l + b_l . a_l)
  *
  * where W_l * a is a "valid" stride-1 convolution (cross-correlation) with a k x k kernel and
- * P a p x p max pooling of stride p (p = 1: none). Phi is the primitive function of those
+ * P a p x p pooling of stride p (p = 1: none): the maximum of each window (mP, the papers'),
+ * or its mean (aP). rho is the papers' hard sigmoid clip(s, 0, 1) (cfg.rho = 0, the default)
+ * or the logistic sigmoid(4 (s - 1/2)) (cfg.rho = 1, "rho=sigmoid": slope 1 at 1/2 like the
+ * hard one). With the hard rho and max pooling Phi is the primitive function of those
  * papers: their dynamics s <- rho(dPhi/da) is this model's relaxation at eps = 1, and
  *
  *   dE/ds_l = s_l - rho'(s_l) (P(W_l * a_{l-1}) + b_l + feedback_l)
  *   feedback_l = W_{l+1}^T (*) U_{l+1}(a_{l+1})       (conv layer above)
  *              = a_{l+1} W_{l+1}^T                    (dense layer above)
  *
- * U(a) puts every pooled value back at the position its window's maximum came from (zeros
- * elsewhere), and W^T (*) is the transposed convolution (im2col's adjoint, col2im) with the
- * same kernel as the feed-forward path: one kernel serves both directions. The argmax is
+ * U = P^T: for max pooling U(a) puts every pooled value back at the position its window's
+ * maximum came from (zeros elsewhere); for average pooling it spreads a / p^2 over the whole
+ * window. W^T (*) is the transposed convolution (im2col's adjoint, col2im) with the same
+ * kernel as the feed-forward path: one kernel serves both directions. The argmax is
  * piecewise constant, so every slot differentiates with the argmax held fixed (exact almost
- * everywhere, as for rho'). Then
+ * everywhere, as for the hard rho'). With average pooling and the logistic rho, E is smooth
+ * (C-infinity) in s and theta, so finite differences are meaningful at every point; the
+ * logistic rho then needs no projection (project is the identity: E is coercive because rho
+ * is bounded), and the Hessian gains the diagonal term -rho''(s) (P(W * a) + b + feedback),
+ * which for layer 1 needs the clamped input: hvp_state_ctx. Then
  *
  *   dE/dW_l = -cols(a_{l-1})^T U_l(a_l)      dE/db_l[c] = -sum over positions of a_l[., c]
  *
@@ -45,12 +53,35 @@
 #include "energy.h"
 #include "internal.h"
 
-static inline float rho(float u) {
+/* sm = cfg.rho: 0 the hard sigmoid clip(u, 0, 1), 1 the logistic sigmoid(4 (u - 1/2)) */
+#define SM(m) ((m)->cfg.rho)
+
+static inline float rho(int sm, float u) {
+    if (sm)
+        return 1.0f / (1.0f + expf(-4.0f * (u - 0.5f)));
     return u < 0.0f ? 0.0f : (u > 1.0f ? 1.0f : u);
 }
 
-static inline float rho_prime(float u) {
+/* hard: 1 on [0, 1], both ends included (a unit at a bound can leave it); logistic: 4 r (1-r) */
+static inline float rho_prime(int sm, float u) {
+    if (sm) {
+        const float r = rho(1, u);
+        return 4.0f * r * (1.0f - r);
+    }
     return (u >= 0.0f && u <= 1.0f) ? 1.0f : 0.0f;
+}
+
+/* the logistic's rho'' = 4 rho' (1 - 2 r) (the hard one's is 0 almost everywhere) */
+static inline float rho_second(float u) {
+    const float r = rho(1, u);
+    return 16.0f * r * (1.0f - r) * (1.0f - 2.0f * r);
+}
+
+/* rho in double, for the energy (the checks' finite differences) */
+static inline double rho_d(int sm, float u) {
+    if (sm)
+        return 1.0 / (1.0 + exp(-4.0 * ((double)u - 0.5)));
+    return (double)rho(0, u);
 }
 
 /* ---- the architecture string ------------------------------------------------------------ */
@@ -58,7 +89,8 @@ static inline float rho_prime(float u) {
 static eqp_status arch_bad(const char *spec, const char *why) {
     return eqp_fail(EQP_EINVAL,
                     "--arch: %s in '%s' (expected CxHxW, then conv layers cCkK each optionally "
-                    "followed by mP, then dense sizes, joined by '-', e.g. "
+                    "followed by a max pooling mP or an average pooling aP, then dense sizes, "
+                    "joined by '-', e.g. "
                     "1x28x28-c32k5-m2-c64k5-m2-10)",
                     why, spec);
 }
@@ -98,18 +130,21 @@ eqp_status eqp_conv_arch_parse(const char *spec, eqp_conv_geom *geom, int *n_lay
         if (*p == 'c') {
             p++;
             size_t co, k, pool = 1;
+            int avg = 0;
             if (dense)
                 return arch_bad(spec, "a conv layer after a dense one");
             if (read_num(&p, &co) || *p++ != 'k' || read_num(&p, &k))
                 return arch_bad(spec, "a conv layer is not cCkK");
             if (k > prev->H || k > prev->W)
                 return arch_bad(spec, "a kernel larger than its input");
-            if (p[0] == '-' && p[1] == 'm') {
+            if (p[0] == '-' && (p[1] == 'm' || p[1] == 'a')) {
+                avg = p[1] == 'a';
                 p += 2;
                 if (read_num(&p, &pool))
-                    return arch_bad(spec, "a pooling is not mP");
+                    return arch_bad(spec, "a pooling is not mP or aP");
             }
             l->conv = 1;
+            l->avg = avg;
             l->k = k;
             l->pool = pool;
             l->Ho = prev->H - k + 1;
@@ -222,11 +257,40 @@ static inline size_t pool_argmax(const float *Z, const eqp_conv_geom *l, size_t 
  *   out (if not NULL): out_b[(py, px, c)] = sel[argmax of Z in the window] + (bias ? bias[c] : 0)
  *   then (if top is not NULL) Z <- U(top): Z is zeroed in the window except at its argmax,
  *   which takes top_b[(py, px, c)].
+ * Average pooling (l->avg): out = the mean of sel over the window (+ bias), and U(top) sets
+ * the whole window to top_b[(py, px, c)] / P^2.
  * out and top are state-layer rows of stride ldo / ldt; sel may be Z itself. */
 static void pool_apply(float *Z, const float *sel, const eqp_conv_geom *l, const float *bias,
                        float *out, size_t ldo, const float *top, size_t ldt, size_t c0, size_t c1,
                        size_t B) {
     const size_t P = l->pool, Co = l->C;
+    if (l->avg) {
+        const float inv = 1.0f / (float)(P * P);
+        for (size_t b = 0; b < B; b++)
+            for (size_t py = 0; py < l->H; py++)
+                for (size_t px = 0; px < l->W; px++) {
+                    const size_t q = (py * l->W + px) * Co;
+                    for (size_t c = c0; c < c1; c++) {
+                        if (out) {
+                            float sum = 0.0f;
+                            for (size_t dy = 0; dy < P; dy++)
+                                for (size_t dx = 0; dx < P; dx++)
+                                    sum += sel[((b * l->Ho + py * P + dy) * l->Wo + px * P + dx) *
+                                                   Co +
+                                               c];
+                            out[b * ldo + q + c] = sum * inv + (bias ? bias[c] : 0.0f);
+                        }
+                        if (top) {
+                            const float t = top[b * ldt + q + c] * inv;
+                            for (size_t dy = 0; dy < P; dy++)
+                                for (size_t dx = 0; dx < P; dx++)
+                                    Z[((b * l->Ho + py * P + dy) * l->Wo + px * P + dx) * Co + c] =
+                                        t;
+                        }
+                    }
+                }
+        return;
+    }
     for (size_t b = 0; b < B; b++)
         for (size_t py = 0; py < l->H; py++)
             for (size_t px = 0; px < l->W; px++) {
@@ -355,10 +419,10 @@ static void conv_grad_state(const eqp_model *m, const float *ctx, const float *s
     const size_t n = B * m->n_state;
     float *a = work;
     for (size_t i = 0; i < n; i++)
-        a[i] = rho(s[i]);
+        a[i] = rho(SM(m), s[i]);
     drives(m, ctx, a, NULL, g, work, B, 0);
     for (size_t i = 0; i < n; i++)
-        g[i] = s[i] - rho_prime(s[i]) * g[i];
+        g[i] = s[i] - rho_prime(SM(m), s[i]) * g[i];
 }
 
 static void conv_hvp_state(const eqp_model *m, const float *s, const float *v, float *out,
@@ -366,12 +430,32 @@ static void conv_hvp_state(const eqp_model *m, const float *s, const float *v, f
     const size_t n = B * m->n_state;
     float *a = work, *u = work + n;
     for (size_t i = 0; i < n; i++) {
-        a[i] = rho(s[i]);
-        u[i] = rho_prime(s[i]) * v[i];
+        a[i] = rho(SM(m), s[i]);
+        u[i] = rho_prime(SM(m), s[i]) * v[i];
     }
     drives(m, NULL, a, u, out, work, B, 1);
     for (size_t i = 0; i < n; i++)
-        out[i] = v[i] - rho_prime(s[i]) * out[i];
+        out[i] = v[i] - rho_prime(SM(m), s[i]) * out[i];
+}
+
+/* The Hessian with the clamp context: for the logistic rho,
+ *   H v = v - rho'(s) J(rho'(s) v) - rho''(s) D(s) v,   D(s) = P(W * a) + b + feedback
+ * the drive of grad_state (layer 1's from ctx); D goes to the last n_state floats of work.
+ * For the hard rho (rho'' = 0) it is hvp_state. */
+static void conv_hvp_state_ctx(const eqp_model *m, const float *ctx, const float *s,
+                               const float *v, float *out, float *work, size_t B) {
+    if (!SM(m)) {
+        conv_hvp_state(m, s, v, out, work, B);
+        return;
+    }
+    const size_t n = B * m->n_state;
+    float *D = work + B * (m->work_per_row - m->n_state);
+    for (size_t i = 0; i < n; i++)
+        work[i] = rho(1, s[i]);
+    drives(m, ctx, work, NULL, D, work, B, 0);
+    conv_hvp_state(m, s, v, out, work, B);
+    for (size_t i = 0; i < n; i++)
+        out[i] -= rho_second(s[i]) * D[i] * v[i];
 }
 
 /* acc_W[:, c0:c1] += alpha cols^T dZ[:, c0:c1] */
@@ -426,10 +510,10 @@ static void conv_accum_grad_params(const eqp_model *m, const float *x, const flo
     float *a1 = work, *a0 = work + n;
     conv_scratch sc = scratch(m, work, B);
     for (size_t i = 0; i < n; i++)
-        a1[i] = rho(s1[i]);
+        a1[i] = rho(SM(m), s1[i]);
     if (s0)
         for (size_t i = 0; i < n; i++)
-            a0[i] = rho(s0[i]);
+            a0[i] = rho(SM(m), s0[i]);
     /* top layer first: layer 1 turns a0 into a1 - a0 in place, and the layer above still
      * needs a0 of layer 1 as its presynaptic activity */
     for (int l = L; l >= 1; l--) {
@@ -495,8 +579,8 @@ static void conv_accum_mixed(const eqp_model *m, const float *x, const float *s,
     float *a = work, *u = work + n;
     conv_scratch sc = scratch(m, work, B);
     for (size_t i = 0; i < n; i++) {
-        a[i] = rho(s[i]);
-        u[i] = rho_prime(s[i]) * v[i];
+        a[i] = rho(SM(m), s[i]);
+        u[i] = rho_prime(SM(m), s[i]) * v[i];
     }
     for (int l = 1; l <= L; l++) {
         const eqp_conv_geom *g = G(m, l);
@@ -532,7 +616,7 @@ static void conv_accum_mixed(const eqp_model *m, const float *x, const float *s,
 /* E in double, directly from the definition (for checks: no im2col, no GEMM). */
 static double conv_energy(const eqp_model *m, const float *x, const float *s, size_t B) {
     const size_t N = m->n_state;
-    const int L = NL(m);
+    const int L = NL(m), sm = SM(m);
     double E = 0.0;
     for (size_t b = 0; b < B; b++) {
         const float *sb = s + b * N, *xb = x + b * m->n_in;
@@ -544,15 +628,15 @@ static double conv_energy(const eqp_model *m, const float *x, const float *s, si
             const size_t off = m->layer_off[l];
 #define PRE(c, y, xx)                                                                              \
     (l == 1 ? (double)xb[((c)*in->H + (y)) * in->W + (xx)]                                         \
-            : (double)rho(sb[m->layer_off[l - 1] + ((y)*in->W + (xx)) * in->C + (c)]))
+            : rho_d(sm, sb[m->layer_off[l - 1] + ((y)*in->W + (xx)) * in->C + (c)]))
             if (g->conv) {
                 for (size_t py = 0; py < g->H; py++)
                     for (size_t px = 0; px < g->W; px++)
                         for (size_t co = 0; co < g->C; co++) {
-                            double rj = (double)rho(sb[off + (py * g->W + px) * g->C + co]);
+                            double rj = rho_d(sm, sb[off + (py * g->W + px) * g->C + co]);
                             if (rj == 0.0)
                                 continue;
-                            double mx = -INFINITY;
+                            double mx = -INFINITY, sum = 0.0;
                             for (size_t dy = 0; dy < g->pool; dy++)
                                 for (size_t dx = 0; dx < g->pool; dx++) {
                                     const size_t oy = py * g->pool + dy, ox = px * g->pool + dx;
@@ -565,19 +649,22 @@ static double conv_energy(const eqp_model *m, const float *x, const float *s, si
                                                                    g->C +
                                                                co];
                                     mx = z > mx ? z : mx;
+                                    sum += z;
                                 }
+                            if (g->avg)
+                                mx = sum / (double)(g->pool * g->pool);
                             E -= rj * (mx + (double)bl[co]);
                         }
             } else {
                 const size_t nl = m->cfg.sizes[l], np = m->cfg.sizes[l - 1];
                 const size_t po = m->layer_off[l - 1];
                 for (size_t j = 0; j < nl; j++) {
-                    double rj = (double)rho(sb[off + j]);
+                    double rj = rho_d(sm, sb[off + j]);
                     if (rj == 0.0)
                         continue;
                     double dot = (double)bl[j];
                     for (size_t i = 0; i < np; i++)
-                        dot += (double)rho(sb[po + i]) * (double)W[i * nl + j];
+                        dot += rho_d(sm, sb[po + i]) * (double)W[i * nl + j];
                     E -= dot * rj;
                 }
             }
@@ -587,21 +674,29 @@ static double conv_energy(const eqp_model *m, const float *x, const float *s, si
     return E;
 }
 
+/* hard rho: clip to [0, 1]; logistic rho: the identity (the state is unbounded) */
 static void conv_project(const eqp_model *m, float *s, size_t B) {
+    if (SM(m))
+        return;
     const size_t n = B * m->n_state;
     for (size_t i = 0; i < n; i++)
-        s[i] = rho(s[i]);
+        s[i] = rho(0, s[i]);
 }
 
 static void conv_project_vjp(const eqp_model *m, const float *z, float *a, size_t B) {
+    if (SM(m))
+        return;
     const size_t n = B * m->n_state;
     for (size_t i = 0; i < n; i++)
-        a[i] *= rho_prime(z[i]);
+        a[i] *= rho_prime(0, z[i]);
 }
 
 static eqp_status conv_init(eqp_model *m, eqp_rng *rng) {
     int n;
     size_t sizes[EQP_MAX_LAYERS];
+    if (m->cfg.rho && m->cfg.readout)
+        return eqp_fail(EQP_EINVAL, "model conv: rho sigmoid needs readout mse (the ce readout "
+                                    "reads the hard rho of its layer)");
     if (!m->cfg.arch[0])
         return eqp_fail(EQP_EINVAL, "model conv: needs an architecture (--arch, e.g. "
                                     "1x28x28-c32k5-m2-c64k5-m2-10)");
@@ -632,7 +727,8 @@ static eqp_status conv_init(eqp_model *m, eqp_rng *rng) {
     }
     const eqp_conv_geom *g1 = &m->geom[1];
     m->n_ctx = sizes[1] + g1->Ho * g1->Wo * (g1->Kd + g1->C);
-    m->work_per_row = 2 * m->n_state + 2 * m->conv_cols + 2 * m->conv_z;
+    /* + n_state for the logistic rho's drive in hvp_state_ctx */
+    m->work_per_row = (SM(m) ? 3 : 2) * m->n_state + 2 * m->conv_cols + 2 * m->conv_z;
     m->out_offset = m->layer_off[L];
     m->n_out = sizes[L + ro];
     m->feat_off = m->layer_off[L];
@@ -682,7 +778,8 @@ const eqp_energy_ops eqp_conv_ops = {
     .energy = conv_energy,
     .project = conv_project,
     .init = conv_init,
-    .hvp_state = conv_hvp_state,
+    .hvp_state = conv_hvp_state, /* the hard rho's; hvp_state_ctx for either */
+    .hvp_state_ctx = conv_hvp_state_ctx,
     .accum_mixed = conv_accum_mixed,
     .project_vjp = conv_project_vjp,
 };

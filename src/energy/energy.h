@@ -91,13 +91,14 @@ extern const eqp_cost_ops eqp_cost_latency; /* soft first-spike latency loss (sp
 
 /* The geometry of one layer of a conv model (conv.c): C x H x W units (for a conv layer,
  * after pooling; a dense layer is C x 1 x 1); a conv layer's k x k kernel over the layer
- * below gives Ho x Wo outputs, pooled by pool x pool windows; Kd = k k C_below. */
+ * below gives Ho x Wo outputs, pooled by pool x pool windows (their maximum, or their mean
+ * when avg); Kd = k k C_below. */
 typedef struct eqp_conv_geom {
-    int conv;
+    int conv, avg;
     size_t C, H, W, k, pool, Ho, Wo, Kd;
 } eqp_conv_geom;
 
-/* Parse an architecture "CxHxW-cCkK[-mP]...-D..." into per-layer geometry (layer 0 the
+/* Parse an architecture "CxHxW-cCkK[-mP|-aP]...-D..." into per-layer geometry (layer 0 the
  * input), the layer count and the flattened sizes; any output may be NULL. EQP_EINVAL with
  * a message naming --arch on a malformed or inconsistent string. */
 eqp_status eqp_conv_arch_parse(const char *spec, eqp_conv_geom *geom, int *n_layers, size_t *sizes);
