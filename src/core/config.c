@@ -193,8 +193,9 @@ eqp_status eqp_config_preset(eqp_config *c, const char *name) {
         /* unsupervised predictive coding: a generative hierarchy latent (32) -> hidden (256,
          * tanh) -> image (784, linear), top-down predictions from a constant input (the
          * latent's prior mean is learned); inference with the image clamped at the bottom
-         * (20 steps of 0.1), the PC update at its equilibrium, SGD 0.01, batch 32 (chosen on
-         * the committed sample: lr 0.03 or eps 0.2 diverge; docs/RESULTS.md) */
+         * (20 steps of 0.1), the PC update at its equilibrium, SGD 0.01 x 0.7 per epoch, batch
+         * 32 (chosen on the committed sample and 10000 training images: lr 0.03 or eps 0.2
+         * diverge, a constant 0.01 drifts up after 3 full epochs; docs/RESULTS.md) */
         static const size_t sizes[] = {1, 32, 256, 784};
         static const float lr[] = {0.01f, 0.01f, 0.01f};
         set_layers(&d, 4, sizes, lr);
@@ -209,6 +210,7 @@ eqp_status eqp_config_preset(eqp_config *c, const char *name) {
         d.eval_steps = 100;
         d.batch = 32;
         d.epochs = 10;
+        d.lr_decay = 0.7f;
         *c = d;
         return EQP_OK;
     }
