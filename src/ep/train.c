@@ -164,6 +164,29 @@ static void plan_epoch(eqp_trainer *t) {
                                                                     : 1);
 }
 
+/* --weight-decay L: the weight blocks (W*, not the biases) of this thread's share shrink by
+ * (1 - lr L) before the EP update is added, so that an update is W <- (1 - lr L) W - lr g
+ * with g read at the pre-update W. The ce readout's Wr is left to the readout step, which
+ * reads it first. */
+static int is_weight_block(const eqp_block *b) {
+    return b->name[0] == 'W';
+}
+
+static void decay_share(const eqp_trainer *t, int tid, int nt) {
+    const eqp_model *m = t->m;
+    for (int k = 0; k < m->n_blocks; k++) {
+        const eqp_block *b = &m->blocks[k];
+        if (!is_weight_block(b) || (t->cfg.readout && b->offset == m->ro_W))
+            continue;
+        const float f = 1.0f - t->lr_now[b->group] * t->cfg.weight_decay;
+        const size_t lo = b->size * (size_t)tid / (size_t)nt;
+        const size_t hi = b->size * (size_t)(tid + 1) / (size_t)nt;
+        float *p = m->params + b->offset;
+        for (size_t i = lo; i < hi; i++)
+            p[i] *= f;
+    }
+}
+
 static void epoch_thread(void *arg, int tid, int nt) {
     eqp_trainer *t = arg;
     eqp_model *m = t->m;
@@ -255,6 +278,10 @@ static void epoch_thread(void *arg, int tid, int nt) {
             /* adam: the same update over -lr is the gradient estimate, gathered in t->grad */
             for (int k = 0; k < c->n_lr; k++)
                 scale[k] = (t->grad ? 1.0f : -t->lr_now[k]) / (div * (float)B);
+            if (!t->grad && c->weight_decay > 0) {
+                decay_share(t, tid, nt); /* a share other than accum's: wait for all */
+                eqp_barrier_wait(&t->bar);
+            }
             m->ops->accum_grad_params(m, t->xb, t->sn, sym ? t->sm : t->sf, scale,
                                       t->grad ? t->grad : m->params, w->work, B, tid, nt);
             if (!t->grad && m->ops->project_params) /* e.g. Dale's signs, on this thread's share */
@@ -270,6 +297,11 @@ static void epoch_thread(void *arg, int tid, int nt) {
                 eqp_readout_grad(m, w, t->sf, t->ro_grad, 1.0f, B);
                 const float k = (t->grad ? 1.0f : -t->lr_now[c->n_lr - 1]) / (float)B;
                 float *dst = t->grad ? t->grad : m->params;
+                if (!t->grad && c->weight_decay > 0) {
+                    const float f = 1.0f - t->lr_now[c->n_lr - 1] * c->weight_decay;
+                    for (size_t i = m->ro_W; i < m->ro_b; i++)
+                        dst[i] *= f;
+                }
                 for (size_t i = lo; i < hi; i++)
                     dst[i] += k * t->ro_grad[i];
             }
@@ -283,6 +315,9 @@ static void epoch_thread(void *arg, int tid, int nt) {
                     const size_t off = m->blocks[k].offset, sz = m->blocks[k].size;
                     const size_t lo = sz * (size_t)tid / (size_t)nt;
                     const size_t hi = sz * (size_t)(tid + 1) / (size_t)nt;
+                    if (c->weight_decay > 0 && is_weight_block(&m->blocks[k]))
+                        for (size_t i = off + lo; i < off + hi; i++)
+                            t->grad[i] += c->weight_decay * m->params[i];
                     eqp_optim_update(t->adam[k], m->params + off, t->grad + off, lo, hi);
                     memset(t->grad + off + lo, 0, (hi - lo) * sizeof(float));
                 }
