@@ -26,7 +26,7 @@ const char *const eqp_config_keys[] = {
     "nudge",     "random-sign", "persistent", "batch",      "shuffle",     "eval-steps", "tol",
     "readout",   "lr-decay",    "epochs",     "threads",    "seed",        "act",        "variance",
     "optim",     "arch",        "spike-loss", "v-th",       "gamma",       "tau-e",      "window",
-    "gamma-out", "lat-early",   "lat-late",   "bio",        "weight-decay", NULL};
+    "gamma-out", "lat-early",   "lat-late",   "bio",        "weight-decay", "shift", NULL};
 
 static const struct {
     const char *name;
@@ -484,6 +484,15 @@ eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value) {
             return eqp_fail(EQP_EINVAL, "--lr-decay: expected a factor in (0, 1], got '%s'", value);
         return EQP_OK;
     }
+    if (strcmp(key, "shift") == 0) {
+        char *end;
+        errno = 0;
+        long v = strtol(value, &end, 10);
+        if (end == value || *end || errno || v < 0 || v > 8)
+            return eqp_fail(EQP_EINVAL, "--shift: expected pixels in 0..8, got '%s'", value);
+        c->shift = (int)v;
+        return EQP_OK;
+    }
     if (strcmp(key, "weight-decay") == 0)
         return eqp_parse_nonneg(key, value, &c->weight_decay);
     if (strcmp(key, "act") == 0) {
@@ -652,6 +661,8 @@ eqp_status eqp_config_check(const eqp_config *c) {
     if (!(c->lr_decay > 0 && c->lr_decay <= 1))
         return eqp_fail(EQP_EINVAL, "lr-decay: expected a factor in (0, 1], got %g",
                         (double)c->lr_decay);
+    if (c->shift < 0 || c->shift > 8)
+        return eqp_fail(EQP_EINVAL, "shift: expected pixels in 0..8, got %d", c->shift);
     if (!(c->weight_decay >= 0) || !isfinite(c->weight_decay))
         return eqp_fail(EQP_EINVAL, "weight-decay: expected a number >= 0, got %g",
                         (double)c->weight_decay);
@@ -756,6 +767,11 @@ size_t eqp_config_to_text(const eqp_config *c, char *buf, size_t n) {
         size_t used = (size_t)len < n ? (size_t)len : (n ? n - 1 : 0);
         int more = snprintf(n ? buf + used : NULL, n ? n - used : 0, "weight-decay=%.9g\n",
                             (double)c->weight_decay);
+        len = more < 0 ? -1 : len + more;
+    }
+    if (len >= 0 && c->shift > 0) {
+        size_t used = (size_t)len < n ? (size_t)len : (n ? n - 1 : 0);
+        int more = snprintf(n ? buf + used : NULL, n ? n - used : 0, "shift=%d\n", c->shift);
         len = more < 0 ? -1 : len + more;
     }
     if (len >= 0 && c->bio[0]) {

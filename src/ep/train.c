@@ -42,6 +42,9 @@ eqp_status eqp_trainer_create(eqp_model *m, const eqp_config *c, const eqp_datas
     if (train->n > UINT32_MAX)
         return eqp_fail(EQP_EINVAL, "train: %zu examples, at most %u supported", train->n,
                         UINT32_MAX);
+    if (c->shift > 0 && (train->rows * train->cols != train->dim || train->rows == 0))
+        return eqp_fail(EQP_EINVAL, "shift: needs images (rows x cols = inputs), got %zu x %zu "
+                        "for %zu inputs", train->rows, train->cols, train->dim);
     if (train->n_classes > m->n_out)
         return eqp_fail(EQP_ESHAPE, "train: %zu classes but only %zu output units",
                         train->n_classes, m->n_out);
@@ -187,6 +190,26 @@ static void decay_share(const eqp_trainer *t, int tid, int nt) {
     }
 }
 
+/* --shift P: dst = src (rows x cols) translated by (dx, dy) in [-P, P]^2, zero fill. The draw
+ * is a function of (seed, epoch, position in the epoch) alone. */
+static void shift_copy(float *dst, const float *src, size_t rows, size_t cols, int P,
+                       uint64_t key) {
+    eqp_rng r;
+    eqp_rng_seed(&r, key);
+    const long span = 2 * (long)P + 1;
+    const long dx = (long)eqp_rng_below(&r, (uint64_t)span) - P;
+    const long dy = (long)eqp_rng_below(&r, (uint64_t)span) - P;
+    for (long i = 0; i < (long)rows; i++) {
+        const long si = i - dy;
+        for (long j = 0; j < (long)cols; j++) {
+            const long sj = j - dx;
+            dst[i * (long)cols + j] = si >= 0 && si < (long)rows && sj >= 0 && sj < (long)cols
+                                          ? src[si * (long)cols + sj]
+                                          : 0.0f;
+        }
+    }
+}
+
 static void epoch_thread(void *arg, int tid, int nt) {
     eqp_trainer *t = arg;
     eqp_model *m = t->m;
@@ -211,7 +234,12 @@ static void epoch_thread(void *arg, int tid, int nt) {
             float *xr = t->xb + r0 * nin;
             for (size_t r = 0; r < Bt; r++) {
                 size_t ex = t->perm[first + r0 + r];
-                memcpy(xr + r * nin, d->x + ex * nin, nin * sizeof(float));
+                if (c->shift > 0)
+                    shift_copy(xr + r * nin, d->x + ex * nin, d->rows, d->cols, c->shift,
+                               c->seed * 0x9e3779b97f4a7c15u ^ ((uint64_t)t->epoch << 32) ^
+                                   (uint64_t)(first + r0 + r));
+                else
+                    memcpy(xr + r * nin, d->x + ex * nin, nin * sizeof(float));
                 labels[r] = d->y[ex];
                 if (t->particles)
                     memcpy(w->s + r * N, t->particles + ex * N, N * sizeof(float));

@@ -1,9 +1,14 @@
-/* --weight-decay L (eqp_config.weight_decay): one SGD update is W <- (1 - lr L) W - lr g with
+/* The EP trainer's regularisers.
+ *
+ * --weight-decay L (eqp_config.weight_decay): one SGD update is W <- (1 - lr L) W - lr g with
  * g the EP estimate read at the pre-update W, on every weight block (W*, the ce readout's Wr
  * too) and on no bias. Checked against a run with L = 0 from the same start: the decayed
  * run's weights must be (1 - lr L) W0 + (W1 - W0) with W1 the undecayed run's, its biases
  * bit-identical; with 1 and 2 threads and with the mse and ce readouts. Also the key's
- * parsing, its check against lr L < 1 and its config text. */
+ * parsing, its check against lr L < 1 and its config text.
+ *
+ * --shift P (augmentation): parsing, config text; the same seed gives bit-identical weights,
+ * a shifted run differs from an unshifted one, data without an image shape is refused. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +128,46 @@ int main(void) {
     check_decay(tr, 0, 2);
     check_decay(tr, 1, 1);
     check_decay(tr, 1, 2);
+
+    /* --shift */
+    eqp_config_default(&c);
+    CHECK(eqp_config_set(&c, "shift", "-1") == EQP_EINVAL, "shift -1 rejected");
+    CHECK(eqp_config_set(&c, "shift", "9") == EQP_EINVAL, "shift 9 rejected");
+    CHECK(eqp_config_set(&c, "shift", "1.5") == EQP_EINVAL, "shift 1.5 rejected");
+    eqp_config_to_text(&c, text, sizeof text);
+    CHECK(strstr(text, "shift") == NULL, "shift absent from the text when 0");
+    CHECK(eqp_config_set(&c, "shift", "2") == EQP_OK, "shift 2 accepted");
+    eqp_config_to_text(&c, text, sizeof text);
+    eqp_config_default(&back);
+    CHECK(eqp_config_from_text(&back, text) == EQP_OK && back.shift == 2, "shift round trip");
+    {
+        float *s0, *s1, *s2;
+        eqp_config_default(&c);
+        c.threads = 2;
+        eqp_model *plain = one_step(tr, &c, &s0);
+        c.shift = 1;
+        eqp_model *sa = one_step(tr, &c, &s1);
+        eqp_model *sb = one_step(tr, &c, &s2);
+        const size_t np = eqp_model_n_params(plain);
+        CHECK(memcmp(eqp_model_params(sa), eqp_model_params(sb), np * sizeof(float)) == 0,
+              "shift: the same seed gives bit-identical weights");
+        CHECK(memcmp(eqp_model_params(sa), eqp_model_params(plain), np * sizeof(float)) != 0,
+              "shift 1 changes the update");
+        eqp_dataset flat = *tr;
+        flat.rows = 1;
+        flat.cols = 7;
+        eqp_trainer *t = NULL;
+        CHECK(eqp_trainer_create(sa, &c, &flat, &t) == EQP_EINVAL && !t,
+              "shift on data without an image shape refused");
+        CHECK(strstr(eqp_last_error(), "shift") != NULL, "the message names shift: %s",
+              eqp_last_error());
+        free(s0);
+        free(s1);
+        free(s2);
+        eqp_model_free(plain);
+        eqp_model_free(sa);
+        eqp_model_free(sb);
+    }
     eqp_dataset_free(tr);
     TEST_END();
 }
