@@ -44,6 +44,9 @@ static const cli_opt opts[] = {
     {"eps", 1, "relaxation step [the model's, 0.5]"},
     {"tol", 1, "relax until max |s_{t+1} - s_t| < tol [1e-7]"},
     {"max-steps", 1, "relaxation steps at most [20000]"},
+    {"nudge-steps", 1,
+     "ep: stop each nudged phase after K steps, as the trainer's --nudge-steps (the truth still "
+     "relaxes to --tol) [--max-steps]"},
     {"directions", 1,
      "random directions for the truth; 0 = every parameter [0 if <= 5000 "
      "parameters, else 32]"},
@@ -224,7 +227,7 @@ int cmd_gradcheck(int argc, char **argv) {
                *rho_name = NULL;
     const char *dump = NULL;
     double min_cos = -2.0;
-    long batch = 4, seeds = 10, seed0 = 1, dirs_opt = -1, max_steps = 20000;
+    long batch = 4, seeds = 10, seed0 = 1, dirs_opt = -1, max_steps = 20000, nudge_steps = 0;
     double beta = 0.01, eps = -1, tol = 1e-7, h = -1, r0 = 0.0;
     int sweep = 1, gdu = 1;
     method me = {.estimator = "ep", .trials = 1};
@@ -299,6 +302,9 @@ int cmd_gradcheck(int argc, char **argv) {
                 return EXIT_USAGE;
         } else if (!strcmp(n, "max-steps")) {
             if (cli_parse_int("--max-steps", val, 1, 100000000, &max_steps))
+                return EXIT_USAGE;
+        } else if (!strcmp(n, "nudge-steps")) {
+            if (cli_parse_int("--nudge-steps", val, 1, 100000000, &nudge_steps))
                 return EXIT_USAGE;
         } else if (!strcmp(n, "directions")) {
             if (cli_parse_int("--directions", val, 0, 100000, &dirs_opt))
@@ -387,6 +393,8 @@ int cmd_gradcheck(int argc, char **argv) {
     me.ep.eps = eps > 0 ? (float)eps : cfg.eps;
     me.ep.beta = (float)beta;
     me.ep.free_steps = me.ep.nudge_steps = (int)max_steps;
+    if (nudge_steps > 0)
+        me.ep.nudge_steps = (int)nudge_steps;
     me.ep.tol = (float)tol;
     me.max_steps = (int)max_steps;
     me.tol = (float)tol;

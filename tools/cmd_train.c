@@ -60,6 +60,12 @@ static const cli_opt opts[] = {
     {"batch", 1, "mini-batch size [20]"},
     {"shuffle", 1, "yes|no: new example order each epoch [yes]"},
     {"lr-decay", 1, "multiply every learning rate by this factor after each epoch [1]"},
+    {"shift", 1,
+     "augmentation: translate each training image by a random (dx, dy) in [-P, P]^2 pixels "
+     "each time it is seen, zero fill (never at evaluation) [0: off]"},
+    {"weight-decay", 1,
+     "L2 on the weights (not biases): W <- (1 - lr L) W - lr g each update; adam: + L W to "
+     "the gradient [0]"},
     {"eval-steps", 1, "free steps from zero when measuring test error [preset]"},
     {"readout", 1,
      "mse: the last layer is the output, in the energy | ce: a softmax readout of the layer "

@@ -74,6 +74,20 @@ typedef struct eqp_config {
     int n_lr;                     /* one learning rate per weight layer (n_layers - 1) */
     float lr[EQP_MAX_LAYERS];     /* "lr=0.1,0.05" */
     float lr_decay;               /* epoch e (from 0) trains at lr * lr_decay^e; 1: constant [1] */
+    float weight_decay;           /* L >= 0: L2 penalty (L/2)||W||^2 on every weight block (names
+                                     W*, incl. the ce readout's Wr; not the biases), added to
+                                     the EP update: sgd W <- (1 - lr L) W - lr g_EP, with lr the
+                                     block's current rate (a weight in the energy and the update
+                                     both read the pre-update W); adam: L W is added to the
+                                     gradient (coupled, as PyTorch Adam's weight_decay).
+                                     Needs lr * L < 1. Written to the config text only when
+                                     > 0, so older files load unchanged [0] */
+    int shift;                    /* P >= 0: data augmentation, off at 0. Each time a training
+                                     image is seen it is translated by (dx, dy) drawn uniformly
+                                     from [-P, P]^2 (zero fill), a draw fixed by the seed, the
+                                     epoch and the position in it (so independent of threads
+                                     and replayed on resume). Evaluation never shifts. Written
+                                     to the config text only when > 0 [0] */
     int free_steps;               /* T: free-phase iterations */
     int nudge_steps;              /* K: weakly clamped iterations */
     float eps;                    /* step size of s <- clip(s - eps dF/ds) */
@@ -137,8 +151,8 @@ eqp_status eqp_config_preset(eqp_config *c, const char *name);
 /* Set one key from its text, parsed strictly. Keys: model, sizes, lr, free-steps (T),
  * nudge-steps (K), eps, beta, nudge (positive|negative|random|symmetric; aliases one-sided,
  * random-sign, centered), random-sign (yes = random, no = positive), persistent, batch,
- * shuffle, eval-steps, tol, readout (mse|ce), lr-decay, act (linear|tanh|sigmoid|relu|gelu),
- * rho (hard|sigmoid; model conv), variance
+ * shuffle, eval-steps, tol, readout (mse|ce), lr-decay, weight-decay, shift,
+ * act (linear|tanh|sigmoid|relu|gelu), rho (hard|sigmoid; model conv), variance
  * (one sigma^2 > 0, or one per state layer, joined by ','), optim (sgd|adam), spike-loss (count|latency),
  * v-th, gamma, tau-e, window, gamma-out, lat-early, lat-late, epochs,
  * threads, seed, bio. The message names the key, the value and what was expected. Changing

@@ -27,7 +27,7 @@ const char *const eqp_config_keys[] = {
     "readout",   "lr-decay",    "epochs",     "threads",    "seed",        "act",        "variance",
     "optim",     "arch",        "spike-loss", "v-th",       "gamma",       "tau-e",      "window",
     "gamma-out", "lat-early",   "lat-late",   "bio",        "generative", "rho",
-    NULL};
+    "weight-decay", "shift", NULL};
 
 static const struct {
     const char *name;
@@ -513,6 +513,17 @@ eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value) {
             return eqp_fail(EQP_EINVAL, "--lr-decay: expected a factor in (0, 1], got '%s'", value);
         return EQP_OK;
     }
+    if (strcmp(key, "shift") == 0) {
+        char *end;
+        errno = 0;
+        long v = strtol(value, &end, 10);
+        if (end == value || *end || errno || v < 0 || v > 8)
+            return eqp_fail(EQP_EINVAL, "--shift: expected pixels in 0..8, got '%s'", value);
+        c->shift = (int)v;
+        return EQP_OK;
+    }
+    if (strcmp(key, "weight-decay") == 0)
+        return eqp_parse_nonneg(key, value, &c->weight_decay);
     if (strcmp(key, "act") == 0) {
         for (int k = 0; act_names[k]; k++)
             if (strcmp(value, act_names[k]) == 0) {
@@ -691,6 +702,17 @@ eqp_status eqp_config_check(const eqp_config *c) {
     if (!(c->lr_decay > 0 && c->lr_decay <= 1))
         return eqp_fail(EQP_EINVAL, "lr-decay: expected a factor in (0, 1], got %g",
                         (double)c->lr_decay);
+    if (c->shift < 0 || c->shift > 8)
+        return eqp_fail(EQP_EINVAL, "shift: expected pixels in 0..8, got %d", c->shift);
+    if (!(c->weight_decay >= 0) || !isfinite(c->weight_decay))
+        return eqp_fail(EQP_EINVAL, "weight-decay: expected a number >= 0, got %g",
+                        (double)c->weight_decay);
+    for (int k = 0; k < c->n_lr && c->weight_decay > 0 && !c->optim; k++)
+        if (!((double)c->lr[k] * (double)c->weight_decay < 1.0))
+            return eqp_fail(EQP_EINVAL,
+                            "weight-decay: expected lr * L < 1 (the factor 1 - lr L shrinks "
+                            "each weight), got lr %g * L %g for layer %d",
+                            (double)c->lr[k], (double)c->weight_decay, k + 1);
     if (!(c->tol >= 0) || !isfinite(c->tol))
         return eqp_fail(EQP_EINVAL, "tol: expected a number >= 0, got %g", (double)c->tol);
     if (c->nudge != EQP_NUDGE_POSITIVE && c->nudge != EQP_NUDGE_NEGATIVE &&
@@ -798,6 +820,18 @@ size_t eqp_config_to_text(const eqp_config *c, char *buf, size_t n) {
         /* only when not the default: the text of a hard-rho config stays what it was */
         size_t used = (size_t)len < n ? (size_t)len : (n ? n - 1 : 0);
         int more = snprintf(n ? buf + used : NULL, n ? n - used : 0, "rho=sigmoid\n");
+        len = more < 0 ? -1 : len + more;
+    }
+    if (len >= 0 && c->weight_decay > 0) {
+        /* only when set, as bio: the text of a config without it stays what it was */
+        size_t used = (size_t)len < n ? (size_t)len : (n ? n - 1 : 0);
+        int more = snprintf(n ? buf + used : NULL, n ? n - used : 0, "weight-decay=%.9g\n",
+                            (double)c->weight_decay);
+        len = more < 0 ? -1 : len + more;
+    }
+    if (len >= 0 && c->shift > 0) {
+        size_t used = (size_t)len < n ? (size_t)len : (n ? n - 1 : 0);
+        int more = snprintf(n ? buf + used : NULL, n ? n - used : 0, "shift=%d\n", c->shift);
         len = more < 0 ? -1 : len + more;
     }
     if (len >= 0 && c->bio[0]) {

@@ -48,6 +48,12 @@ eqp_status eqp_trainer_create(eqp_model *m, const eqp_config *c, const eqp_datas
     if (train->n > UINT32_MAX)
         return eqp_fail(EQP_EINVAL, "train: %zu examples, at most %u supported", train->n,
                         UINT32_MAX);
+    if (c->shift > 0 && (c->generative || train->rows * train->cols != train->dim ||
+                         train->rows == 0))
+        return eqp_fail(EQP_EINVAL,
+                        "shift: needs images as inputs (rows x cols = inputs, not generative), "
+                        "got %zu x %zu for %zu inputs",
+                        train->rows, train->cols, train->dim);
     if (!c->generative && train->n_classes > m->n_out)
         return eqp_fail(EQP_ESHAPE, "train: %zu classes but only %zu output units",
                         train->n_classes, m->n_out);
@@ -237,6 +243,63 @@ static void plan_epoch(eqp_trainer *t) {
                                                                     : 1);
 }
 
+/* --weight-decay L: the weight blocks (W*, not the biases) of this thread's share shrink by
+ * (1 - lr L) before the EP update is added, so that an update is W <- (1 - lr L) W - lr g
+ * with g read at the pre-update W. The ce readout's Wr is left to the readout step, which
+ * reads it first. */
+static int is_weight_block(const eqp_block *b) {
+    return b->name[0] == 'W';
+}
+
+static void decay_share(const eqp_trainer *t, int tid, int nt) {
+    const eqp_model *m = t->m;
+    for (int k = 0; k < m->n_blocks; k++) {
+        const eqp_block *b = &m->blocks[k];
+        if (!is_weight_block(b) || (t->cfg.readout && b->offset == m->ro_W))
+            continue;
+        const float f = 1.0f - t->lr_now[b->group] * t->cfg.weight_decay;
+        const size_t lo = b->size * (size_t)tid / (size_t)nt;
+        const size_t hi = b->size * (size_t)(tid + 1) / (size_t)nt;
+        float *p = m->params + b->offset;
+        for (size_t i = lo; i < hi; i++)
+            p[i] *= f;
+    }
+}
+
+/* --shift P: dst = src (rows x cols) translated by (dx, dy) in [-P, P]^2, zero fill. The draw
+ * is a function of (seed, epoch, position in the epoch) alone. */
+static void shift_copy(float *dst, const float *src, size_t rows, size_t cols, int P,
+                       uint64_t key) {
+    eqp_rng r;
+    eqp_rng_seed(&r, key);
+    const long span = 2 * (long)P + 1;
+    const long dx = (long)eqp_rng_below(&r, (uint64_t)span) - P;
+    const long dy = (long)eqp_rng_below(&r, (uint64_t)span) - P;
+    for (long i = 0; i < (long)rows; i++) {
+        const long si = i - dy;
+        for (long j = 0; j < (long)cols; j++) {
+            const long sj = j - dx;
+            dst[i * (long)cols + j] = si >= 0 && si < (long)rows && sj >= 0 && sj < (long)cols
+                                          ? src[si * (long)cols + sj]
+                                          : 0.0f;
+        }
+    }
+}
+
+/* Row `pos` of the epoch's order as the trainer feeds it: the constant input (generative),
+ * the image shifted (--shift, the draw a function of seed, epoch and pos), or as it is. */
+static void fill_input(const eqp_trainer *t, float *dst, size_t pos) {
+    const eqp_dataset *d = t->data;
+    const size_t nin = t->m->n_in, ex = t->perm[pos];
+    if (t->ones)
+        memcpy(dst, t->ones, nin * sizeof(float));
+    else if (t->cfg.shift > 0)
+        shift_copy(dst, d->x + ex * nin, d->rows, d->cols, t->cfg.shift,
+                   t->cfg.seed * 0x9e3779b97f4a7c15u ^ ((uint64_t)t->epoch << 32) ^ (uint64_t)pos);
+    else
+        memcpy(dst, d->x + ex * nin, nin * sizeof(float));
+}
+
 /* Data-parallel step (thread 0 of each process, between the phases and the update): the
  * group sums the batch's counters and the free and nudged states, each process having zeroed
  * the rows of the other shards, so that every process holds every row's states; each then
@@ -247,7 +310,6 @@ static void plan_epoch(eqp_trainer *t) {
 static void gather_batch(eqp_trainer *t, size_t first, size_t B, size_t g0, size_t g1, int bad,
                          int nt, int grads) {
     const eqp_model *m = t->m;
-    const eqp_dataset *d = t->data;
     const size_t N = m->n_state, nin = m->n_in, Bfull = (size_t)t->cfg.batch;
     float *st = t->stat;
     memset(st, 0, EP_NSTAT * sizeof(float));
@@ -272,8 +334,7 @@ static void gather_batch(eqp_trainer *t, size_t first, size_t B, size_t g0, size
     t->dist_status = eqp_dist_sum_f32(t->dist, t->rows, EP_NSTAT + (size_t)nbuf * Bfull * N);
     for (size_t r = 0; r < B && !grads; r++)
         if (r < g0 || r >= g1)
-            memcpy(t->xb + r * nin, t->ones ? t->ones : d->x + (size_t)t->perm[first + r] * nin,
-                   nin * sizeof(float));
+            fill_input(t, t->xb + r * nin, first + r);
 }
 
 static void epoch_thread(void *arg, int tid, int nt) {
@@ -306,13 +367,10 @@ static void epoch_thread(void *arg, int tid, int nt) {
             const int gen = c->generative;
             for (size_t r = 0; r < Bt; r++) {
                 size_t ex = t->perm[first + r0 + r];
-                if (gen) { /* the input is the constant 1; the example is the target */
-                    memcpy(xr + r * nin, t->ones, nin * sizeof(float));
+                fill_input(t, xr + r * nin, first + r0 + r);
+                if (gen) /* the example is the target */
                     memcpy(t->tb + (r0 + r) * m->n_out, d->x + ex * d->dim,
                            m->n_out * sizeof(float));
-                } else {
-                    memcpy(xr + r * nin, d->x + ex * nin, nin * sizeof(float));
-                }
                 labels[r] = d->y[ex];
                 if (t->particles)
                     memcpy(w->s + r * N, t->particles + ex * N, N * sizeof(float));
@@ -401,6 +459,10 @@ static void epoch_thread(void *arg, int tid, int nt) {
             for (int k = 0; k < c->n_lr; k++)
                 scale[k] = (t->grad ? 1.0f : -t->lr_now[k]) / (div * (float)B);
             float *dst = t->grad ? t->grad : gm ? t->dbuf : m->params;
+            if (dst == m->params && c->weight_decay > 0) {
+                decay_share(t, tid, nt); /* a share other than accum's: wait for all */
+                eqp_barrier_wait(&t->bar);
+            }
             m->ops->accum_grad_params(m, t->xb + u0 * nin, t->sn + u0 * N,
                                       (sym ? t->sm : t->sf) + u0 * N, scale, dst, w->work, Bu, tid,
                                       nt);
@@ -416,6 +478,11 @@ static void epoch_thread(void *arg, int tid, int nt) {
                 memset(t->ro_grad + lo, 0, (hi - lo) * sizeof(float));
                 eqp_readout_grad(m, w, t->sf + u0 * N, t->ro_grad, 1.0f, Bu);
                 const float k = (t->grad ? 1.0f : -t->lr_now[c->n_lr - 1]) / (float)B;
+                if (dst == m->params && c->weight_decay > 0) {
+                    const float f = 1.0f - t->lr_now[c->n_lr - 1] * c->weight_decay;
+                    for (size_t i = m->ro_W; i < m->ro_b; i++)
+                        dst[i] *= f;
+                }
                 for (size_t i = lo; i < hi; i++)
                     dst[i] += k * t->ro_grad[i];
             }
@@ -429,13 +496,20 @@ static void epoch_thread(void *arg, int tid, int nt) {
                 eqp_barrier_wait(&t->bar);
             }
             if (gm && !t->grad && !t->dist_status) {
-                /* plain SGD: the summed update added, then cleared, by block shares */
+                /* plain SGD: the summed update added (after --weight-decay's shrink of the
+                 * weight blocks, as in the direct path), then cleared, by block shares */
                 for (int k = 0; k < m->n_blocks; k++) {
-                    const size_t off = m->blocks[k].offset, sz = m->blocks[k].size;
+                    const eqp_block *bk = &m->blocks[k];
+                    const size_t off = bk->offset, sz = bk->size;
                     const size_t lo = off + sz * (size_t)tid / (size_t)nt;
                     const size_t hi = off + sz * (size_t)(tid + 1) / (size_t)nt;
+                    const int ro = c->readout && off == m->ro_W;
+                    const float f = c->weight_decay > 0 && is_weight_block(bk)
+                                        ? 1.0f - t->lr_now[ro ? c->n_lr - 1 : bk->group] *
+                                                     c->weight_decay
+                                        : 1.0f;
                     for (size_t i = lo; i < hi; i++)
-                        m->params[i] += t->dbuf[i];
+                        m->params[i] = f * m->params[i] + t->dbuf[i];
                     memset(t->dbuf + lo, 0, (hi - lo) * sizeof(float));
                 }
                 if (m->ops->project_params) {
@@ -453,6 +527,9 @@ static void epoch_thread(void *arg, int tid, int nt) {
                     const size_t off = m->blocks[k].offset, sz = m->blocks[k].size;
                     const size_t lo = sz * (size_t)tid / (size_t)nt;
                     const size_t hi = sz * (size_t)(tid + 1) / (size_t)nt;
+                    if (c->weight_decay > 0 && is_weight_block(&m->blocks[k]))
+                        for (size_t i = off + lo; i < off + hi; i++)
+                            t->grad[i] += c->weight_decay * m->params[i];
                     eqp_optim_update(t->adam[k], m->params + off, t->grad + off, lo, hi);
                     memset(t->grad + off + lo, 0, (hi - lo) * sizeof(float));
                 }

@@ -372,7 +372,11 @@ int main(int argc, char **argv) {
     ep_case("ep-2h (odd batch shards, 105 examples)", "ep-2h", ep_2h, 1);
     static const char *const pc[] = {"sizes", "784-32-10", "threads", "1", "epochs", "1", NULL};
     ep_case("pc-mlp-mnist", "pc-mlp-mnist", pc, 0);
+    static const char *const ep_reg[] = {"sizes", "784-64-10", "threads", "1", "epochs", "1",
+                                         "shift", "1", "weight-decay", "1e-3", NULL};
+    ep_case("ep-1h --shift 1 --weight-decay 1e-3", "ep-1h", ep_reg, 0);
     sync_mode = EQP_SYNC_GRADS; /* the same runs exchanging updates instead of states */
+    ep_case("grads: ep-1h --shift 1 --weight-decay 1e-3", "ep-1h", ep_reg, 0);
     ep_case("grads: ep-1h random-sign, persistent", "ep-1h", ep_random, 0);
     ep_case("grads: ep symmetric, ce readout, adam, 2 threads", "ep-1h", ep_sym, 0);
     ep_case("grads: ep-2h (odd batch shards, 105 examples)", "ep-2h", ep_2h, 1);
