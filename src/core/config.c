@@ -125,14 +125,23 @@ eqp_status eqp_config_preset(eqp_config *c, const char *name) {
         return EQP_OK;
     }
     if (strcmp(name, "ep-2h") == 0) {
+        /* the paper's 784-500-500-10 and its T = 100, K = 6, trained as measured best: a ce
+         * readout of the top hidden layer, symmetric nudging at beta 1, rates 0.4/0.1/0.05 x 0.9
+         * per epoch, each training image shifted by up to one pixel; 1.69% test error after
+         * 25 epochs (docs/RESULTS.md). The paper's own recipe, `--readout mse --nudge positive
+         * --beta 2 --lr 0.8,0.2,0.02 --lr-decay 1 --shift 0 --epochs 60` (the published code's
+         * beta 1, lr 0.4/0.1/0.01 under its cost without 1/2), stayed above 2.5%. */
         static const size_t sizes[] = {784, 500, 500, 10};
-        static const float lr[] = {0.8f, 0.2f, 0.02f};
+        static const float lr[] = {0.4f, 0.1f, 0.05f};
         set_layers(&d, 4, sizes, lr);
-        d.beta = 2.0f;
-        d.nudge = EQP_NUDGE_POSITIVE; /* measured: at beta 2 a random sign stalls at ~13% */
+        d.readout = 1;
+        d.nudge = EQP_NUDGE_SYMMETRIC;
+        d.beta = 1.0f;
+        d.lr_decay = 0.9f;
+        d.shift = 1;
         d.free_steps = 100;
         d.nudge_steps = 6;
-        d.epochs = 60;
+        d.epochs = 25;
         d.eval_steps = 200;
         *c = d;
         return EQP_OK;
