@@ -78,9 +78,27 @@ static double ng_uniform(ng_in *in) {
     return (double)(x >> 11) * (1.0 / 9007199254740992.0);
 }
 
-static const double ng_special[] = {0.0,  1.0,   -1.0, 0.5,     2.0,     1e-3,     1e-4,
-                                    0.02, -1e-3, 1e-9, 1e6,     1e30,    3e38,     1e300,
-                                    (double)NAN, (double)INFINITY, -(double)INFINITY, 5e-324, -0.0, 1e-45, 65536.0};
+static const double ng_special[] = {0.0,
+                                    1.0,
+                                    -1.0,
+                                    0.5,
+                                    2.0,
+                                    1e-3,
+                                    1e-4,
+                                    0.02,
+                                    -1e-3,
+                                    1e-9,
+                                    1e6,
+                                    1e30,
+                                    3e38,
+                                    1e300,
+                                    (double)NAN,
+                                    (double)INFINITY,
+                                    -(double)INFINITY,
+                                    5e-324,
+                                    -0.0,
+                                    1e-45,
+                                    65536.0};
 #define NG_N_SPECIAL (sizeof ng_special / sizeof ng_special[0])
 
 static double ng_special_pick(ng_in *in) {
@@ -127,8 +145,8 @@ static const char *ng_name(ng_in *in, const char *name, char buf[64], int *extra
 }
 
 /* Write the values v (count prod(dims)) as `name` in loc, with the dtype the input picks. */
-static void ng_put(ng_in *in, hid_t loc, const char *name, int attr, int rank,
-                   const hsize_t *dims, const double *v, size_t count) {
+static void ng_put(ng_in *in, hid_t loc, const char *name, int attr, int rank, const hsize_t *dims,
+                   const double *v, size_t count) {
     hid_t sp = -1, t = -1, d = -1;
     const unsigned dt = ng_perturb(in, 7);
     if (dt == 7)
@@ -153,8 +171,8 @@ static void ng_put(ng_in *in, hid_t loc, const char *name, int attr, int rank,
                     H5Awrite(a, t, buf);
                     H5Aclose(a);
                 }
-            } else if ((d = H5Dcreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT,
-                                       H5P_DEFAULT)) >= 0) {
+            } else if ((d = H5Dcreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) >=
+                       0) {
                 H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
             }
         }
@@ -166,8 +184,11 @@ static void ng_put(ng_in *in, hid_t loc, const char *name, int attr, int rank,
         t = H5Tcreate(H5T_COMPOUND, sizeof(double));
         H5Tinsert(t, "x", 0, H5T_NATIVE_DOUBLE);
     } else {
-        t = H5Tcopy(dt == 1 ? H5T_IEEE_F64LE : dt == 2 ? H5T_STD_I32LE : dt == 3 ? H5T_STD_U8LE
-                    : dt == 4 ? H5T_IEEE_F64BE : H5T_IEEE_F32LE);
+        t = H5Tcopy(dt == 1   ? H5T_IEEE_F64LE
+                    : dt == 2 ? H5T_STD_I32LE
+                    : dt == 3 ? H5T_STD_U8LE
+                    : dt == 4 ? H5T_IEEE_F64BE
+                              : H5T_IEEE_F32LE);
     }
     if (t < 0) {
         ng_close_all(d, sp, t);
@@ -251,8 +272,8 @@ static void ng_num(ng_in *in, hid_t loc, const char *field, int kind, double dfl
     }
     size_t count = 1;
     for (int i = 0; i < r; i++)
-        count = dims[i] && count > NG_MAX_FIELD / dims[i] ? NG_MAX_FIELD + 1
-                                                          : count * (size_t)dims[i];
+        count =
+            dims[i] && count > NG_MAX_FIELD / dims[i] ? NG_MAX_FIELD + 1 : count * (size_t)dims[i];
     if (count > NG_MAX_FIELD || count > in->budget) { /* back to the plain shape, if it fits */
         r = rank;
         count = 1;
@@ -274,8 +295,10 @@ static void ng_num(ng_in *in, hid_t loc, const char *field, int kind, double dfl
     if (mode == 3)
         in->rng ^= (uint64_t)ng_byte(in) << 32 | 1u;
     for (size_t i = 0; i < count; i++)
-        v[i] = mode == 1 ? sp : mode == 3 ? sp * (ng_uniform(in) - 0.5)
-               : mode == 4 ? -ng_plain(in, kind, dflt) : ng_plain(in, kind, dflt);
+        v[i] = mode == 1   ? sp
+               : mode == 3 ? sp * (ng_uniform(in) - 0.5)
+               : mode == 4 ? -ng_plain(in, kind, dflt)
+                           : ng_plain(in, kind, dflt);
     if (mode == 2 && count)
         v[ng_pick(in, 256) % count] = sp;
     ng_put(in, loc, name, attr, r, dims, v, count);
@@ -357,8 +380,9 @@ static void ng_strs_as(ng_in *in, hid_t loc, const char *name, int attr, const c
         else if (enc == 5 && w > 1)
             w--; /* one byte short: truncated */
         H5Tset_size(t, w);
-        H5Tset_strpad(t, enc == 2 ? H5T_STR_NULLTERM : enc == 3 ? H5T_STR_SPACEPAD
-                         : H5T_STR_NULLPAD);
+        H5Tset_strpad(t, enc == 2   ? H5T_STR_NULLTERM
+                         : enc == 3 ? H5T_STR_SPACEPAD
+                                    : H5T_STR_NULLPAD);
         char *b = malloc(count * w + 1);
         if (b) {
             memset(b, enc == 3 ? ' ' : '\0', count * w + 1);
@@ -407,11 +431,14 @@ static void ng_strs(ng_in *in, hid_t loc, const char *field, const char *const *
         ng_strs_as(in, loc, "extra_field", 0, s, n, rank);
 }
 
-static const char *const ng_types[] = {
-    "Input",   "Output",       "Affine",       "Linear",   "LIF",       "CubaLIF",
-    "IF",      "LI",           "I",            "Conv2d",   "Flatten",   "SumPool2d",
-    "AvgPool2d", "SumPooling2d", "AvgPooling2d", "NIRGraph", "Scale",     "Threshold",
-    "Delay",   "CubaLI",       "Conv1d",       "",         "lif",       "affine"};
+static const char *const ng_types[] = {"Input",     "Output",       "Affine",
+                                       "Linear",    "LIF",          "CubaLIF",
+                                       "IF",        "LI",           "I",
+                                       "Conv2d",    "Flatten",      "SumPool2d",
+                                       "AvgPool2d", "SumPooling2d", "AvgPooling2d",
+                                       "NIRGraph",  "Scale",        "Threshold",
+                                       "Delay",     "CubaLI",       "Conv1d",
+                                       "",          "lif",          "affine"};
 #define NG_N_TYPES (sizeof ng_types / sizeof ng_types[0])
 
 static void ng_type(ng_in *in, hid_t nd, const char *type) {
@@ -478,8 +505,8 @@ static hid_t ng_node(ng_in *in, ng_graph *g, const char *base, char *out) {
         snprintf(out, NG_NAME, "%s%d_%0*d", base, g->n_nodes, 150 + (int)ng_pick(in, 40), 0);
         break;
     case 3: /* the name of an earlier node: H5Gcreate fails, the node is not there */
-        snprintf(out, NG_NAME, "%s", g->n_nodes ? g->name[ng_pick(in, (unsigned)g->n_nodes)]
-                                                : base);
+        snprintf(out, NG_NAME, "%s",
+                 g->n_nodes ? g->name[ng_pick(in, (unsigned)g->n_nodes)] : base);
         break;
     default:
         snprintf(out, NG_NAME, "%s%d", base, g->n_nodes);
@@ -817,8 +844,8 @@ static void ng_graph_body(ng_in *in, hid_t grp, int depth, ng_shape *sh) {
     free(g);
 }
 
-static const char *const ng_texts[] = {"steps=8", "steps=0", "encoder=rows", "bogus=1",
-                                       "lr=nan", "steps=100000000", "reset=subtract", ""};
+static const char *const ng_texts[] = {"steps=8", "steps=0",         "encoder=rows",   "bogus=1",
+                                       "lr=nan",  "steps=100000000", "reset=subtract", ""};
 
 /* The file at path from the input; 0 if it was written. */
 static int ng_build(ng_in *in, const char *path) {
