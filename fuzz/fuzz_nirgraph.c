@@ -159,11 +159,11 @@ static void ng_put(ng_in *in, hid_t loc, const char *name, int attr, int rank, c
         return;
     if (dt == 5) { /* strings where numbers belong */
         t = H5Tcopy(H5T_C_S1);
-        H5Tset_size(t, 8);
-        char *buf = calloc(count ? count : 1, 8);
+        H5Tset_size(t, 16);
+        char *buf = calloc(count ? count : 1, 16);
         if (buf)
             for (size_t i = 0; i < count; i++)
-                snprintf(buf + 8 * i, 8, "%g", v[i]);
+                snprintf(buf + 16 * i, 16, "%.6g", v[i]); /* at most 13 bytes and a NUL */
         if (buf) {
             if (attr) {
                 hid_t a = H5Acreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
@@ -485,11 +485,18 @@ typedef struct ng_graph {
     int depth;
 } ng_graph;
 
+/* a may lie inside g (an earlier node's name): copied with memmove, not snprintf */
+static void ng_copy(char *dst, const char *src) {
+    const size_t l = strnlen(src, NG_NAME - 1);
+    memmove(dst, src, l);
+    dst[l] = '\0';
+}
+
 static void ng_edge(ng_graph *g, const char *a, const char *b) {
     if (g->n_edges >= NG_MAX_EDGES)
         return;
-    snprintf(g->edge[g->n_edges][0], NG_NAME, "%s", a);
-    snprintf(g->edge[g->n_edges][1], NG_NAME, "%s", b);
+    ng_copy(g->edge[g->n_edges][0], a);
+    ng_copy(g->edge[g->n_edges][1], b);
     g->n_edges++;
 }
 

@@ -319,20 +319,20 @@ static void errors(void) {
         CHECK(0, "export: %s", eqp_last_error());
     }
     if (a && eqp_nir_export(path, a, NULL) == EQP_OK) {
-        hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+        hid_t hf = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
         hsize_t one = 1;
         hid_t sp = H5Screate_simple(1, &one, NULL);
-        hid_t d = f >= 0 ? H5Dcreate2(f, "/node/nodes/rec1/nodes/w_rec/bias", H5T_IEEE_F32LE,
-                                      sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)
-                         : -1;
+        hid_t d = hf >= 0 ? H5Dcreate2(hf, "/node/nodes/rec1/nodes/w_rec/bias", H5T_IEEE_F32LE,
+                                       sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)
+                          : -1;
         const float b = 0.5f;
         CHECK(d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, &b) >= 0,
               "add a 1-value bias to the recurrent Linear rec1.w_rec");
         if (d >= 0)
             H5Dclose(d);
         H5Sclose(sp);
-        if (f >= 0)
-            H5Fclose(f);
+        if (hf >= 0)
+            H5Fclose(hf);
         st = eqp_nir_import(path, NULL, &n, NULL);
         CHECK(st == EQP_ESHAPE && !n &&
                   strstr(eqp_last_error(),
