@@ -103,7 +103,7 @@ bench: all $(BENCH_BIN)
 # Fuzzing (clang + libFuzzer, Debian's clang-14 and libclang-rt-14-dev): every file reader
 # runs FUZZ_SECONDS on its seed corpus (fuzz/corpus/NAME) plus what it finds (build-fuzz/).
 FUZZ_SECONDS ?= 60
-FUZZ_NAMES   := idx checkpoint config snnfile bpfile nir snnconfig
+FUZZ_NAMES   := idx checkpoint config snnfile bpfile nir nirgraph snnconfig
 FUZZ_FLAGS    = -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc/core $(HDF5_CFLAGS)
 build-fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(LIB_SRC)

@@ -7,7 +7,8 @@
  *     strings, no v_reset, "same" padding, SumPool2d, a nested recurrent graph, no eqprop
  *     metadata), imports with the parameters its generator's closed form predicts and runs;
  *   - errors: missing file, not HDF5, an unsupported node type, a shape mismatch along an edge,
- *     tau < dt under forward Euler, and networks NIR cannot express (alif, max pooling). */
+ *     tau < dt under forward Euler, a Linear with a bad 'bias' (synapse or recurrent weight),
+ *     and networks NIR cannot express (alif, max pooling). */
 #include <hdf5.h>
 #include <math.h>
 #include <string.h>
@@ -300,6 +301,43 @@ static void errors(void) {
         CHECK(st == EQP_ESHAPE && strstr(eqp_last_error(), "edge 'neuron1' -> 'fc2'") &&
                   strstr(eqp_last_error(), "16"),
               "shape mismatch: %s", eqp_last_error());
+    }
+    eqp_snn_free(a);
+    /* regression (fuzz_nirgraph): a 'bias' on a Linear node (NIR's Linear has none) was read
+     * unchecked, past the end of a short one and through NULL for strings */
+    static const char *const rec[] = {"sizes", "784-16r-10", "steps", "4", NULL};
+    a = make_net(rec, 3);
+    if (a && eqp_nir_export(path, a, NULL) == EQP_OK) {
+        CHECK(replace(path, "/node/nodes/fc1/type", "Linear", 0, 0) == 0 &&
+                  replace(path, "/node/nodes/fc1/bias", "x", 0, 0) == 0,
+              "rewrite fc1 as a Linear with a string bias");
+        st = eqp_nir_import(path, NULL, &n, NULL);
+        CHECK(st == EQP_ESHAPE && !n &&
+                  strstr(eqp_last_error(), "node 'fc1' (Linear): field 'bias' must hold 16"),
+              "Linear with a string bias: %s", eqp_last_error());
+    } else {
+        CHECK(0, "export: %s", eqp_last_error());
+    }
+    if (a && eqp_nir_export(path, a, NULL) == EQP_OK) {
+        hid_t hf = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+        hsize_t one = 1;
+        hid_t sp = H5Screate_simple(1, &one, NULL);
+        hid_t d = hf >= 0 ? H5Dcreate2(hf, "/node/nodes/rec1/nodes/w_rec/bias", H5T_IEEE_F32LE,
+                                       sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)
+                          : -1;
+        const float b = 0.5f;
+        CHECK(d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, &b) >= 0,
+              "add a 1-value bias to the recurrent Linear rec1.w_rec");
+        if (d >= 0)
+            H5Dclose(d);
+        H5Sclose(sp);
+        if (hf >= 0)
+            H5Fclose(hf);
+        st = eqp_nir_import(path, NULL, &n, NULL);
+        CHECK(st == EQP_ESHAPE && !n &&
+                  strstr(eqp_last_error(),
+                         "node 'rec1.w_rec' (Linear): field 'bias' must hold 16"),
+              "recurrent Linear with a short bias: %s", eqp_last_error());
     }
     eqp_snn_free(a);
     static const char *const alif[] = {"sizes", "784-16-10", "neuron", "alif", NULL};

@@ -770,12 +770,11 @@ static eqp_status parse_synapse(const ngraph *g, int from, int s, ilayer *ly, in
         return eqp_fail(EQP_EINVAL, "%s: node '%s': a weight with no output", g->path, nd->name);
     ly->n = wt->dims[0];
     ly->n_in = n;
-    if (is_type(nd, "Affine")) {
-        const nfield *b = nget(nd, "bias");
-        if (!b || b->is_str || b->n != ly->n)
-            return eqp_fail(EQP_ESHAPE, "%s: node '%s' (Affine): field 'bias' must hold %zu "
-                            "values", g->path, nd->name, ly->n);
-    }
+    /* NIR's Linear has no bias; one there is read (fill_params adds it), so it is checked too */
+    const nfield *b = nget(nd, "bias");
+    if ((b || is_type(nd, "Affine")) && (!b || b->is_str || b->n != ly->n))
+        return eqp_fail(EQP_ESHAPE, "%s: node '%s' (%s): field 'bias' must hold %zu values",
+                        g->path, nd->name, nd->type, ly->n);
     return EQP_OK;
 }
 
@@ -1000,13 +999,13 @@ static eqp_status walk(const ngraph *g, ichain *ch) {
                     st = edge_error(g, nu, ly->rec, msg);
                     break;
                 }
-                if (is_type(&g->node[ly->rec], "Affine")) {
-                    const nfield *rb = nget(&g->node[ly->rec], "bias");
-                    if (!rb || rb->is_str || rb->n != ly->n) {
-                        st = eqp_fail(EQP_ESHAPE, "%s: node '%s' (Affine): field 'bias' must "
-                                      "hold %zu values", g->path, g->node[ly->rec].name, ly->n);
-                        break;
-                    }
+                const nfield *rb = nget(&g->node[ly->rec], "bias");
+                if ((rb || is_type(&g->node[ly->rec], "Affine")) &&
+                    (!rb || rb->is_str || rb->n != ly->n)) {
+                    st = eqp_fail(EQP_ESHAPE, "%s: node '%s' (%s): field 'bias' must hold %zu "
+                                  "values", g->path, g->node[ly->rec].name,
+                                  g->node[ly->rec].type, ly->n);
+                    break;
                 }
                 seen[ly->rec] = 1;
             }
