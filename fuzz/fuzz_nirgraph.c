@@ -22,8 +22,8 @@
  *   - edges: the chain's, plus dropped, duplicated, reversed (cycles), self-loops, dangling,
  *     into a nested graph's inner names; written N x 2, flat, N x 3, or zero rows;
  *   - extras: unconnected nodes, a dataset or a soft link where a node group belongs, more
- *     than 512 nodes, /node/metadata (eqprop_dt, eqprop_decay_map, eqprop_reset,
- *     eqprop_config), import options (dt, decay map, --set text).
+ *     than 512 nodes (hard links to one group), /node/metadata (eqprop_dt,
+ *     eqprop_decay_map, eqprop_reset, eqprop_config), import options (dt, decay map, --set).
  * The invariant is fuzz_nir.c's: EQP_OK, or an error with a message and no network; a graph
  * that imports runs on two blank examples (bounded sizes) and survives export + re-import.
  * Every allocation is bounded: at most NG_BUDGET values in the file (8 MB as the reader's
@@ -784,17 +784,13 @@ static void ng_graph_body(ng_in *in, hid_t grp, int depth, ng_shape *sh) {
         case 3: /* a soft link */
             H5Lcreate_soft("/node", g->nodes, "link", H5P_DEFAULT, H5P_DEFAULT);
             break;
-        case 4: /* more than 512 nodes (rarely: each is a group) */
-            if (ng_pick(in, 16) == 0)
+        case 4: /* more than 512 nodes: hard links to the first node's group (520 groups of
+                 * their own took libhdf5 over the 10 s timeout on a loaded machine) */
+            if (ng_pick(in, 4) == 0 && g->n_nodes > 0)
                 for (int k = 0; k < 520; k++) {
                     char b[32];
                     snprintf(b, sizeof b, "many%d", k);
-                    hid_t u = H5Gcreate2(g->nodes, b, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-                    if (u >= 0) {
-                        const char *t = "Input";
-                        ng_strs_as(in, u, "type", 0, &t, 1, 0);
-                        H5Gclose(u);
-                    }
+                    H5Lcreate_hard(g->nodes, g->name[0], g->nodes, b, H5P_DEFAULT, H5P_DEFAULT);
                 }
             break;
         default:
