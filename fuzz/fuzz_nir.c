@@ -9,6 +9,7 @@
 
 #include "eqprop/nir.h"
 #include "eqprop/snn.h"
+#include "fuzz_nir_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -23,33 +24,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fclose(f);
     eqp_snn *n = NULL;
     eqp_status st = eqp_nir_import(path, NULL, &n, NULL);
-    if (st != EQP_OK) {
-        if (n || eqp_last_error()[0] == '\0')
-            abort();
-        return 0;
-    }
-    const eqp_snn_config *c = eqp_snn_get_config(n);
-    const size_t dim = c->sizes[0];
-    if (dim <= 4096 && eqp_snn_n_params(n) <= (1u << 20) && c->steps <= 64 &&
-        strcmp(c->encoder, "rows") != 0) {
-        eqp_dataset d = {2, 1, dim, dim, 1, calloc(2 * dim, sizeof(float)), calloc(2, 1)};
-        double err;
-        if (d.x && d.y && eqp_snn_evaluate(n, &d, 1, &err, NULL) != EQP_OK &&
-            eqp_last_error()[0] == '\0')
-            abort();
-        free(d.x);
-        free(d.y);
-    }
-    /* what was read must write; what eqprop writes must read (unless NIR cannot hold it) */
-    if (eqp_nir_export(back, n, NULL) == EQP_OK) {
-        eqp_snn *m = NULL;
-        if (eqp_nir_import(back, NULL, &m, NULL) != EQP_OK)
-            abort();
-        if (eqp_snn_n_params(m) != eqp_snn_n_params(n))
-            abort();
-        eqp_snn_free(m);
-        remove(back);
-    }
-    eqp_snn_free(n);
+    fuzz_nir_check(st, n, back);
     return 0;
 }
