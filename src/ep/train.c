@@ -48,8 +48,8 @@ eqp_status eqp_trainer_create(eqp_model *m, const eqp_config *c, const eqp_datas
     if (train->n > UINT32_MAX)
         return eqp_fail(EQP_EINVAL, "train: %zu examples, at most %u supported", train->n,
                         UINT32_MAX);
-    if (c->shift > 0 && (c->generative || train->rows * train->cols != train->dim ||
-                         train->rows == 0))
+    if (c->shift > 0 &&
+        (c->generative || train->rows * train->cols != train->dim || train->rows == 0))
         return eqp_fail(EQP_EINVAL,
                         "shift: needs images as inputs (rows x cols = inputs, not generative), "
                         "got %zu x %zu for %zu inputs",
@@ -504,10 +504,10 @@ static void epoch_thread(void *arg, int tid, int nt) {
                     const size_t lo = off + sz * (size_t)tid / (size_t)nt;
                     const size_t hi = off + sz * (size_t)(tid + 1) / (size_t)nt;
                     const int ro = c->readout && off == m->ro_W;
-                    const float f = c->weight_decay > 0 && is_weight_block(bk)
-                                        ? 1.0f - t->lr_now[ro ? c->n_lr - 1 : bk->group] *
-                                                     c->weight_decay
-                                        : 1.0f;
+                    const float f =
+                        c->weight_decay > 0 && is_weight_block(bk)
+                            ? 1.0f - t->lr_now[ro ? c->n_lr - 1 : bk->group] * c->weight_decay
+                            : 1.0f;
                     for (size_t i = lo; i < hi; i++)
                         m->params[i] = f * m->params[i] + t->dbuf[i];
                     memset(t->dbuf + lo, 0, (hi - lo) * sizeof(float));
@@ -815,6 +815,34 @@ static void eval_thread(void *arg, int tid, int nt) {
     j->cost[tid] = cost;
 }
 
+/* What both evaluations check and share: a non-empty set, steps >= 1, 1..256 threads; then
+ * one workspace of EVAL_CHUNK rows per thread, made before and freed after fn runs on them
+ * (the job holds ws). */
+static eqp_status eval_args(const eqp_dataset *d, int steps, int *threads) {
+    if (d->n == 0)
+        return eqp_fail(EQP_EINVAL, "eval: the dataset is empty");
+    if (steps < 1)
+        return eqp_fail(EQP_EINVAL, "eval-steps: expected >= 1, got %d", steps);
+    *threads = *threads < 1 ? 1 : *threads > 256 ? 256 : *threads;
+    return EQP_OK;
+}
+
+static eqp_status eval_run(const eqp_model *m, int threads, eqp_workspace **ws,
+                           void (*fn)(void *, int, int), void *job) {
+    eqp_status st = EQP_OK;
+    for (int i = 0; i < threads && !st; i++)
+        st = eqp_workspace_create(m, EVAL_CHUNK, &ws[i]);
+    if (!st) {
+        eqp_blas_single_thread();
+        st = eqp_parallel_run(threads, fn, job);
+    }
+    for (int i = 0; i < threads; i++) {
+        eqp_workspace_free(ws[i]);
+        ws[i] = NULL;
+    }
+    return st;
+}
+
 typedef struct {
     const eqp_model *m;
     const eqp_dataset *d;
@@ -867,14 +895,9 @@ eqp_status eqp_evaluate_generative(const eqp_model *m, const eqp_dataset *d, int
                         "eval: generative: data has %zu values per example, the output layer "
                         "%zu units",
                         d->dim, m->n_out);
-    if (d->n == 0)
-        return eqp_fail(EQP_EINVAL, "eval: the dataset is empty");
-    if (steps < 1)
-        return eqp_fail(EQP_EINVAL, "eval-steps: expected >= 1, got %d", steps);
-    if (threads < 1)
-        threads = 1;
-    if (threads > 256)
-        threads = 256;
+    eqp_status st = eval_args(d, steps, &threads);
+    if (st)
+        return st;
     const int inpaint = mse && observed < m->n_out;
     float *ones = eqp_alloc(EVAL_CHUNK, m->n_in * sizeof(float));
     float *mask = inpaint ? eqp_calloc(m->n_out, sizeof(float)) : NULL;
@@ -889,17 +912,10 @@ eqp_status eqp_evaluate_generative(const eqp_model *m, const eqp_dataset *d, int
         mask[k] = 1.0f;
     eqp_workspace *ws[256] = {0};
     double E[256] = {0}, sq[256] = {0};
-    eqp_status st = EQP_OK;
-    for (int i = 0; i < threads && !st; i++)
-        st = eqp_workspace_create(m, EVAL_CHUNK, &ws[i]);
-    if (!st) {
-        eqp_blas_single_thread();
-        gen_job j = {m, d, steps, observed, ws, ones, mask, E, sq};
-        st = eqp_parallel_run(threads, gen_thread, &j);
-    }
+    gen_job j = {m, d, steps, observed, ws, ones, mask, E, sq};
+    st = eval_run(m, threads, ws, gen_thread, &j);
     double e = 0.0, q = 0.0;
     for (int i = 0; i < threads; i++) {
-        eqp_workspace_free(ws[i]);
         e += E[i];
         q += sq[i];
     }
@@ -921,29 +937,17 @@ eqp_status eqp_evaluate(const eqp_model *m, const eqp_dataset *d, int steps, int
     if (d->dim != m->n_in)
         return eqp_fail(EQP_ESHAPE, "eval: data has %zu inputs per example, model expects %zu",
                         d->dim, m->n_in);
-    if (d->n == 0)
-        return eqp_fail(EQP_EINVAL, "eval: the dataset is empty");
-    if (steps < 1)
-        return eqp_fail(EQP_EINVAL, "eval-steps: expected >= 1, got %d", steps);
-    if (threads < 1)
-        threads = 1;
+    eqp_status st = eval_args(d, steps, &threads);
+    if (st)
+        return st;
     eqp_workspace *ws[256] = {0};
     size_t err[256] = {0};
     double cs[256] = {0};
-    if (threads > 256)
-        threads = 256;
-    eqp_status st = EQP_OK;
-    for (int i = 0; i < threads && !st; i++)
-        st = eqp_workspace_create(m, EVAL_CHUNK, &ws[i]);
-    if (!st) {
-        eqp_blas_single_thread();
-        eval_job j = {m, d, steps, ws, err, cs};
-        st = eqp_parallel_run(threads, eval_thread, &j);
-    }
+    eval_job j = {m, d, steps, ws, err, cs};
+    st = eval_run(m, threads, ws, eval_thread, &j);
     size_t e = 0;
     double c = 0.0;
     for (int i = 0; i < threads; i++) {
-        eqp_workspace_free(ws[i]);
         e += err[i];
         c += cs[i];
     }
