@@ -667,7 +667,7 @@ static void test_diverge(void) {
            "epoch 1, mini-batch 1:", NULL);
     rc = run("train", "--data", SAMPLE, "--train-limit", "200", "--test-limit", "50", "--sizes",
              "784-20-10", "--epochs", "1", "--quiet", "--optim", "adam", "--lr", "3e38,3e38",
-             "--on-diverge", "reduce-lr", "--diverge-retries", "200", NULL);
+             "--on-diverge", "reduce-lr", "--diverge-retries", "200", "--save", lg, NULL);
     expect(rc, 0, 0, "reduce-lr retries until the run goes through",
            "--on-diverge reduce-lr: retrying with the learning rates halved (1.5e+38,1.5e+38)",
            NULL);
