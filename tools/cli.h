@@ -76,6 +76,8 @@ int cmd_export(int argc, char **argv);
 int cmd_eval_nir(int argc, char **argv);
 int cli_wants_nir(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
+/* eqprop delay-sweep (cmd_delay.c): the stability boundary of delayed coupling. */
+int cmd_delay_sweep(int argc, char **argv);
 
 /* Backprop (cmd_train_bp.c): chosen by cmd_train for --learner bp, bp-* presets and bp
  * checkpoints, and by cmd_eval for bp network files. */

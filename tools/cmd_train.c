@@ -24,7 +24,7 @@ static const cli_opt opts[] = {
      "--preset snn-mlp --help; bp-mlp | bp-cnn: see --learner bp --help [ep-1h]"},
     {"model", 1,
      "energy model: layered | pc (linear predictive coding) | pcn (nonlinear) | conv (set by "
-     "--arch) | spiking | adapt | adapt-glif | dale [preset]"},
+     "--arch) | spiking | adapt | adapt-glif | dale | delay [preset]"},
     {"act", 1, "pcn: activation of the hidden predictions, linear|tanh|sigmoid|relu|gelu [tanh]"},
     {"generative", 1,
      "yes|no: a generative model of the data (unsupervised predictive coding): the input is "

@@ -15,7 +15,10 @@ static void usage(FILE *f) {
                "  hopfield associative recall of a classical or modern Hopfield memory\n"
                "  sep-sequence  windowed spiking EP on a sequence task\n"
                "  export   write a spiking network as a NIR graph (--nir FILE)\n"
-               "  plot     SVG plots: learning curves, spike rasters, gradcheck scatter\n"
+               "  plot     SVG plots: learning curves, spike rasters, gradcheck scatter,\n"
+               "           the delay sweep\n"
+               "  delay-sweep  where delayed coupling destabilises the fixed point: the\n"
+               "           eigenvalue prediction, the relaxation, EP and BPTT gradients\n"
                "  sweep    independent training runs over a grid of settings, one table\n"
                "           (over MPI rank groups in a `make MPI=1` build)\n\n"
                "'eqprop <command> --help' lists each command's options.\n");
@@ -55,6 +58,8 @@ int main(int argc, char **argv) {
         return cmd_export(argc - 1, argv + 1);
     if (strcmp(c, "plot") == 0)
         return cmd_plot(argc - 1, argv + 1);
+    if (strcmp(c, "delay-sweep") == 0)
+        return cmd_delay_sweep(argc - 1, argv + 1);
     fprintf(stderr, "eqprop: unknown command '%s'\n", c);
     usage(stderr);
     return EXIT_USAGE;

@@ -45,10 +45,28 @@ eqp_status eqp_set_target(const eqp_model *m, eqp_workspace *w, const float *tar
 
 /* Relax the B clamped rows: up to `steps` iterations of
  *     s <- project(s - eps (dE/ds + beta dC/ds)).
- * If tol > 0, stop as soon as max |s_new - s| < tol. *done gets the steps taken and
+ * If tol > 0, stop as soon as max |s_new - s| < tol (with delayed coupling of up to D steps:
+ * for D + 1 steps in a row, so that the delayed inputs have settled too). *done gets the
+ * steps taken and
  * *residual the last max |s_new - s| (either may be NULL). Never allocates. */
 void eqp_relax(const eqp_model *m, eqp_workspace *w, size_t B, float beta, int steps, float eps,
                float tol, int *done, double *residual);
+
+/* The oscillation of a relaxation that does not settle (eqp_relax_oscillation). */
+typedef struct eqp_oscillation {
+    double amplitude;  /* the largest peak-to-peak swing of any state entry */
+    double period;     /* that entry's mean period, in steps (0: fewer than 2 crossings) */
+    int crossings;     /* its upward crossings of its midline in the second window */
+    size_t row, unit;  /* which entry: batch row and state unit */
+} eqp_oscillation;
+
+/* Continue the last eqp_relax of these B rows (same beta, eps; a delayed model keeps its
+ * history) for 2 windows of `window` steps and measure how the state still moves: the entry
+ * with the widest swing over the first window, and its period from the upward crossings of
+ * its midline over the second. A settled state gives amplitude ~ 0; a drift gives a period
+ * of 0. Changes the state; never allocates. */
+void eqp_relax_oscillation(const eqp_model *m, eqp_workspace *w, size_t B, float beta, int window,
+                           float eps, eqp_oscillation *o);
 
 /* As eqp_relax with beta = 0, but the output units are set to the targets and held there
  * (the clamped phase of predictive coding and of contrastive Hebbian learning; the limit

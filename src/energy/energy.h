@@ -62,7 +62,18 @@ typedef struct eqp_energy_ops {
     /* Keep the parameters in their domain after an update (sign constraints of Dale's law),
      * for the same disjoint share `part` of `nparts` that accum_grad_params writes. */
     void (*project_params)(eqp_model *m, int part, int nparts);
+    /* Delayed coupling (src/energy/delay.c): g <- the force at s when each projection kind p
+     * (EQP_PROJ_FF feed-forward, EQP_PROJ_FB feedback, EQP_PROJ_LAT lateral) reads its
+     * presynaptic rates from pre[p] = s(t - m->delay[p]) (B rows each, like s). With every
+     * pre[p] == s it must equal grad_state. relax() (src/ep/relax.c) keeps the history in
+     * the workspace and calls this instead of grad_state when the model's delays are not all
+     * zero; the fixed points, the energy and dE/dtheta are the undelayed model's. */
+    void (*grad_state_delayed)(const eqp_model *m, const float *ctx, const float *s,
+                               const float *const *pre, float *g, float *work, size_t B);
 } eqp_energy_ops;
+
+/* Projection kinds of delayed coupling (eqp_model.delay). */
+enum { EQP_PROJ_FF, EQP_PROJ_FB, EQP_PROJ_LAT, EQP_NPROJ };
 
 /* The cost table: the nudging cost C(s, d) that the relaxation, the EP estimate, the trainer,
  * the evaluation and the gradient checks see (src/ep/relax.c). d is the (B, n_out) target
@@ -129,14 +140,20 @@ struct eqp_model {
     const eqp_cost_ops *cost; /* set by init, or by eqp_model_create from cfg.readout */
     /* model-specific constants parsed from cfg.bio at init (src/energy/bio.c) */
     double hyper[16];
+    /* delayed coupling (grad_state_delayed): delay of each projection kind, in relaxation
+     * steps; all 0 for an instantaneous model */
+    int delay[EQP_NPROJ];
 };
+
+/* The largest of m->delay (0: no delayed coupling). */
+int eqp_model_max_delay(const eqp_model *m);
 
 extern const eqp_energy_ops eqp_layered_ops;
 extern const eqp_energy_ops eqp_pc_ops;
 extern const eqp_energy_ops eqp_pcn_ops;
 extern const eqp_energy_ops eqp_conv_ops;
 extern const eqp_energy_ops eqp_spiking_ops;
-extern const eqp_energy_ops eqp_adapt_ops, eqp_adapt_glif_ops, eqp_dale_ops;
+extern const eqp_energy_ops eqp_adapt_ops, eqp_adapt_glif_ops, eqp_dale_ops, eqp_delay_ops;
 
 /* The "bio" parameters of a model (cfg.bio: "name=value,name=value"): every name must be one
  * of `names` (n of them), values in [lo[i], hi[i]]; absent ones take def[i]. The message

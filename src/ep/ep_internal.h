@@ -20,6 +20,12 @@ struct eqp_workspace {
     const float *clamp_mask; /* (n_out) eqp_relax_clamped holds only units with mask != 0;
                                 NULL: all (borrowed) */
     int has_target;
+    /* delayed coupling: the last hist_cap + 1 states of the rows being relaxed, a ring of
+     * (hist_cap + 1) slots of (B, N) each (NULL when the model has no delays); hist_head is
+     * the slot of the current state */
+    float *hist;
+    int hist_cap, hist_head;
+    float *osc; /* (2 Bmax N) eqp_relax_oscillation: each entry's minimum and maximum */
 };
 
 #define EP_NSTAT 16
@@ -71,6 +77,7 @@ struct eqp_trainer {
     /* phases that ran to their budget without reaching tol (0 free, 1 nudged), worst residual */
     int *nc_t;
     double *res_t;
+    eqp_oscillation *osc_t; /* how that phase still moved (eqp_relax_oscillation) */
     long *steps_t;             /* (2 per thread) steps used by the free and the nudged phases */
     long steps_sum[2], phases; /* since the epoch (re)started: for the means in the stats */
     float *ro_grad;            /* (n_params) scratch of the ce readout's gradient, or NULL */
@@ -83,6 +90,7 @@ struct eqp_trainer {
     float *grad;
     int nc_batch, nc_phase;
     double nc_res;
+    eqp_oscillation nc_osc;
 };
 
 /* One-hot targets from labels (NULL: keep the current targets). */

@@ -26,7 +26,18 @@ eqp_status eqp_workspace_create(const eqp_model *m, size_t Bmax, eqp_workspace *
     w->s_aux = eqp_alloc(Bmax, m->n_state * sizeof(float));
     w->target = eqp_calloc(Bmax, m->n_out * sizeof(float));
     w->prob = eqp_calloc(Bmax, m->n_out * sizeof(float));
-    if (!w->ctx || !w->s || !w->g || !w->work || !w->s_free || !w->s_aux || !w->target ||
+    w->osc = eqp_alloc(2 * Bmax, m->n_state * sizeof(float));
+    w->hist_cap = eqp_model_max_delay(m);
+    if (w->hist_cap > 0) {
+        size_t slots = (size_t)w->hist_cap + 1, per;
+        if (eqp_mul_size(slots, Bmax, &per) || !(w->hist = eqp_alloc(per, m->n_state * sizeof(float)))) {
+            eqp_workspace_free(w);
+            return eqp_fail(EQP_ENOMEM,
+                            "workspace: cannot allocate the delay history (%zu states of %zu rows)",
+                            slots, Bmax);
+        }
+    }
+    if (!w->osc || !w->ctx || !w->s || !w->g || !w->work || !w->s_free || !w->s_aux || !w->target ||
         !w->prob) {
         eqp_workspace_free(w);
         return eqp_fail(EQP_ENOMEM, "workspace: cannot allocate buffers for %zu rows", Bmax);
@@ -46,6 +57,8 @@ void eqp_workspace_free(eqp_workspace *w) {
     eqp_dealloc(w->s_aux);
     eqp_dealloc(w->target);
     eqp_dealloc(w->prob);
+    eqp_dealloc(w->osc);
+    eqp_dealloc(w->hist);
     free(w);
 }
 
@@ -71,6 +84,11 @@ eqp_status eqp_clamp(const eqp_model *m, eqp_workspace *w, const float *x, const
                      size_t B) {
     if (B > w->Bmax)
         return eqp_fail(EQP_ESHAPE, "clamp: batch of %zu rows, workspace holds %zu", B, w->Bmax);
+    if (eqp_model_max_delay(m) > w->hist_cap)
+        return eqp_fail(EQP_EINVAL,
+                        "clamp: the model's delays reach %d steps, this workspace keeps a history "
+                        "of %d; create a new workspace after changing them",
+                        eqp_model_max_delay(m), w->hist_cap);
     w->x = x;
     m->ops->clamp(m, x, w->ctx, B, 0, 1);
     return eqp_ws_set_labels(w, labels, B);
@@ -264,19 +282,47 @@ void eqp_set_clamp_mask(eqp_workspace *w, const float *mask) {
     w->clamp_mask = mask;
 }
 
+/* The history slot k of the delay ring (B rows of N) */
+static float *hist_slot(const eqp_workspace *w, int k, size_t B) {
+    return w->hist + (size_t)k * B * w->N;
+}
+
+/* The force at s: grad_state, or for delayed coupling grad_state_delayed with each
+ * projection kind reading s(t - delay[p]) from the ring. */
+static void force(const eqp_model *m, eqp_workspace *w, const float *s, float *g, size_t B,
+                  int D) {
+    if (D == 0) {
+        m->ops->grad_state(m, w->ctx, s, g, w->work, B);
+        return;
+    }
+    const float *pre[EQP_NPROJ];
+    for (int p = 0; p < EQP_NPROJ; p++)
+        pre[p] = m->delay[p] == 0 ? s
+                                  : hist_slot(w, (w->hist_head - m->delay[p] + D + 1) % (D + 1), B);
+    m->ops->grad_state_delayed(m, w->ctx, s, pre, g, w->work, B);
+}
+
 /* clamp: the output units are set to the targets and held there (their force is zeroed, so
- * the residual counts only the free units) */
+ * the residual counts only the free units). fresh: a new phase, whose delayed coupling sees
+ * the starting state as its whole past; 0: continue the history of the last call (the same
+ * rows). */
 static void relax(const eqp_model *m, eqp_workspace *w, size_t B, float beta, int clamp, int steps,
-                  float eps, float tol, int *done, double *residual) {
+                  float eps, float tol, int *done, double *residual, int fresh) {
     const size_t n = B * w->N;
     float *s = w->s, *g = w->g;
     const int track = tol > 0.0f || residual != NULL;
+    const int D = eqp_model_max_delay(m) <= w->hist_cap ? eqp_model_max_delay(m) : 0;
     double res = 0.0;
-    int t = 0;
+    int t = 0, calm = 0;
     if (clamp)
         clamp_outputs(m, w, s, B, 1);
+    if (D > 0 && fresh) {
+        for (int k = 0; k <= D; k++)
+            memcpy(hist_slot(w, k, B), s, n * sizeof(float));
+        w->hist_head = 0;
+    }
     while (t < steps) {
-        m->ops->grad_state(m, w->ctx, s, g, w->work, B);
+        force(m, w, s, g, B, D);
         if (beta != 0.0f)
             add_cost_grad(m, w, s, g, B, beta);
         if (clamp)
@@ -300,8 +346,15 @@ static void relax(const eqp_model *m, eqp_workspace *w, size_t B, float beta, in
                 s[i] -= eps * g[i];
             m->ops->project(m, s, B);
         }
+        if (D > 0) {
+            w->hist_head = (w->hist_head + 1) % (D + 1);
+            memcpy(hist_slot(w, w->hist_head, B), s, n * sizeof(float));
+        }
         t++;
-        if (tol > 0.0f && res < (double)tol)
+        /* settled: below tol for D + 1 steps in a row, so that every delayed input has been
+         * seen still as well (with no delays: the first step below tol) */
+        calm = res < (double)tol ? calm + 1 : 0;
+        if (tol > 0.0f && calm > D)
             break;
     }
     if (done)
@@ -310,14 +363,55 @@ static void relax(const eqp_model *m, eqp_workspace *w, size_t B, float beta, in
         *residual = res;
 }
 
+void eqp_relax_oscillation(const eqp_model *m, eqp_workspace *w, size_t B, float beta, int window,
+                           float eps, eqp_oscillation *o) {
+    memset(o, 0, sizeof *o);
+    const size_t n = B * w->N;
+    float *lo = w->osc, *hi = w->osc + n;
+    memcpy(lo, w->s, n * sizeof(float));
+    memcpy(hi, w->s, n * sizeof(float));
+    for (int t = 0; t < window; t++) {
+        relax(m, w, B, beta, 0, 1, eps, 0.0f, NULL, NULL, 0);
+        for (size_t i = 0; i < n; i++) {
+            const float v = w->s[i];
+            lo[i] = v < lo[i] ? v : lo[i];
+            hi[i] = v > hi[i] ? v : hi[i];
+        }
+    }
+    size_t k = 0;
+    for (size_t i = 1; i < n; i++)
+        if (hi[i] - lo[i] > hi[k] - lo[k])
+            k = i;
+    o->amplitude = (double)hi[k] - (double)lo[k];
+    o->row = k / w->N;
+    o->unit = k % w->N;
+    /* the period: upward crossings of that entry's midline over a second window */
+    const float mid = 0.5f * (lo[k] + hi[k]);
+    int first = -1, last = -1, count = 0;
+    float prev = w->s[k];
+    for (int t = 0; t < window; t++) {
+        relax(m, w, B, beta, 0, 1, eps, 0.0f, NULL, NULL, 0);
+        const float v = w->s[k];
+        if (prev < mid && v >= mid) {
+            if (first < 0)
+                first = t;
+            last = t;
+            count++;
+        }
+        prev = v;
+    }
+    o->crossings = count;
+    o->period = count >= 2 ? (double)(last - first) / (double)(count - 1) : 0.0;
+}
+
 void eqp_relax(const eqp_model *m, eqp_workspace *w, size_t B, float beta, int steps, float eps,
                float tol, int *done, double *residual) {
-    relax(m, w, B, beta, 0, steps, eps, tol, done, residual);
+    relax(m, w, B, beta, 0, steps, eps, tol, done, residual, 1);
 }
 
 void eqp_relax_clamped(const eqp_model *m, eqp_workspace *w, size_t B, int steps, float eps,
                        float tol, int *done, double *residual) {
-    relax(m, w, B, 0.0f, 1, steps, eps, tol, done, residual);
+    relax(m, w, B, 0.0f, 1, steps, eps, tol, done, residual, 1);
 }
 
 void eqp_init_state(const eqp_model *m, eqp_workspace *w, size_t B) {

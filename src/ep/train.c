@@ -74,6 +74,7 @@ eqp_status eqp_trainer_create(eqp_model *m, const eqp_config *c, const eqp_datas
     t->bad_t = calloc((size_t)t->nthreads, sizeof *t->bad_t);
     t->nc_t = calloc((size_t)t->nthreads, sizeof *t->nc_t);
     t->res_t = calloc((size_t)t->nthreads, sizeof *t->res_t);
+    t->osc_t = calloc((size_t)t->nthreads, sizeof *t->osc_t);
     t->steps_t = calloc(2 * (size_t)t->nthreads, sizeof *t->steps_t);
     t->perm = eqp_alloc(train->n, sizeof *t->perm);
     t->signs = eqp_alloc(t->n_batches, sizeof *t->signs);
@@ -100,7 +101,7 @@ eqp_status eqp_trainer_create(eqp_model *m, const eqp_config *c, const eqp_datas
             t->ones[i] = 1.0f;
     }
     if (!t->good || !t->labels_b || !t->rows || !t->ws || !t->err_t || !t->cost_t || !t->bad_t ||
-        !t->nc_t || !t->res_t || !t->steps_t || !t->perm || !t->signs)
+        !t->nc_t || !t->res_t || !t->osc_t || !t->steps_t || !t->perm || !t->signs)
         goto fail;
     if (c->persistent) {
         size_t count;
@@ -145,6 +146,7 @@ void eqp_trainer_free(eqp_trainer *t) {
     free(t->bad_t);
     free(t->nc_t);
     free(t->res_t);
+    free(t->osc_t);
     free(t->steps_t);
     eqp_dealloc(t->perm);
     eqp_dealloc(t->signs);
@@ -391,6 +393,9 @@ static void epoch_thread(void *arg, int tid, int nt) {
         if (c->tol > 0 && !(res < (double)c->tol) && !t->nc_t[tid]) {                              \
             t->nc_t[tid] = (k_) + 1;                                                               \
             t->res_t[tid] = res;                                                                   \
+            /* how it still moves, for the report (the batch's update is not applied) */          \
+            eqp_relax_oscillation(m, w, Bt, beta_, (steps_) > 100 ? (steps_) : 100, c->eps,       \
+                                  &t->osc_t[tid]);                                                 \
         }                                                                                          \
     } while (0)
             PHASE(0.0f, c->free_steps, 0);
@@ -583,6 +588,7 @@ static void epoch_thread(void *arg, int tid, int nt) {
                     if (t->nc_t[k] && t->res_t[k] >= t->nc_res) {
                         t->nc_res = t->res_t[k];
                         t->nc_phase = t->nc_t[k];
+                        t->nc_osc = t->osc_t[k];
                     }
                 t->stop = 1;
             } else if (pbad) {
@@ -732,14 +738,25 @@ eqp_status eqp_trainer_run(eqp_trainer *t, size_t max_batches, eqp_epoch_stats *
                         t->epoch + 1, t->bad_batch, what,
                         t->good_mom ? " and the optimiser's state" : "", start_pos + 1);
     }
-    if (t->nc_batch)
+    if (t->nc_batch) {
+        const eqp_oscillation *o = &t->nc_osc;
+        char how[192] = "";
+        if (o->amplitude > 0.0 && o->period > 0.0)
+            snprintf(how, sizeof how,
+                     "; it oscillates: unit %zu of row %zu swings %.3g peak to peak with a period "
+                     "of %.1f steps (%.3g tau)",
+                     o->unit, o->row, o->amplitude, o->period, o->period * (double)t->cfg.eps);
+        else if (o->amplitude > 0.0)
+            snprintf(how, sizeof how, "; it drifts without oscillating (unit %zu of row %zu moves "
+                     "%.3g)", o->unit, o->row, o->amplitude);
         return eqp_fail(EQP_ENOCONVERGE,
                         "epoch %d, mini-batch %d: the %s phase did not settle: max|s_t+1 - s_t| = "
-                        "%g after %d steps, tol %g; that update was not applied (raise "
+                        "%g after %d steps, tol %g%s; that update was not applied (raise "
                         "--%s, or --tol, or lower --eps)",
                         t->epoch + 1, t->nc_batch, t->nc_phase == 1 ? "free" : "nudged", t->nc_res,
                         t->nc_phase == 1 ? t->cfg.free_steps : t->cfg.nudge_steps,
-                        (double)t->cfg.tol, t->nc_phase == 1 ? "free-steps" : "nudge-steps");
+                        (double)t->cfg.tol, how, t->nc_phase == 1 ? "free-steps" : "nudge-steps");
+    }
     if (t->param_batch) {
         describe_bad_params(t->m, what, sizeof what);
         RESTORE_RUN_START();

@@ -14,6 +14,11 @@ static eqp_status setup(const eqp_model *m, eqp_workspace *w, const float *x, co
     if ((!m->ops->hvp_state && !m->ops->hvp_state_ctx) || !m->ops->accum_mixed ||
         !m->ops->project_vjp)
         return eqp_fail(EQP_EINVAL, "verify: model '%s' has no second-order slots", m->ops->name);
+    if (eqp_model_max_delay(m) > 0)
+        return eqp_fail(EQP_EINVAL,
+                        "verify: model '%s' has delayed coupling (up to %d steps); this adjoint "
+                        "assumes instantaneous coupling: use eqp_delay_trajectory (eqprop/bio.h)",
+                        m->ops->name, eqp_model_max_delay(m));
     eqp_status st = eqp_clamp(m, w, x, labels, B);
     if (st)
         return st;
