@@ -1,7 +1,7 @@
 /* Central differences in double for every slot of an energy-model table (the biology
  * models' tests share it): at a state s inside the domain,
  *   grad_state  vs  d E / ds                           (energy)
- *   hvp_state   vs  d (v . F(s)) / ds  = J^T v          (grad_state, F)
+ *   hvp_state   vs  d (v . F(s)) / ds  = J^T v          (grad_state, F; hvp_state_ctx if set)
  *   accum_grad_params(s, NULL) vs dE/dtheta summed over the rows; the contrast (s1, s) =
  *               the difference of two; 3 disjoint parts add up to the whole
  *   accum_mixed vs  d (v . F(s; theta)) / dtheta        (the clamp context recomputed)
@@ -61,8 +61,12 @@ static void bio_fd_check(eqp_model *m, const float *x, float *s, const float *s1
         r->n_grad += fd * fd;
         r->grad_state = fmax(r->grad_state, fabs(fd - (double)g[i]) / (1.0 + fabs(fd)));
     }
-    /* hvp_state vs d(v . F)/ds */
-    m->ops->hvp_state(m, s, v, hv, work, B);
+    /* hvp_state (or hvp_state_ctx, at the clamp context) vs d(v . F)/ds */
+    m->ops->clamp(m, x, ctx, B, 0, 1);
+    if (m->ops->hvp_state_ctx)
+        m->ops->hvp_state_ctx(m, ctx, s, v, hv, work, B);
+    else
+        m->ops->hvp_state(m, s, v, hv, work, B);
     for (size_t i = 0; i < B * N; i++) {
         const float save = s[i], up = save + 1e-2f, dn = save - 1e-2f;
         s[i] = up;

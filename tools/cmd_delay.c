@@ -27,14 +27,14 @@ static const cli_opt opts[] = {
     {"help", 0, "show this help"},
     {"model", 1, "a saved delay model (eqprop train --model delay --save F) [a fresh one]"},
     {"sizes", 1, "a fresh model's layer sizes [20-16-10]"},
-    {"bio", 1, "a fresh model's constants: inh (lateral inhibition kappa) [inh=0.3]"},
+    {"bio", 1, "a fresh model's constants: inh (lateral inhibition kappa) [inh=0.5]"},
     {"eps", 1, "a fresh model's step in units of tau (delays are whole steps of it) [0.1]"},
     {"seed", 1, "the fresh model's weights, the noise inputs and the coordinates [1]"},
     {"data", 1, "inputs: mnist | fashion | DIR (the first --examples test images) [noise]"},
     {"examples", 1, "inputs B [2]"},
     {"proj", 1, "the delayed projections: lat | ff | fb | all [lat]"},
     {"from", 1, "first delay, in tau [0]"},
-    {"to", 1, "last delay, in tau [2]"},
+    {"to", 1, "last delay, in tau [3]"},
     {"step", 1, "delay step, in tau (rounded to whole relaxation steps) [eps]"},
     {"steps", 1, "relaxation budget of a phase and the horizon of the loss and BPTT [2000]"},
     {"tol", 1, "a phase has settled once max|s_t+1 - s_t| < tol [1e-5]"},
@@ -214,9 +214,9 @@ static void json_row(FILE *f, const row *r, double eps) {
 }
 
 int cmd_delay_sweep(int argc, char **argv) {
-    const char *model_path = NULL, *sizes = "20-16-10", *bio = "inh=0.3", *eps_s = "0.1",
+    const char *model_path = NULL, *sizes = "20-16-10", *bio = "inh=0.5", *eps_s = "0.1",
                *data = NULL, *json = NULL, *val;
-    sweep_opts o = {EQP_DELAY_LAT, 0.0, 2.0, -1.0, 1e-5, 0.01, 2000, 2, 100};
+    sweep_opts o = {EQP_DELAY_LAT, 0.0, 3.0, -1.0, 1e-5, 0.01, 2000, 2, 100};
     long seed = 1;
     int check = 0;
     for (int i = 1; i < argc;) {

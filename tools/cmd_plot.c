@@ -4,6 +4,8 @@
  *   raster  a spiking network's spike raster and membrane traces for one example
  *   scatter a gradient check's estimate against the truth, per parameter or direction, from
  *           the CSV of eqprop gradcheck --dump (seed,block,index,truth,estimate)
+ *   delay   a delay sweep (eqprop delay-sweep --json): the leading eigenvalue against the
+ *           delay, what the relaxation did, EP's and BPTT's gradient cosines
  * Files are written to a temporary name and renamed. */
 #include <math.h>
 #include <stdio.h>
@@ -584,11 +586,123 @@ out:
     return rc;
 }
 
+/* The delay sweep (eqprop delay-sweep --json): the leading exponent Re(lambda) against the
+ * delay, each point marked by what a phase near the fixed point did (settled / oscillated),
+ * and below it the cosines of EP and BPTT with finite differences. */
+#define DELAY_MAX 4096
+static int plot_delay(const char *in, const char *out, const char *title) {
+    FILE *f = fopen(in, "r");
+    if (!f) {
+        fprintf(stderr, "eqprop plot: --in: cannot open '%s'\n", in);
+        return EXIT_RUNTIME;
+    }
+    static double d[DELAY_MAX], lam[DELAY_MAX], cep[DELAY_MAX], cbp[DELAY_MAX];
+    static int settled[DELAY_MAX], rest[DELAY_MAX];
+    size_t n = 0;
+    int lineno = 0, rc = EXIT_RUNTIME;
+    double pred = -1, v;
+    char line[4096];
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        if (line[strspn(line, " \t\r\n")] == '\0')
+            continue;
+        if (line[0] != '{') {
+            fprintf(stderr, "eqprop plot: %s line %d: expected a JSON object (eqprop delay-sweep "
+                            "--json)\n", in, lineno);
+            goto out;
+        }
+        if (json_num(line, "summary", &v)) {
+            json_num(line, "predicted", &pred);
+            continue;
+        }
+        double st = 0, rs = 0;
+        if (n == DELAY_MAX || !json_num(line, "delay", &d[n]) ||
+            !json_num(line, "lambda_re", &lam[n]) || !json_num(line, "cos_ep_fd", &cep[n]) ||
+            !json_num(line, "cos_bptt_fd", &cbp[n]) || !json_num(line, "settled", &st)) {
+            fprintf(stderr,
+                    "eqprop plot: %s line %d: expected \"delay\", \"lambda_re\", \"settled\", "
+                    "\"cos_ep_fd\" and \"cos_bptt_fd\" (at most %d rows)\n",
+                    in, lineno, DELAY_MAX);
+            goto out;
+        }
+        json_num(line, "rest_settled", &rs);
+        settled[n] = st > 0.5;
+        rest[n] = rs > 0.5;
+        n++;
+    }
+    if (n == 0) {
+        fprintf(stderr, "eqprop plot: %s: no delays in the sweep\n", in);
+        goto out;
+    }
+    const double ph = 0.55 * PH, gap = 70;
+    axes a = {ML, MT, PW, ph, d[0], d[n - 1], 0, 0}, b = {ML, MT + ph + gap, PW, 0.45 * PH, d[0],
+                                                           d[n - 1], -1.05, 1.05};
+    if (a.xhi <= a.xlo)
+        a.xhi = b.xhi = a.xlo + 1;
+    double lo = 0, hi = 0;
+    for (size_t i = 0; i < n; i++) {
+        lo = fmin(lo, lam[i]);
+        hi = fmax(hi, lam[i]);
+    }
+    const double pad = 0.08 * (hi - lo + 1e-9);
+    a.ylo = lo - pad;
+    a.yhi = hi + pad;
+    svg s;
+    if (svg_open(&s, out, PW + ML + 30, MT + ph + gap + b.h + 60))
+        goto out;
+    draw_axes(s.f, &a, "", "Re(lambda) per tau (leading eigenvalue)",
+              title ? title : "delay sweep: stability of the fixed point");
+    fprintf(s.f,
+            "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\" "
+            "stroke-dasharray=\"4 3\"/>\n",
+            a.x0, ax_y(&a, 0), a.x0 + a.w, ax_y(&a, 0));
+    if (pred >= 0)
+        for (int k = 0; k < 2; k++) {
+            const axes *q = k ? &b : &a;
+            fprintf(s.f,
+                    "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#888\" "
+                    "stroke-dasharray=\"2 3\"/>\n",
+                    ax_x(q, pred), q->y0, ax_x(q, pred), q->y0 + q->h);
+        }
+    polyline(s.f, &a, d, lam, n, "#444");
+    for (size_t i = 0; i < n; i++) {
+        const char *c = settled[i] ? colors[2] : colors[1];
+        fprintf(s.f, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"4\" fill=\"%s\"/>\n",
+                ax_x(&a, d[i]), ax_y(&a, lam[i]), c);
+        if (!rest[i]) /* the phase from rest did not settle either */
+            fprintf(s.f,
+                    "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"7\" fill=\"none\" stroke=\"%s\"/>\n",
+                    ax_x(&a, d[i]), ax_y(&a, lam[i]), colors[3]);
+    }
+    const char *leg[3] = {"near s*: settled", "near s*: oscillates", "from rest: does not settle"};
+    const char *lc[3] = {colors[2], colors[1], colors[3]};
+    for (int k = 0; k < 3; k++)
+        fprintf(s.f,
+                "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\" stroke=\"%s\"/>"
+                "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n",
+                a.x0 + a.w - 200, a.y0 + a.h - 52 + 18 * k, k == 2 ? "none" : lc[k], lc[k],
+                a.x0 + a.w - 188, a.y0 + a.h - 48 + 18 * k, leg[k]);
+    draw_axes(s.f, &b, "delay d (units of tau)", "cosine with FD", "");
+    polyline(s.f, &b, d, cep, n, colors[0]);
+    polyline(s.f, &b, d, cbp, n, colors[1]);
+    const char *bl[2] = {"EP (symmetric nudging)", "BPTT through the delays"};
+    for (int k = 0; k < 2; k++)
+        fprintf(s.f,
+                "<rect x=\"%.1f\" y=\"%.1f\" width=\"14\" height=\"3\" fill=\"%s\"/>"
+                "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n",
+                b.x0 + 12, b.y0 + b.h - 40 + 18 * k, colors[k], b.x0 + 32, b.y0 + b.h - 35 + 18 * k,
+                bl[k]);
+    rc = svg_close(&s, 1) ? EXIT_RUNTIME : 0;
+out:
+    fclose(f);
+    return rc;
+}
+
 static const cli_opt opts[] = {
     {"help", 0, "show this help"},
     {"log", 1, "curve: the JSON-lines log of eqprop train --log"},
     {"title", 1, "curve, scatter: the title [the input file's name]"},
-    {"in", 1, "scatter: the CSV of eqprop gradcheck --dump"},
+    {"in", 1, "scatter: the CSV of eqprop gradcheck --dump; delay: the JSON of eqprop delay-sweep"},
     {"symlog", 0,
      "scatter: symmetric log axes (sign kept, linear below 1e-4 of the largest |value|)"},
     {"model", 1, "raster: a spiking-network model file"},
@@ -605,16 +719,20 @@ int cmd_plot(int argc, char **argv) {
         if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
             printf("usage: eqprop plot curve --log LOG --out X.svg\n"
                    "       eqprop plot raster --model M --index I [--layer L] --out X.svg\n"
-                   "       eqprop plot scatter --in DUMP.csv [--symlog] [--title T] --out X.svg\n\n"
+                   "       eqprop plot scatter --in DUMP.csv [--symlog] [--title T] --out X.svg\n"
+                   "       eqprop plot delay --in SWEEP.jsonl [--title T] --out X.svg\n\n"
                    "Writes an SVG: learning curves (train and test error per epoch) from a\n"
                    "training log (EP or spiking), a spiking network's spike raster and membrane\n"
                    "traces on one test example, or a gradient check's estimate against the\n"
                    "truth (eqprop gradcheck --dump) with y = x, one colour per parameter block\n"
-                   "and the pooled cosine and relative error.\n\n");
+                   "and the pooled cosine and relative error, or a delay sweep's leading\n"
+                   "eigenvalue against the delay with what the relaxation did and the EP and\n"
+                   "BPTT gradient cosines (eqprop delay-sweep --json).\n\n");
             cli_print_opts(stdout, opts);
             return 0;
         }
-        fprintf(stderr, "eqprop plot: expected a kind, curve, raster or scatter (see --help)\n");
+        fprintf(stderr,
+                "eqprop plot: expected a kind, curve, raster, scatter or delay (see --help)\n");
         return EXIT_USAGE;
     }
     const char *in = NULL;
@@ -623,11 +741,9 @@ int cmd_plot(int argc, char **argv) {
                *out = NULL, *val;
     size_t index = 0;
     long layer = 0, units = 100;
-    if (strcmp(kind, "curve") != 0 && strcmp(kind, "raster") != 0 && strcmp(kind, "scatter") != 0) {
-        fprintf(stderr,
-                "eqprop plot: unknown kind '%s' (curve, raster or scatter; a "
-                "delay-sweep plot is not available)\n",
-                kind);
+    if (strcmp(kind, "curve") != 0 && strcmp(kind, "raster") != 0 && strcmp(kind, "scatter") != 0 &&
+        strcmp(kind, "delay") != 0) {
+        fprintf(stderr, "eqprop plot: unknown kind '%s' (curve, raster, scatter or delay)\n", kind);
         return EXIT_USAGE;
     }
     for (int i = 2; i < argc;) {
@@ -681,6 +797,14 @@ int cmd_plot(int argc, char **argv) {
             return EXIT_USAGE;
         }
         return plot_scatter(in, out, title, symlog_axes);
+    }
+    if (strcmp(kind, "delay") == 0) {
+        if (!in) {
+            fprintf(stderr, "eqprop plot delay: --in FILE (of eqprop delay-sweep --json) is "
+                            "required\n");
+            return EXIT_USAGE;
+        }
+        return plot_delay(in, out, title);
     }
     if (!model) {
         fprintf(stderr, "eqprop plot raster: --model FILE is required\n");

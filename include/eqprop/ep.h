@@ -52,6 +52,12 @@ eqp_status eqp_set_target(const eqp_model *m, eqp_workspace *w, const float *tar
 void eqp_relax(const eqp_model *m, eqp_workspace *w, size_t B, float beta, int steps, float eps,
                float tol, int *done, double *residual);
 
+/* `steps` more iterations of the last eqp_relax of these B rows (same beta and eps), with no
+ * tolerance: a model with delayed coupling keeps its history (eqp_relax starts a new phase,
+ * whose past is its starting state), so a trajectory can be followed piece by piece. */
+void eqp_relax_continue(const eqp_model *m, eqp_workspace *w, size_t B, float beta, int steps,
+                        float eps);
+
 /* The oscillation of a relaxation that does not settle (eqp_relax_oscillation). */
 typedef struct eqp_oscillation {
     double amplitude;  /* the largest peak-to-peak swing of any state entry */

@@ -101,6 +101,20 @@ static eqp_status eqp_config_preset_bio(eqp_config *d, const char *name) {
         d->free_steps = 30;
         return EQP_OK;
     }
+    if (strcmp(name, "ep-delay") == 0) {
+        /* 784-100-10 with uniform lateral inhibition in each layer, arriving 0.4 tau late
+         * (below the stability boundary; docs/BIOLOGY.md section 2), eps 0.2 tau */
+        snprintf(d->model, sizeof d->model, "delay");
+        snprintf(d->bio, sizeof d->bio, "inh=0.05,dlat=0.4");
+        d->sizes[1] = 100;
+        d->eps = 0.2f;
+        d->free_steps = 40;
+        d->nudge_steps = 8;
+        d->lr[0] = 0.2f;
+        d->lr[1] = 0.1f;
+        d->epochs = 10;
+        return EQP_OK;
+    }
     if (strcmp(name, "ep-dale-mnist") == 0) {
         /* 784-500-10, every unit excitatory, a fast inhibitory pool of 100 */
         snprintf(d->model, sizeof d->model, "dale");
@@ -299,7 +313,7 @@ eqp_status eqp_config_preset(eqp_config *c, const char *name) {
     }
     return eqp_fail(EQP_EINVAL,
                     "--preset: expected ep-1h, ep-2h, ep-3h, ep-mlp-best, ep-conv-mnist, "
-                    "ep-conv-fashion, ep-adapt-mnist, ep-dale-mnist, pc-mlp-mnist, "
+                    "ep-conv-fashion, ep-adapt-mnist, ep-dale-mnist, ep-delay, pc-mlp-mnist, "
                     "pc-mlp-fashion, pc-gen-mnist, pc-gen-fashion, sep-count-mnist, "
                     "sep-latency-mnist or sep-sequence, got '%s'",
                     name);

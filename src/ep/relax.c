@@ -409,6 +409,11 @@ void eqp_relax(const eqp_model *m, eqp_workspace *w, size_t B, float beta, int s
     relax(m, w, B, beta, 0, steps, eps, tol, done, residual, 1);
 }
 
+void eqp_relax_continue(const eqp_model *m, eqp_workspace *w, size_t B, float beta, int steps,
+                        float eps) {
+    relax(m, w, B, beta, 0, steps, eps, 0.0f, NULL, NULL, 0);
+}
+
 void eqp_relax_clamped(const eqp_model *m, eqp_workspace *w, size_t B, int steps, float eps,
                        float tol, int *done, double *residual) {
     relax(m, w, B, 0.0f, 1, steps, eps, tol, done, residual, 1);
