@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "test.h"
@@ -197,6 +198,57 @@ static void check_scatter(const char *build) {
     CHECK(rc != 0 && strstr(out, "absent.csv"), "scatter, missing input: rc %d: %s", rc, out);
 }
 
+/* eqprop delay-sweep around the boundary of its default network (|mu| crosses 1 between 1.7
+ * and 1.8 tau), --check, its JSON through plot delay, and its errors */
+static void check_delay(const char *build) {
+    char cmd[2048], out[8192];
+    snprintf(cmd, sizeof cmd,
+             "OPENBLAS_NUM_THREADS=1 %s/eqprop delay-sweep --from 1.6 --to 1.9 --coords 10 --check "
+             "--json %s/d.jsonl 2>&1",
+             build, dir);
+    int rc = run(cmd, out, sizeof out);
+    CHECK(rc == 0 && strstr(out, "within one step") &&
+              strstr(out, "predicted boundary: |mu| first >= 1 at d = 1.8 tau"),
+          "delay-sweep --check: rc %d: %s", rc, out);
+    const char *low = strstr(out, "lowest cosine ");
+    double c = low ? atof(low + 14) : 0;
+    CHECK(c >= 0.99, "BPTT vs FD above the boundary: cosine %g >= 0.99", c);
+    snprintf(cmd, sizeof cmd, "grep -c delay_steps %s/d.jsonl", dir);
+    CHECK(run(cmd, out, sizeof out) == 0 && atoi(out) == 4, "4 JSON rows (%s)", out);
+    snprintf(cmd, sizeof cmd, "%s/eqprop plot delay --in %s/d.jsonl --out %s/d.svg 2>&1", build,
+             dir, dir);
+    rc = run(cmd, out, sizeof out);
+    char svg[128];
+    snprintf(svg, sizeof svg, "%s/d.svg", dir);
+    int distinct = rc == 0 ? render(svg, out, sizeof out) : -1;
+    CHECK(rc == 0 && distinct > 2, "plot delay: rc %d, %d distinct bytes (%s)", rc, distinct, out);
+    struct {
+        const char *args, *needle;
+        int code;
+    } bad[] = {
+        {"delay-sweep --proj sideways", "--proj: expected lat, ff, fb or all, got 'sideways'", 2},
+        {"delay-sweep --from 2 --to 1", "--to 1 is below --from 2", 2},
+        {"delay-sweep --bio dlat=x", "dlat", 2},
+        {"delay-sweep --model /nonexistent.eqp", "/nonexistent.eqp", 1},
+        {"plot delay --in /nonexistent.jsonl --out /tmp/x.svg", "cannot open '/nonexistent.jsonl'",
+         1},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(cmd, sizeof cmd, "%s/eqprop %s 2>&1", build, bad[i].args);
+        rc = run(cmd, out, sizeof out);
+        CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == bad[i].code && strstr(out, bad[i].needle),
+              "'%s': exit %d, expected %d with '%s': %s", bad[i].args,
+              WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, bad[i].code, bad[i].needle, out);
+    }
+    snprintf(cmd, sizeof cmd,
+             "printf '{\"delay\": 1}\\n' > %s/bad.jsonl && %s/eqprop plot delay --in "
+             "%s/bad.jsonl --out %s/bad.svg 2>&1; echo rc=$?; test -e %s/bad.svg && echo written",
+             dir, build, dir, dir, dir);
+    run(cmd, out, sizeof out);
+    CHECK(strstr(out, "line 1") && strstr(out, "rc=1") && !strstr(out, "written"),
+          "plot delay on a row without lambda_re: named, exit 1, no SVG: %s", out);
+}
+
 int main(void) {
     const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
     snprintf(dir, sizeof dir, "/tmp/eqp_test_tools.XXXXXX");
@@ -235,6 +287,7 @@ int main(void) {
     CHECK(rc == 0 && distinct > 2, "plot: rc %d, %d distinct bytes in the PNG's pixels (%s)", rc,
           distinct, out);
     check_scatter(build);
+    check_delay(build);
     FILE *src = NULL;
     snprintf(cmd, sizeof cmd, "%s/ex.c", dir);
     if ((src = fopen(cmd, "w"))) {
