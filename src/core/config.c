@@ -112,6 +112,8 @@ static eqp_status eqp_config_preset_bio(eqp_config *d, const char *name) {
         d->nudge_steps = 8;
         d->lr[0] = 0.2f;
         d->lr[1] = 0.1f;
+        d->beta = 0.5f; /* below 1: the outputs are not clipped, so a -beta phase with
+                         * beta >= 1 has no restoring force on them and drifts */
         d->epochs = 10;
         return EQP_OK;
     }
