@@ -108,6 +108,12 @@ static eqp_status eqp_config_preset_bio(eqp_config *d, const char *name) {
         d->free_steps = 30;
         return EQP_OK;
     }
+    if (strcmp(name, "ep-2comp-mnist") == 0) {
+        /* 784-500-10, soma + apical compartment per unit, Dale basal input (twocomp.c) */
+        snprintf(d->model, sizeof d->model, "twocomp");
+        d->free_steps = 30;
+        return EQP_OK;
+    }
     return EQP_EINVAL;
 }
 
@@ -299,7 +305,7 @@ eqp_status eqp_config_preset(eqp_config *c, const char *name) {
     }
     return eqp_fail(EQP_EINVAL,
                     "--preset: expected ep-1h, ep-2h, ep-3h, ep-mlp-best, ep-conv-mnist, "
-                    "ep-conv-fashion, ep-adapt-mnist, ep-dale-mnist, pc-mlp-mnist, "
+                    "ep-conv-fashion, ep-adapt-mnist, ep-dale-mnist, ep-2comp-mnist, pc-mlp-mnist, "
                     "pc-mlp-fashion, pc-gen-mnist, pc-gen-fashion, sep-count-mnist, "
                     "sep-latency-mnist or sep-sequence, got '%s'",
                     name);
