@@ -135,6 +135,77 @@ int main(void) {
         eqp_model_free(m);
     }
 
+    /* ff=1: one-way basal weights F_l between relaxing layers (layer l driven by
+     * rho(u_{l-1}) F_l, nothing back): not a gradient field. Every slot but the force matches
+     * its finite difference; the force is not dE/ds; J is not symmetric; BPTT (J^T v) still
+     * matches the fixed-point gradient while EP's estimate falls off it. */
+    {
+        eqp_model *m = make("7-6-5-3", "g=1,ff=1", &rng);
+        CHECK(m != NULL && m->n_blocks == 2 * 3 + 1 + 4, "create ff: %s", eqp_last_error());
+        if (m) {
+            const size_t N = m->n_state;
+            for (size_t i = 0; i < m->n_params; i++)
+                m->params[i] = (float)(0.6 * eqp_rng_normal(&rng));
+            float x[B * 7], s[B * 28], s1[B * 28];
+            for (size_t i = 0; i < B * 7; i++)
+                x[i] = (float)eqp_rng_uniform(&rng);
+            for (size_t i = 0; i < B * N; i++) {
+                s[i] = (float)(0.1 + 0.8 * eqp_rng_uniform(&rng));
+                s1[i] = (float)(0.1 + 0.8 * eqp_rng_uniform(&rng));
+            }
+            bio_fd_report rep;
+            bio_fd_check(m, x, s, s1, B, &rng, &rep);
+            printf("twocomp ff: grad %.2e hvp %.2e params %.2e mixed %.2e contrast %.2e\n",
+                   rep.grad_state, rep.hvp, rep.params, rep.mixed, rep.contrast);
+            CHECK(rep.hvp < 1e-4 && rep.params < 1e-4 && rep.mixed < 1e-4 && rep.contrast < 1e-4,
+                  "ff: J^T v, dE/dtheta, mixed, contrast match FD (%g %g %g %g)", rep.hvp,
+                  rep.params, rep.mixed, rep.contrast);
+            CHECK(rep.grad_state > 1e-2, "ff: the force is not dE/ds: detected (%g)",
+                  rep.grad_state);
+            eqp_model_free(m);
+        }
+    }
+    double cff[2] = {0, 0}, bff[2] = {0, 0};
+    for (int ff = 0; ff < 2; ff++) {
+        eqp_model *m = make("10-8-4", ff ? "g=1,ff=1" : "g=1", &rng);
+        if (!m)
+            continue;
+        if (ff) /* one-way weights U(0, 0.6) (measured: U(0, 0.8) saturates units, and BPTT
+                 * drops to 0.98 at the kinks as well) */
+            for (int q = 0; q < 2; q++) {
+                const eqp_block *bk = &m->blocks[m->n_blocks - 2 + q];
+                for (size_t i = 0; i < bk->size; i++)
+                    m->params[bk->offset + i] = (float)(0.6 * eqp_rng_uniform(&rng));
+            }
+        eqp_workspace *w = NULL;
+        eqp_workspace_create(m, 4, &w);
+        float x[40];
+        uint8_t y[4] = {0, 1, 2, 3};
+        for (size_t i = 0; i < 40; i++)
+            x[i] = (float)eqp_rng_uniform(&rng);
+        const size_t np = m->n_params;
+        double *fd = calloc(np, sizeof(double));
+        float *gr = calloc(np, sizeof(float));
+        CHECK(eqp_fd_gradient(m, w, x, y, 4, 20000, 0.5f, 1e-7f, 1e-3, NULL, 0, fd) == EQP_OK,
+              "fd: %s", eqp_last_error());
+        eqp_ep_opts o = {20000, 20000, 0.5f, 1e-3f, 1e-7f, EQP_NUDGE_SYMMETRIC};
+        memset(eqp_workspace_state(w), 0, 4 * m->n_state * sizeof(float));
+        CHECK(eqp_ep_estimate(m, w, x, y, 4, &o, &rng, gr) == EQP_OK, "ep: %s", eqp_last_error());
+        cff[ff] = cosine(gr, fd, np);
+        CHECK(eqp_bptt_gradient(m, w, x, y, 4, 6000, 0.5f, gr) == EQP_OK, "bptt: %s",
+              eqp_last_error());
+        bff[ff] = cosine(gr, fd, np);
+        printf("twocomp ff=%d 10-8-4: cosine EP/FD %.6f, BPTT/FD %.6f\n", ff, cff[ff], bff[ff]);
+        free(fd);
+        free(gr);
+        eqp_workspace_free(w);
+        eqp_model_free(m);
+    }
+    CHECK(cff[0] > 0.999 && bff[0] > 0.999, "ff=0: EP and BPTT exact (%g %g)", cff[0], bff[0]);
+    CHECK(bff[1] > 0.999 && cff[1] < 0.999,
+          "ff=1: BPTT matches FD (%g), EP does not (%g): the one-way term is detected", bff[1],
+          cff[1]);
+
     /* training keeps the basal signs and learns (the committed sample) */
     eqp_dataset *tr = NULL, *te = NULL;
     CHECK(eqp_dataset_load("tests/data/mnist-sample", "train", 0, &tr) == EQP_OK, "load: %s",
@@ -170,6 +241,8 @@ int main(void) {
 
     CHECK(make("7-6-3", "g=0", &rng) == NULL && strstr(eqp_last_error(), "g:"),
           "g out of range refused: %s", eqp_last_error());
+    CHECK(make("7-6-3", "ff=0.5", &rng) == NULL && strstr(eqp_last_error(), "ff"),
+          "fractional ff refused: %s", eqp_last_error());
     CHECK(make("7-6-3", "ga=1", &rng) == NULL && strstr(eqp_last_error(), "'ga'"),
           "unknown name refused: %s", eqp_last_error());
     {

@@ -34,9 +34,18 @@
  * from layer l-1 also drives l-1 from l (the Hessian is symmetric), so there the inter-layer
  * coupling is the symmetric apical one.
  *
+ * "ff" (bio ff=1) is that one-way variant, the non-gradient one: layer l >= 2 also gets the
+ * basal current rho(u_{l-1}) (F+_l - F-_l) (F+, F- >= 0, one inhibitory relay per unit),
+ * and layer l-1 feels nothing back. energy() adds -rho(u_l) . (rho(u_{l-1}) F_l), so
+ * dE/dF+ = -rho(u_{l-1})^T rho(u_l) is the local rule EP applies, but grad_state is not
+ * dE/ds (it lacks the reciprocal), hvp_state returns J^T v (what BPTT needs; J is not
+ * symmetric), and EP's estimate leaves the gradient (tests/test_twocomp.c measures by how
+ * much).
+ *
  * State row: u_1 .. u_L (the stack's offsets), then a_1 .. a_L (same offsets + n_u); the
  * output (cost, prediction) is a_L. Parameters: W1 (= W+), b1, W2 (= A_2), b2, ..., WL, bL,
- * then W1inh (= W-, (n_0, n_1), group 0). bio: g (the conductance [1]). mse readout only. */
+ * then W1inh (= W-, (n_0, n_1), group 0), then with ff F2, F2inh, ..., FL, FLinh ((n_{l-1},
+ * n_l), group l-1). bio: g (the conductance [1]), ff (0 or 1 [0]). mse readout only. */
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
@@ -47,6 +56,7 @@
 #define GC(m)    ((float)(m)->hyper[0])
 #define AOFF(m)  ((size_t)(m)->hyper[1]) /* first apical column of a row (= n_u) */
 #define BINH(m)  ((int)(m)->hyper[2])    /* block index of W1inh */
+#define FF(m)    ((m)->hyper[3] > 0)       /* the one-way basal variant */
 #define SZ(m, l) ((m)->cfg.sizes[l])
 
 static inline float rho(float u) {
@@ -62,6 +72,25 @@ static float *blk(const eqp_model *m, int k) {
 /* A_l (l >= 2), W+ (l = 1) */
 static float *wptr(const eqp_model *m, int l) {
     return blk(m, 2 * (l - 1));
+}
+
+/* the one-way basal weights into layer l >= 2 (ff variant): F+_l, F-_l */
+static float *fptr(const eqp_model *m, int l, int inh) {
+    return blk(m, BINH(m) + 1 + 2 * (l - 2) + inh);
+}
+
+/* t (B, n_l) <- rho(u_{l-1}) (F+_l - F-_l), rr the rows of rho(s) (ld N) */
+static void ff_drive(const eqp_model *m, int l, const float *rr, float *t, size_t B) {
+    const size_t N = m->n_state, nl = SZ(m, l), np = SZ(m, l - 1), po = m->layer_off[l - 1];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)nl, (int)np, 1.0f, rr + po,
+                (int)N, fptr(m, l, 0), (int)nl, 0.0f, t, (int)nl);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)nl, (int)np, -1.0f,
+                rr + po, (int)N, fptr(m, l, 1), (int)nl, 1.0f, t, (int)nl);
+}
+
+static void rho_rows(const float *s, float *r, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        r[i] = rho(s[i]);
 }
 
 /* ctx[:, share] = x W+ - x W- + b_1 */
@@ -98,7 +127,6 @@ static void apical_coupling(const eqp_model *m, const float *a, float *g, float 
 
 static void tc_grad_state(const eqp_model *m, const float *ctx, const float *s, float *g,
                           float *work, size_t B) {
-    (void)work;
     const size_t N = m->n_state, nu = AOFF(m), n1 = SZ(m, 1);
     const float gc = GC(m);
     const int L = m->n_stack;
@@ -118,6 +146,18 @@ static void tc_grad_state(const eqp_model *m, const float *ctx, const float *s, 
         }
     }
     apical_coupling(m, s + nu, g + nu, -1.0f, B);
+    if (!FF(m))
+        return;
+    /* one way: layer l feels rho(u_{l-1}) F_l, layer l-1 feels nothing back */
+    float *rr = work, *t = work + B * N;
+    rho_rows(s, rr, B * N);
+    for (int l = 2; l <= L; l++) {
+        const size_t nl = SZ(m, l), off = m->layer_off[l];
+        ff_drive(m, l, rr, t, B);
+        for (size_t b = 0; b < B; b++)
+            for (size_t i = 0; i < nl; i++)
+                g[b * N + off + i] -= rho_prime(s[b * N + off + i]) * t[b * nl + i];
+    }
 }
 
 static double tc_energy(const eqp_model *m, const float *x, const float *s, size_t B) {
@@ -138,6 +178,13 @@ static double tc_energy(const eqp_model *m, const float *x, const float *s, size
                 if (l == 1 && r != 0.0)
                     for (size_t j = 0; j < n0; j++)
                         c += (double)xb[j] * ((double)Wp[j * n1 + i] - (double)Wm[j * n1 + i]);
+                if (l > 1 && FF(m) && r != 0.0) {
+                    const float *Fp = fptr(m, l, 0), *Fm = fptr(m, l, 1);
+                    const size_t po = m->layer_off[l - 1];
+                    for (size_t j = 0; j < SZ(m, l - 1); j++)
+                        c += (double)rho(sb[po + j]) *
+                             ((double)Fp[j * nl + i] - (double)Fm[j * nl + i]);
+                }
                 E += 0.5 * u * u - r * c + 0.5 * gc * (a - r) * (a - r);
             }
             if (l > 1) {
@@ -198,6 +245,22 @@ static void tc_accum(const eqp_model *m, const float *x, const float *s1, const 
             if (s0)
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)np, (int)w, (int)B, sc,
                             s0 + po, (int)N, s0 + nu + off + c0, (int)N, 1.0f, aA + c0, (int)nl);
+            if (FF(m)) /* dE/dF+ = -rho(u_{l-1})^T rho(u_l) = -dE/dF-, in each phase */
+                for (int ph = 0; ph < (s0 ? 2 : 1); ph++) {
+                    const float *sp = ph ? s0 : s1;
+                    float *pre = work, *post = work + B * np;
+                    for (size_t b = 0; b < B; b++) {
+                        rho_rows(sp + b * N + m->layer_off[l - 1], pre + b * np, np);
+                        rho_rows(sp + b * N + off + c0, post + b * w, w);
+                    }
+                    const float k = ph ? sc : -sc;
+                    float *aFp = acc + (fptr(m, l, 0) - m->params) + c0;
+                    float *aFm = acc + (fptr(m, l, 1) - m->params) + c0;
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)np, (int)w, (int)B, k,
+                                pre, (int)np, post, (int)w, 1.0f, aFp, (int)nl);
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)np, (int)w, (int)B,
+                                -k, pre, (int)np, post, (int)w, 1.0f, aFm, (int)nl);
+                }
         }
     }
 }
@@ -206,7 +269,6 @@ static void tc_accum(const eqp_model *m, const float *x, const float *s1, const 
  * D = rho'(u) (rho'' = 0 almost everywhere) */
 static void tc_hvp_state(const eqp_model *m, const float *s, const float *v, float *out,
                          float *work, size_t B) {
-    (void)work;
     const size_t N = m->n_state, nu = AOFF(m);
     const float gc = GC(m);
     for (size_t b = 0; b < B; b++)
@@ -217,6 +279,24 @@ static void tc_hvp_state(const eqp_model *m, const float *s, const float *v, flo
             out[k + nu] = gc * (v[k + nu] - D * v[k]);
         }
     apical_coupling(m, v + nu, out + nu, -1.0f, B);
+    if (!FF(m))
+        return;
+    /* ff: J is not symmetric; J^T v gets (J^T v)_{u_{l-1}} -= D_{l-1} ((D_l v_{u_l}) F_l^T) */
+    for (int l = 2; l <= m->n_stack; l++) {
+        const size_t nl = SZ(m, l), np = SZ(m, l - 1), off = m->layer_off[l];
+        const size_t po = m->layer_off[l - 1];
+        float *dv = work, *o = work + B * nl;
+        for (size_t b = 0; b < B; b++)
+            for (size_t i = 0; i < nl; i++)
+                dv[b * nl + i] = rho_prime(s[b * N + off + i]) * v[b * N + off + i];
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)np, (int)nl, 1.0f, dv,
+                    (int)nl, fptr(m, l, 0), (int)nl, 0.0f, o, (int)np);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)np, (int)nl, -1.0f, dv,
+                    (int)nl, fptr(m, l, 1), (int)nl, 1.0f, o, (int)np);
+        for (size_t b = 0; b < B; b++)
+            for (size_t j = 0; j < np; j++)
+                out[b * N + po + j] -= rho_prime(s[b * N + po + j]) * o[b * np + j];
+    }
 }
 
 /* d(v . F)/dtheta: W+: -x^T (D_1 v_u1), W-: +x^T (D_1 v_u1), b_l: -sum D_l v_ul,
@@ -253,6 +333,17 @@ static void tc_accum_mixed(const eqp_model *m, const float *x, const float *s, c
                         v + po, (int)N, s + nu + off, (int)N, 1.0f, aA, (int)nl);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)np, (int)nl, (int)B, -sc,
                         s + po, (int)N, v + nu + off, (int)N, 1.0f, aA, (int)nl);
+            if (FF(m)) { /* F+: -rho(u_{l-1})^T (D_l v_{u_l}), F-: + */
+                float *pre = work + B * nl;
+                for (size_t b = 0; b < B; b++)
+                    rho_rows(s + b * N + m->layer_off[l - 1], pre + b * np, np);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)np, (int)nl, (int)B, -sc,
+                            pre, (int)np, dv, (int)nl, 1.0f, acc + (fptr(m, l, 0) - m->params),
+                            (int)nl);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)np, (int)nl, (int)B, sc,
+                            pre, (int)np, dv, (int)nl, 1.0f, acc + (fptr(m, l, 1) - m->params),
+                            (int)nl);
+            }
         }
     }
 }
@@ -282,15 +373,28 @@ static void tc_project_params(eqp_model *m, int part, int nparts) {
                 float *w = &Ws[q][j * n1 + c];
                 *w = *w < 0.0f ? 0.0f : *w;
             }
+    for (int l = 2; FF(m) && l <= m->n_stack; l++) {
+        const size_t nl = SZ(m, l), np = SZ(m, l - 1);
+        const size_t f0 = nl * (size_t)part / (size_t)nparts;
+        const size_t f1 = nl * (size_t)(part + 1) / (size_t)nparts;
+        for (int q = 0; q < 2; q++) {
+            float *F = fptr(m, l, q);
+            for (size_t j = 0; j < np; j++)
+                for (size_t c = f0; c < f1; c++)
+                    F[j * nl + c] = F[j * nl + c] < 0.0f ? 0.0f : F[j * nl + c];
+        }
+    }
 }
 
 static eqp_status tc_init(eqp_model *m, eqp_rng *rng) {
-    static const char *const names[] = {"g"};
-    static const double def[] = {1.0}, lo[] = {1e-2}, hi[] = {100.0};
-    double p[1];
-    eqp_status st = eqp_bio_parse(m, 1, names, def, lo, hi, p);
+    static const char *const names[] = {"g", "ff"};
+    static const double def[] = {1.0, 0.0}, lo[] = {1e-2, 0.0}, hi[] = {100.0, 1.0};
+    double p[2];
+    eqp_status st = eqp_bio_parse(m, 2, names, def, lo, hi, p);
     if (st)
         return st;
+    if (p[1] != 0.0 && p[1] != 1.0)
+        return eqp_fail(EQP_EINVAL, "bio (model twocomp): ff: expected 0 or 1, got %g", p[1]);
     if (m->cfg.readout)
         return eqp_fail(EQP_EINVAL, "readout: the twocomp model's output is the apical "
                                     "compartments of its last layer: expected mse, got ce");
@@ -300,6 +404,7 @@ static eqp_status tc_init(eqp_model *m, eqp_rng *rng) {
     m->hyper[0] = p[0];
     m->hyper[1] = (double)nu;
     m->hyper[2] = m->n_blocks;
+    m->hyper[3] = p[1];
     float *stack = m->params;
     const size_t n_stack_params = m->n_params;
     size_t nw;
@@ -307,6 +412,18 @@ static eqp_status tc_init(eqp_model *m, eqp_rng *rng) {
         return eqp_fail(EQP_ENOMEM, "sizes: layer 1 weights overflow");
     if ((st = eqp_model_add_block(m, "W1inh", nw, 0)))
         return st;
+    for (int l = 2; p[1] > 0 && l <= m->n_stack; l++) {
+        char name[16];
+        size_t nf;
+        if (eqp_mul_size(SZ(m, l - 1), SZ(m, l), &nf))
+            return eqp_fail(EQP_ENOMEM, "sizes: layer %d weights overflow", l);
+        snprintf(name, sizeof name, "F%d", l);
+        if ((st = eqp_model_add_block(m, name, nf, l - 1)))
+            return st;
+        snprintf(name, sizeof name, "F%dinh", l);
+        if ((st = eqp_model_add_block(m, name, nf, l - 1)))
+            return st;
+    }
     m->params = eqp_calloc(m->n_params, sizeof(float));
     if (!m->params) {
         m->params = stack;
@@ -320,13 +437,32 @@ static eqp_status tc_init(eqp_model *m, eqp_rng *rng) {
         Wm[i] = Wp[i] < 0.0f ? -Wp[i] : 0.0f;
         Wp[i] = Wp[i] < 0.0f ? 0.0f : Wp[i];
     }
+    /* at a free fixed point a_l couples to a_{l+1} through (1 + 1/g) A (the apical potential
+     * adds its own share to the soma's), so the Glorot draw of A_l is scaled by g / (1 + g):
+     * the effective coupling starts as the layered network's (measured: unscaled, with g = 1
+     * the loop gain saturates every output unit and MNIST stays at chance) */
+    for (int l = 2; l <= m->n_stack; l++) {
+        float *A = wptr(m, l);
+        for (size_t i = 0; i < m->blocks[2 * (l - 1)].size; i++)
+            A[i] *= (float)(p[0] / (1.0 + p[0]));
+    }
+    /* ff: the one-way basal weights start as half a Glorot draw, split by sign */
+    for (int l = 2; p[1] > 0 && l <= m->n_stack; l++) {
+        const double a = 0.5 * sqrt(6.0 / (double)(SZ(m, l - 1) + SZ(m, l)));
+        float *Fp = fptr(m, l, 0), *Fm = fptr(m, l, 1);
+        for (size_t i = 0; i < SZ(m, l - 1) * SZ(m, l); i++) {
+            const double w = a * (2.0 * eqp_rng_uniform(rng) - 1.0);
+            Fp[i] = w > 0 ? (float)w : 0.0f;
+            Fm[i] = w < 0 ? (float)-w : 0.0f;
+        }
+    }
     m->n_state = 2 * nu;
     m->out_offset = nu + m->layer_off[m->n_stack];
     m->n_ctx = n1;
     size_t wmax = 0;
     for (int l = 1; l <= m->n_stack; l++)
         wmax = SZ(m, l) > wmax ? SZ(m, l) : wmax;
-    m->work_per_row = wmax;
+    m->work_per_row = m->n_state + 2 * wmax;
     return EQP_OK;
 }
 
