@@ -1,8 +1,9 @@
 /* Two-compartment EP (src/energy/twocomp.c): every slot against central differences in
  * double (two and three state layers, two conductances); EP (symmetric nudging into the
  * output's apical compartments, small beta) and BPTT against the fixed-point gradient; the
- * Hessian symmetric; the basal magnitudes W+, W- never below zero after training on the
- * committed sample, and learning there; the preset and bad bio constants. */
+ * Hessian symmetric; the one-way basal variant (ff=1) detected as non-gradient, with EP off
+ * the gradient while BPTT stays on it; the basal magnitudes W+, W- never below zero after
+ * training on the committed sample, and learning there; the preset and bad bio constants. */
 #include <string.h>
 
 #include "bio_fd.h"
