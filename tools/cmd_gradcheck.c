@@ -21,7 +21,8 @@ static const cli_opt opts[] = {
     {"sizes", 1, "layer sizes [20-10-5 without --preset]"},
     {"model", 1, "check this saved model instead of fresh Glorot weights"},
     {"model-kind", 1,
-     "energy model: layered | pc | pcn | conv | spiking | adapt | adapt-glif | dale | delay [layered]"},
+     "energy model: layered | pc | pcn | conv | spiking | adapt | adapt-glif | dale | delay | "
+     "twocomp [layered]"},
     {"arch", 1,
      "a conv energy model, e.g. 1x8x8-c4k3-m2-5 (max pooling mP) or 1x8x8-c4k3-a2-5 (average "
      "pooling aP) (sets model-kind and sizes)"},

@@ -18,13 +18,14 @@ static const cli_opt opts[] = {
     {"help", 0, "show this help"},
     {"preset", 1,
      "ep-1h | ep-2h | ep-3h (Scellier & Bengio 2017) | ep-mlp-best | ep-conv-mnist | "
-     "ep-conv-fashion | ep-adapt-mnist | ep-dale-mnist | ep-delay (docs/BIOLOGY.md) | pc-mlp-mnist | "
+     "ep-conv-fashion | ep-adapt-mnist | ep-dale-mnist | ep-delay | ep-2comp-mnist "
+     "(docs/BIOLOGY.md) | pc-mlp-mnist | "
      "pc-mlp-fashion (predictive coding) | pc-gen-mnist | pc-gen-fashion (unsupervised, "
      "generative) | sep-count-mnist | sep-latency-mnist; snn-*: see "
      "--preset snn-mlp --help; bp-mlp | bp-cnn: see --learner bp --help [ep-1h]"},
     {"model", 1,
      "energy model: layered | pc (linear predictive coding) | pcn (nonlinear) | conv (set by "
-     "--arch) | spiking | adapt | adapt-glif | dale | delay [preset]"},
+     "--arch) | spiking | adapt | adapt-glif | dale | delay | twocomp [preset]"},
     {"act", 1, "pcn: activation of the hidden predictions, linear|tanh|sigmoid|relu|gelu [tanh]"},
     {"generative", 1,
      "yes|no: a generative model of the data (unsupervised predictive coding): the input is "

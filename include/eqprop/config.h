@@ -135,7 +135,7 @@ typedef struct eqp_config {
     int threads;               /* worker threads (each owns a share of every mini-batch) */
     uint64_t seed;             /* every random draw derives from it */
     char bio[128];             /* "bio=ga=0.2,alpha=0.5": parameters of the biology-
-                                     constrained models (adapt, adapt-glif, dale) as name=value pairs joined by ','; each model
+                                     constrained models (adapt, adapt-glif, dale, twocomp) as name=value pairs joined by ','; each model
                                      validates its own names (docs/BIOLOGY.md); empty: the
                                      model's defaults [""]. Written to the config text only
                                      when set, so files without it load unchanged. */

@@ -154,6 +154,7 @@ extern const eqp_energy_ops eqp_pcn_ops;
 extern const eqp_energy_ops eqp_conv_ops;
 extern const eqp_energy_ops eqp_spiking_ops;
 extern const eqp_energy_ops eqp_adapt_ops, eqp_adapt_glif_ops, eqp_dale_ops, eqp_delay_ops;
+extern const eqp_energy_ops eqp_twocomp_ops;
 
 /* The "bio" parameters of a model (cfg.bio: "name=value,name=value"): every name must be one
  * of `names` (n of them), values in [lo[i], hi[i]]; absent ones take def[i]. The message

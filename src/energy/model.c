@@ -9,7 +9,8 @@
 
 const eqp_energy_ops *const eqp_energy_models[] = {
     &eqp_layered_ops, &eqp_pc_ops,         &eqp_pcn_ops,  &eqp_conv_ops, &eqp_spiking_ops,
-    &eqp_adapt_ops,   &eqp_adapt_glif_ops, &eqp_dale_ops, &eqp_delay_ops, NULL};
+    &eqp_adapt_ops,   &eqp_adapt_glif_ops, &eqp_dale_ops, &eqp_delay_ops,
+    &eqp_twocomp_ops, NULL};
 
 int eqp_model_max_delay(const eqp_model *m) {
     int D = 0;
