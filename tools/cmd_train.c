@@ -96,7 +96,8 @@ static const cli_opt opts[] = {
     {"diverge-retries", 1, "reduce-lr: at most this many retries [4]"},
     {"dist-sync", 1,
      "under mpirun: what the processes exchange each mini-batch, states (their rows' fixed "
-     "points) | grads (their rows' updates) | auto [auto]"},
+     "points) | grads (their rows' updates) | split (states, and W_1 divided by columns: "
+     "layered, SGD) | auto [auto]"},
     {NULL, 0, NULL},
 };
 
@@ -255,9 +256,11 @@ int cmd_train(int argc, char **argv) {
                 sync = EQP_SYNC_STATES;
             else if (strcmp(val, "grads") == 0)
                 sync = EQP_SYNC_GRADS;
+            else if (strcmp(val, "split") == 0)
+                sync = EQP_SYNC_SPLIT;
             else {
                 fprintf(stderr,
-                        "eqprop train: --dist-sync: expected auto, states or grads, got "
+                        "eqprop train: --dist-sync: expected auto, states, grads or split, got "
                         "'%s'\n",
                         val);
                 return EXIT_USAGE;

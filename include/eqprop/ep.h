@@ -152,9 +152,21 @@ eqp_status eqp_trainer_set_dist(eqp_trainer *t, const eqp_dist *d);
  *   states  the shards' fixed points (B x N floats per phase); every process then runs the
  *           whole update itself (the same rows in the same order as one process);
  *   grads   each process's update of its own rows, summed over the group (n_params floats);
- *   auto    states for small batches of small states, grads otherwise (the default).
- * Both give the same parameters to rounding. */
-typedef enum eqp_sync { EQP_SYNC_AUTO = 0, EQP_SYNC_STATES, EQP_SYNC_GRADS } eqp_sync;
+ *   split   states, and the first weight layer (the largest block, read only by the input's
+ *           clamp) divided between the processes by columns: each computes its columns of
+ *           x W_1 + b_1 for all rows (summed over the group, B x n_1 floats) and updates only
+ *           its columns of W_1, b_1; the other blocks' updates are split the same way and
+ *           summed. No process holds all of W_1 during a run; each run ends by gathering it.
+ *           For models that declare it (layered), plain SGD, no weight decay;
+ *   auto    split where it applies, else states, for small batches of small states; grads
+ *           otherwise (the default).
+ * All give the same parameters to rounding. */
+typedef enum eqp_sync {
+    EQP_SYNC_AUTO = 0,
+    EQP_SYNC_STATES,
+    EQP_SYNC_GRADS,
+    EQP_SYNC_SPLIT
+} eqp_sync;
 eqp_status eqp_trainer_set_sync(eqp_trainer *t, eqp_sync mode);
 eqp_sync eqp_trainer_sync(const eqp_trainer *t); /* the resolved mode */
 const char *eqp_sync_name(eqp_sync mode);

@@ -70,6 +70,12 @@ typedef struct eqp_energy_ops {
      * zero; the fixed points, the energy and dE/dtheta are the undelayed model's. */
     void (*grad_state_delayed)(const eqp_model *m, const float *ctx, const float *s,
                                const float *const *pre, float *g, float *work, size_t B);
+    /* 1 if blocks 0 and 1 (W_1, b_1) are read only by clamp, and clamp's share `part` of
+     * `nparts` computes exactly the ctx columns whose W_1, b_1 columns accum_grad_params'
+     * share `part` of `nparts` updates, which are the columns [n_1 part / nparts,
+     * n_1 (part + 1) / nparts) of those blocks (W_1 row-major (n_0, n_1)): then a process
+     * group may split them by columns (EQP_SYNC_SPLIT, src/ep/train.c). */
+    int split_first;
 } eqp_energy_ops;
 
 /* Projection kinds of delayed coupling (eqp_model.delay). */

@@ -238,4 +238,5 @@ const eqp_energy_ops eqp_layered_ops = {
     .hvp_state = layered_hvp_state,
     .accum_mixed = layered_accum_mixed,
     .project_vjp = layered_project_vjp,
+    .split_first = 1,
 };

@@ -54,6 +54,10 @@ struct eqp_trainer {
     int P, rank;
     eqp_sync sync, sync_asked; /* what a group exchanges (auto resolved), and what was asked */
     float *dbuf;               /* (n_params) sync grads with SGD: the summed update, or NULL */
+    /* sync split: ctx of all rows (batch, n_ctx), and (n_params - rest + 1) floats: the
+     * blocks from 2 on before the update, then their change and a flag, summed */
+    float *ctx_all, *rest_old, *rest_delta;
+    size_t rest;               /* offset of block 2 (the end of W_1, b_1) */
     eqp_status dist_status;    /* of the last collective, set by thread 0 */
     float *good;               /* (n_params) parameters at the start of the current run_epoch */
     float *good_mom;           /* (2 n_params) adam: the moments m, v at that start, or NULL */
@@ -92,6 +96,10 @@ struct eqp_trainer {
     double nc_res;
     eqp_oscillation nc_osc;
 };
+
+/* eqp_clamp with the clamp context of the B rows given (computed elsewhere: split sync). */
+eqp_status eqp_clamp_ctx(const eqp_model *m, eqp_workspace *w, const float *x, const float *ctx,
+                         const uint8_t *labels, size_t B);
 
 /* One-hot targets from labels (NULL: keep the current targets). */
 eqp_status eqp_ws_set_labels(eqp_workspace *w, const uint8_t *labels, size_t B);

@@ -94,6 +94,15 @@ eqp_status eqp_clamp(const eqp_model *m, eqp_workspace *w, const float *x, const
     return eqp_ws_set_labels(w, labels, B);
 }
 
+eqp_status eqp_clamp_ctx(const eqp_model *m, eqp_workspace *w, const float *x, const float *ctx,
+                         const uint8_t *labels, size_t B) {
+    if (B > w->Bmax)
+        return eqp_fail(EQP_ESHAPE, "clamp: batch of %zu rows, workspace holds %zu", B, w->Bmax);
+    w->x = x;
+    memcpy(w->ctx, ctx, B * m->n_ctx * sizeof(float));
+    return eqp_ws_set_labels(w, labels, B);
+}
+
 eqp_status eqp_set_target(const eqp_model *m, eqp_workspace *w, const float *target, size_t B) {
     if (B > w->Bmax)
         return eqp_fail(EQP_ESHAPE, "target: batch of %zu rows, workspace holds %zu", B, w->Bmax);

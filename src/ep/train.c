@@ -160,6 +160,9 @@ void eqp_trainer_free(eqp_trainer *t) {
     eqp_dealloc(t->grad);
     eqp_dealloc(t->good_mom);
     eqp_dealloc(t->dbuf);
+    eqp_dealloc(t->ctx_all);
+    eqp_dealloc(t->rest_old);
+    eqp_dealloc(t->rest_delta);
     for (int k = 0; k < EQP_MAX_BLOCKS; k++)
         eqp_optim_free(t->adam[k]);
     free(t);
@@ -181,20 +184,43 @@ eqp_status eqp_trainer_set_dist(eqp_trainer *t, const eqp_dist *d) {
     return eqp_trainer_set_sync(t, t->sync_asked);
 }
 
+/* Whether the model and the settings allow EQP_SYNC_SPLIT (NULL), or why not. */
+static const char *split_refusal(const eqp_trainer *t) {
+    const eqp_model *m = t->m;
+    if (!m->ops->split_first)
+        return "the model does not declare its first layer splittable (layered does)";
+    if (t->grad)
+        return "it needs plain SGD (--optim sgd)";
+    if (t->cfg.weight_decay > 0)
+        return "it needs --weight-decay 0";
+    if (t->cfg.generative || t->cfg.nudge == EQP_NUDGE_CLAMP)
+        return "it needs a discriminative model with a nudged phase";
+    if (m->n_blocks < 3 || m->ops->project_params)
+        return "the model has no block after W_1, b_1, or constrains its parameters";
+    return NULL;
+}
+
 eqp_status eqp_trainer_set_sync(eqp_trainer *t, eqp_sync mode) {
-    if (mode != EQP_SYNC_AUTO && mode != EQP_SYNC_STATES && mode != EQP_SYNC_GRADS)
-        return eqp_fail(EQP_EINVAL, "sync: expected auto, states or grads, got %d", (int)mode);
+    if (mode != EQP_SYNC_AUTO && mode != EQP_SYNC_STATES && mode != EQP_SYNC_GRADS &&
+        mode != EQP_SYNC_SPLIT)
+        return eqp_fail(EQP_EINVAL, "sync: expected auto, states, grads or split, got %d",
+                        (int)mode);
+    const char *no_split = split_refusal(t);
+    if (mode == EQP_SYNC_SPLIT && no_split)
+        return eqp_fail(EQP_EINVAL, "sync split: %s", no_split);
     t->sync_asked = mode;
     const eqp_model *m = t->m;
     const size_t B = (size_t)t->cfg.batch;
     if (mode == EQP_SYNC_AUTO) {
         /* exchanging states costs the whole update on every process (about 2 B n_params
-         * flops); exchanging updates costs a sum of n_params floats. Measured crossover on a
-         * 2-core machine (docs/SCALING.md): updates win from about B = EP_SYNC_GRADS_BATCH,
-         * or whenever the states outweigh the parameters (convolutional models) */
+         * flops), unless the first layer is split; exchanging updates costs a sum of
+         * n_params floats. Measured crossover on a 2-core machine (docs/SCALING.md): updates
+         * win from about B = EP_SYNC_GRADS_BATCH, or whenever the states outweigh the
+         * parameters (convolutional models) */
         const size_t state_floats = B * m->n_state * 3;
         mode = B >= EP_SYNC_GRADS_BATCH || state_floats >= m->n_params ? EQP_SYNC_GRADS
-                                                                       : EQP_SYNC_STATES;
+               : no_split                                               ? EQP_SYNC_STATES
+                                                                        : EQP_SYNC_SPLIT;
     }
     t->sync = mode;
     if (t->P > 1 && mode == EQP_SYNC_GRADS && !t->grad && !t->dbuf) {
@@ -203,11 +229,40 @@ eqp_status eqp_trainer_set_sync(eqp_trainer *t, eqp_sync mode) {
             return eqp_fail(EQP_ENOMEM, "trainer: cannot allocate the update buffer (%zu floats)",
                             m->n_params);
     }
+    if (t->P > 1 && mode == EQP_SYNC_SPLIT && !t->ctx_all) {
+        t->rest = m->blocks[2].offset;
+        const size_t nr = m->n_params - t->rest;
+        t->ctx_all = eqp_alloc(B, m->n_ctx * sizeof(float));
+        t->rest_old = eqp_alloc(nr + 1, sizeof(float));
+        t->rest_delta = eqp_alloc(nr + 1, sizeof(float));
+        if (!t->ctx_all || !t->rest_old || !t->rest_delta)
+            return eqp_fail(EQP_ENOMEM, "trainer: cannot allocate the split sync's buffers");
+    }
     return EQP_OK;
 }
 
+/* sync split, at the end of a run: every process gets all of W_1, b_1 (each contributes its
+ * columns, the rest zeroed, and the group sums). One thread; a collective. */
+static eqp_status gather_first(eqp_trainer *t) {
+    eqp_model *m = t->m;
+    const size_t n0 = m->cfg.sizes[0], n1 = m->cfg.sizes[1];
+    size_t c0, c1;
+    eqp_dist_shard(n1, t->rank, t->P, &c0, &c1);
+    float *W = m->params + m->blocks[0].offset, *b = m->params + m->blocks[1].offset;
+    for (size_t i = 0; i < n0; i++) {
+        memset(W + i * n1, 0, c0 * sizeof(float));
+        memset(W + i * n1 + c1, 0, (n1 - c1) * sizeof(float));
+    }
+    memset(b, 0, c0 * sizeof(float));
+    memset(b + c1, 0, (n1 - c1) * sizeof(float));
+    return eqp_dist_sum_f32(t->dist, m->params, t->rest);
+}
+
 const char *eqp_sync_name(eqp_sync mode) {
-    return mode == EQP_SYNC_STATES ? "states" : mode == EQP_SYNC_GRADS ? "grads" : "auto";
+    return mode == EQP_SYNC_STATES  ? "states"
+           : mode == EQP_SYNC_GRADS ? "grads"
+           : mode == EQP_SYNC_SPLIT ? "split"
+                                    : "auto";
 }
 
 eqp_sync eqp_trainer_sync(const eqp_trainer *t) {
@@ -334,7 +389,7 @@ static void gather_batch(eqp_trainer *t, size_t first, size_t B, size_t g0, size
         memset(bufs[q] + g1 * N, 0, (Bfull - g1) * N * sizeof(float));
     }
     t->dist_status = eqp_dist_sum_f32(t->dist, t->rows, EP_NSTAT + (size_t)nbuf * Bfull * N);
-    for (size_t r = 0; r < B && !grads; r++)
+    for (size_t r = 0; r < B && !grads && t->sync != EQP_SYNC_SPLIT; r++)
         if (r < g0 || r >= g1)
             fill_input(t, t->xb + r * nin, first + r);
 }
@@ -364,6 +419,27 @@ static void epoch_thread(void *arg, int tid, int nt) {
         t->nc_t[tid] = 0;
         t->res_t[tid] = 0.0;
         t->steps_t[2 * tid] = t->steps_t[2 * tid + 1] = 0;
+        const int split = t->P > 1 && t->sync == EQP_SYNC_SPLIT;
+        if (split) {
+            /* every row's input, then this process's columns of every row's clamp context
+             * (each thread a share of them), summed over the group */
+            for (size_t r = B * (size_t)tid / (size_t)nt; r < B * (size_t)(tid + 1) / (size_t)nt;
+                 r++)
+                fill_input(t, t->xb + r * nin, first + r);
+            const size_t nctx = B * m->n_ctx;
+            memset(t->ctx_all + nctx * (size_t)tid / (size_t)nt, 0,
+                   (nctx * (size_t)(tid + 1) / (size_t)nt - nctx * (size_t)tid / (size_t)nt) *
+                       sizeof(float));
+            eqp_barrier_wait(&t->bar);
+            m->ops->clamp(m, t->xb, t->ctx_all, B, t->rank * nt + tid, t->P * nt);
+            eqp_barrier_wait(&t->bar);
+            if (tid == 0) {
+                eqp_status ds = eqp_dist_sum_f32(t->dist, t->ctx_all, nctx);
+                if (ds)
+                    t->dist_status = ds;
+            }
+            eqp_barrier_wait(&t->bar);
+        }
         if (Bt > 0) {
             float *xr = t->xb + r0 * nin;
             const int gen = c->generative;
@@ -377,7 +453,10 @@ static void epoch_thread(void *arg, int tid, int nt) {
                 if (t->particles)
                     memcpy(w->s + r * N, t->particles + ex * N, N * sizeof(float));
             }
-            eqp_clamp(m, w, xr, gen ? NULL : labels, Bt);
+            if (split)
+                eqp_clamp_ctx(m, w, xr, t->ctx_all + r0 * m->n_ctx, labels, Bt);
+            else
+                eqp_clamp(m, w, xr, gen ? NULL : labels, Bt);
             if (gen)
                 eqp_set_target(m, w, t->tb + r0 * m->n_out, Bt);
             if (!t->particles)
@@ -468,9 +547,42 @@ static void epoch_thread(void *arg, int tid, int nt) {
                 decay_share(t, tid, nt); /* a share other than accum's: wait for all */
                 eqp_barrier_wait(&t->bar);
             }
+            const size_t nr = m->n_params - t->rest;
+            if (split) { /* the blocks after W_1, b_1 before this update */
+                const size_t lo = nr * (size_t)tid / (size_t)nt, hi = nr * (size_t)(tid + 1) / (size_t)nt;
+                memcpy(t->rest_old + lo, m->params + t->rest + lo, (hi - lo) * sizeof(float));
+                eqp_barrier_wait(&t->bar);
+            }
+            /* split: this process's share of every layer's columns; else each thread's */
             m->ops->accum_grad_params(m, t->xb + u0 * nin, t->sn + u0 * N,
-                                      (sym ? t->sm : t->sf) + u0 * N, scale, dst, w->work, Bu, tid,
-                                      nt);
+                                      (sym ? t->sm : t->sf) + u0 * N, scale, dst, w->work, Bu,
+                                      split ? t->rank * nt + tid : tid, split ? t->P * nt : nt);
+            if (split) {
+                /* the other blocks' changes (zero outside this process's columns) and whether
+                 * this process's W_1, b_1 are finite, summed: every process then holds the
+                 * same blocks from 2 on and reaches the same verdict */
+                eqp_barrier_wait(&t->bar);
+                const size_t lo = nr * (size_t)tid / (size_t)nt, hi = nr * (size_t)(tid + 1) / (size_t)nt;
+                for (size_t i = lo; i < hi; i++)
+                    t->rest_delta[i] = m->params[t->rest + i] - t->rest_old[i];
+                t->bad_t[tid] = !eqp_all_finite(m->params + t->rest * (size_t)tid / (size_t)nt,
+                                                t->rest * (size_t)(tid + 1) / (size_t)nt -
+                                                    t->rest * (size_t)tid / (size_t)nt);
+                eqp_barrier_wait(&t->bar);
+                if (tid == 0) {
+                    int b1 = 0;
+                    for (int k = 0; k < nt; k++)
+                        b1 |= t->bad_t[k];
+                    t->rest_delta[nr] = (float)b1;
+                    eqp_status ds = eqp_dist_sum_f32(t->dist, t->rest_delta, nr + 1);
+                    if (ds)
+                        t->dist_status = ds;
+                }
+                eqp_barrier_wait(&t->bar);
+                for (size_t i = lo; i < hi; i++)
+                    m->params[t->rest + i] = t->rest_old[i] + t->rest_delta[i];
+                eqp_barrier_wait(&t->bar); /* before thread 0's readout update below */
+            }
             if (dst == m->params && m->ops->project_params) /* e.g. Dale's signs, this share */
                 m->ops->project_params(m, tid, nt);
             if (t->ro_grad && tid == 0) {
@@ -559,6 +671,8 @@ static void epoch_thread(void *arg, int tid, int nt) {
             eqp_barrier_wait(&t->bar);
             for (int k = 0; k < nt; k++)
                 pbad |= t->bad_t[k];
+            if (t->P > 1 && t->sync == EQP_SYNC_SPLIT) /* any process's W_1, b_1 */
+                pbad |= t->rest_delta[m->n_params - t->rest] > 0.0f;
         }
         if (tid == 0) {
             if (t->P > 1) { /* the group's counters (gather_batch) */
@@ -700,6 +814,8 @@ eqp_status eqp_trainer_run(eqp_trainer *t, size_t max_batches, eqp_epoch_stats *
     const long start_steps[2] = {t->steps_sum[0], t->steps_sum[1]}, start_phases = t->phases;
     double t0 = now_seconds();
     eqp_status s = eqp_parallel_run(t->nthreads, epoch_thread, t);
+    if (!s && !t->dist_status && t->P > 1 && t->sync == EQP_SYNC_SPLIT)
+        t->dist_status = gather_first(t);
     t->seconds += now_seconds() - t0;
     if (s)
         return s;

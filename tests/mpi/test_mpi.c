@@ -379,6 +379,15 @@ int main(int argc, char **argv) {
     static const char *const ep_reg[] = {"sizes", "784-64-10", "threads", "1", "epochs", "1",
                                          "shift", "1", "weight-decay", "1e-3", NULL};
     ep_case("ep-1h --shift 1 --weight-decay 1e-3", "ep-1h", ep_reg, 0);
+    /* auto picks split for the SGD runs above (ep-1h, ep-2h): the states mode too, and split
+     * with a ce readout (outside the split blocks) on 2 threads per process */
+    sync_mode = EQP_SYNC_STATES;
+    ep_case("states: ep-1h random-sign, persistent", "ep-1h", ep_random, 0);
+    sync_mode = EQP_SYNC_SPLIT;
+    static const char *const ep_ce[] = {"sizes", "784-64-10", "threads", "2", "epochs", "1",
+                                        "readout", "ce", "nudge", "symmetric", "beta", "0.5",
+                                        NULL};
+    ep_case("split: ep-1h symmetric, ce readout, 2 threads", "ep-1h", ep_ce, 0);
     sync_mode = EQP_SYNC_GRADS; /* the same runs exchanging updates instead of states */
     ep_case("grads: ep-1h --shift 1 --weight-decay 1e-3", "ep-1h", ep_reg, 0);
     ep_case("grads: ep-1h random-sign, persistent", "ep-1h", ep_random, 0);
