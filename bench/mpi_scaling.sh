@@ -66,8 +66,10 @@ bench() { # NAME BYTES_PER_BATCH ARGS...
 }
 
 # bytes per batch: ep-1h (states, batch 20): the free and nudged states of 20 rows x 510 units
-# (+ 16 counters) as floats; batch 200 (grads): 397510 parameters; snn-mlp: reduce-scatter +
-# allgather of 795010 parameters
-bench "ep-1h (batch 20, states)" "$(( (2 * 20 * 510 + 16) * 4 / 1024 )) KiB" --preset ep-1h
+# (+ 16 counters) as floats; split (the preset's auto choice) adds the clamp context (20 x 500)
+# and the change of W_2, b_2 (5010 + 1); batch 200 (grads): 397510 parameters; snn-mlp:
+# reduce-scatter + allgather of 795010 parameters
+bench "ep-1h (batch 20, split)" "$(( (2 * 20 * 510 + 16 + 20 * 500 + 5011) * 4 / 1024 )) KiB" --preset ep-1h
+bench "ep-1h (batch 20, states)" "$(( (2 * 20 * 510 + 16) * 4 / 1024 )) KiB" --preset ep-1h --dist-sync states
 bench "ep-1h --batch 200 (grads)" "$(( 397510 * 4 / 1024 )) KiB" --preset ep-1h --batch 200
 bench "snn-mlp (batch 128)" "$(( 795010 * 4 / 1024 )) KiB" --preset snn-mlp
