@@ -36,6 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 extern void __sanitizer_set_death_callback(void (*callback)(void)) __attribute__((weak));
 
 static double fuzz_nir_timeout = 5.0; /* seconds; below libFuzzer's -timeout (10) */
+static size_t fuzz_nir_mem = 0;        /* RLIMIT_AS for the child: none under ASan (above) */
 static volatile int fuzz_nir_in_import;
 
 static void fuzz_nir_child(void) {
@@ -67,7 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fclose(f);
     eqp_snn *n = NULL;
     fuzz_nir_in_import = 1;
-    eqp_status st = eqp_nir_import_isolated(path, NULL, &n, NULL, fuzz_nir_timeout, 0);
+    eqp_status st = eqp_nir_import_isolated(path, NULL, &n, NULL, fuzz_nir_timeout, fuzz_nir_mem);
     fuzz_nir_in_import = 0;
     fuzz_nir_check(st, n, back);
     unlink(path);
