@@ -8,18 +8,23 @@
  * The child is a fork of this (ASan + libFuzzer) process, so the harness prepares it with a
  * pthread_atfork handler, active only around the import:
  *   - the sanitizers' death callback, which libFuzzer set to write crash-<sha1> and print its
- *     final statistics, is cleared: a crash inside libhdf5 in the child is the event under
- *     test, not a finding (the parent reports it as a status);
+ *     final statistics, is cleared, and SIGSEGV, SIGBUS, SIGABRT, SIGILL and SIGFPE go back to
+ *     their default action (ASan's and libFuzzer's handlers would report the crash as a
+ *     finding of this process): a crash inside libhdf5 in the child is the event under test,
+ *     and the parent must turn it into a status, as it does for the command;
  *   - the child's stderr goes to $FUZZ_NIR_CHILD_LOG (appended) or /dev/null, so that ASan's
- *     reports of libhdf5's faults neither flood the fuzzer's log nor look like its own.
- * No memory limit is passed (RLIMIT_AS cannot work under ASan, whose shadow memory alone maps
- * terabytes); libFuzzer's -malloc_limit_mb hook is inherited by the child, which is why
- * scripts/reliability_fuzz.sh and `make fuzz` run this harness in a scratch directory and look
- * only at the parent's artifacts (see RELIABILITY.md). Coverage counters in the child are the
- * child's copy, so libFuzzer sees the parent's side only (the status, the read-back, the
- * round trip): fuzz_nirgraph.c fuzzes eqprop's reader in-process with full coverage. */
+ *     reports of libhdf5's faults (heap overflows in its global-heap reader, which exit 1)
+ *     neither flood the fuzzer's log nor look like its own.
+ * No RLIMIT_AS is passed: it cannot work under ASan, whose shadow memory alone maps terabytes.
+ * Instead ASan refuses any single allocation over 1 GiB with NULL (__asan_default_options
+ * below), so that libhdf5's multi-GB mallocs fail inside the child as RLIMIT_AS makes them
+ * fail in the command, before libFuzzer's -malloc_limit_mb hook (inherited by the child, and
+ * writing oom-<sha1>) would see them. Coverage counters in the child are the child's copy, so
+ * libFuzzer sees the parent's side only (the status, the read-back, the round trip):
+ * fuzz_nirgraph.c fuzzes eqprop's reader in-process with full coverage. */
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,11 +44,22 @@ static double fuzz_nir_timeout = 5.0; /* seconds; below libFuzzer's -timeout (10
 static size_t fuzz_nir_mem = 0;        /* RLIMIT_AS for the child: none under ASan (above) */
 static volatile int fuzz_nir_in_import;
 
+/* Not when tests/test_reliability.c includes this file (it renames LLVMFuzzerTestOneInput). */
+#ifndef LLVMFuzzerTestOneInput
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) {
+    return "allocator_may_return_null=1:max_allocation_size_mb=1024";
+}
+#endif
+
 static void fuzz_nir_child(void) {
     if (!fuzz_nir_in_import)
         return;
     if (__sanitizer_set_death_callback)
         __sanitizer_set_death_callback(NULL);
+    static const int sigs[] = {SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE};
+    for (size_t k = 0; k < sizeof sigs / sizeof sigs[0]; k++)
+        signal(sigs[k], SIG_DFL);
     const char *log = getenv("FUZZ_NIR_CHILD_LOG");
     int fd = open(log && log[0] ? log : "/dev/null", O_WRONLY | O_APPEND | O_CREAT, 0644);
     if (fd >= 0) {
