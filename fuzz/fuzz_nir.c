@@ -40,7 +40,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* weak: absent when tests/test_reliability.c includes this file without sanitizers */
 extern void __sanitizer_set_death_callback(void (*callback)(void)) __attribute__((weak));
 
-static double fuzz_nir_timeout = 5.0; /* seconds; below libFuzzer's -timeout (10) */
+static double fuzz_nir_timeout = 1.0; /* seconds (below libFuzzer's -timeout, 10): hangs
+                                       * are common, and each costs this */
 static size_t fuzz_nir_mem = 0;        /* RLIMIT_AS for the child: none under ASan (above) */
 static volatile int fuzz_nir_in_import;
 

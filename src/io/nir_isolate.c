@@ -224,15 +224,17 @@ eqp_status eqp_nir_import_isolated(const char *path, const eqp_nir_opts *o, eqp_
     }
     close(pfd[0]);
     /* reap the child; it should be gone by the deadline, else it is killed */
-    int ws = 0, reaped = 0;
+    int ws = 0, reaped = 0, gone = 0;
     while (!timed_out) {
         pid_t w = waitpid(pid, &ws, WNOHANG);
         if (w == pid) {
             reaped = 1;
             break;
         }
-        if (w < 0 && errno != EINTR)
-            break; /* ECHILD: SIGCHLD is ignored, the system reaped it */
+        if (w < 0 && errno != EINTR) {
+            gone = 1; /* ECHILD: SIGCHLD is ignored, or a handler of the host's reaped it */
+            break;
+        }
         if (now_s() >= t0 + timeout_s) {
             timed_out = got < sizeof res;
             break;
@@ -240,7 +242,7 @@ eqp_status eqp_nir_import_isolated(const char *path, const eqp_nir_opts *o, eqp_
         struct timespec ms = {0, 1000000};
         nanosleep(&ms, NULL);
     }
-    if (!reaped) {
+    if (!reaped && !gone) {
         kill(pid, SIGKILL);
         while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
             ;
