@@ -45,12 +45,27 @@ static double fuzz_nir_timeout = 1.0; /* seconds (below libFuzzer's -timeout, 10
 static size_t fuzz_nir_mem = 0;        /* RLIMIT_AS for the child: none under ASan (above) */
 static volatile int fuzz_nir_in_import;
 
+/* what became of the imports: ok, an ordinary error, libhdf5 killed by a signal, an ASan
+ * report in the child (exit 1), a timeout */
+static unsigned long fuzz_nir_count[5];
+
 /* Not when tests/test_reliability.c includes this file (it renames LLVMFuzzerTestOneInput). */
 #ifndef LLVMFuzzerTestOneInput
 const char *__asan_default_options(void);
 const char *__asan_default_options(void) {
     return "allocator_may_return_null=1:max_allocation_size_mb=1024";
 }
+
+static void fuzz_nir_report(void) {
+    fprintf(stderr,
+            "fuzz_nir: imports: %lu ok, %lu errors, %lu libhdf5 crashes (signal), %lu "
+            "sanitizer exits, %lu timeouts\n",
+            fuzz_nir_count[0], fuzz_nir_count[1], fuzz_nir_count[2], fuzz_nir_count[3],
+            fuzz_nir_count[4]);
+}
+#define FUZZ_NIR_REPORT() atexit(fuzz_nir_report)
+#else
+#define FUZZ_NIR_REPORT() 0
 #endif
 
 static void fuzz_nir_child(void) {
@@ -73,6 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static int ready;
     if (!ready) {
         pthread_atfork(NULL, NULL, fuzz_nir_child);
+        (void)FUZZ_NIR_REPORT();
         ready = 1;
     }
     char path[64], back[64];
@@ -87,6 +103,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fuzz_nir_in_import = 1;
     eqp_status st = eqp_nir_import_isolated(path, NULL, &n, NULL, fuzz_nir_timeout, fuzz_nir_mem);
     fuzz_nir_in_import = 0;
+    const char *m = eqp_last_error();
+    int kind = 1;
+    if (st == EQP_OK)
+        kind = 0;
+    else if (strstr(m, "crashed with signal"))
+        kind = 2;
+    else if (strstr(m, "exited with status"))
+        kind = 3;
+    else if (strstr(m, "timed out") || strstr(m, "CPU time"))
+        kind = 4;
+    fuzz_nir_count[kind]++;
     fuzz_nir_check(st, n, back);
     unlink(path);
     return 0;
