@@ -80,9 +80,11 @@ int main(void) {
               {"snnconfig", fuzz_snnconfig_one},
               {"nir", fuzz_nir_one},
               {"nirgraph", fuzz_nirgraph_one}};
-    /* a hang costs the timeout; without ASan, RLIMIT_AS works */
+    /* a hang costs the timeout; RLIMIT_AS works without ASan only */
     fuzz_nir_timeout = 2.0;
+#if !defined(__SANITIZE_ADDRESS__)
     fuzz_nir_mem = (size_t)1 << 30;
+#endif
     int total = 0;
     for (size_t k = 0; k < sizeof hs / sizeof hs[0]; k++) {
         char dir[128], prefix[64];
