@@ -127,7 +127,8 @@ eqp_status eqp_nir_import(const char *path, const eqp_nir_opts *o, eqp_snn **out
  * flushes none of its streams and changes nothing the parent sees, but it is a fork of a
  * possibly multi-threaded process, so call this where no other thread holds a lock the import
  * needs (libhdf5's or a stdio stream's); eqprop's command calls it before starting threads.
- * POSIX systems only. */
+ * POSIX systems only. If the caller itself is killed during the call, the temporary file
+ * ($TMPDIR/eqprop-nir-XXXXXX) stays behind. */
 eqp_status eqp_nir_import_isolated(const char *path, const eqp_nir_opts *o, eqp_snn **out,
                                    eqp_nir_info *info, double timeout_s, size_t mem_limit_bytes);
 
