@@ -8,10 +8,15 @@
  *     metadata), imports with the parameters its generator's closed form predicts and runs;
  *   - errors: missing file, not HDF5, an unsupported node type, a shape mismatch along an edge,
  *     tau < dt under forward Euler, a Linear with a bad 'bias' (synapse or recurrent weight),
- *     and networks NIR cannot express (alif, max pooling). */
+ *     and networks NIR cannot express (alif, max pooling);
+ *   - the isolated import (eqp_nir_import_isolated): the same network, info and outputs as the
+ *     in-process import (the fixture, with and without options; an eqprop export), the same
+ *     status and message on ordinary errors, and a clean error on files that crash, exhaust or
+ *     hang libhdf5 (tests/reliability/fuzz-regress/nir-hdf5-*), no temporary file left. */
 #include <hdf5.h>
 #include <math.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "eqprop/data.h"
@@ -355,6 +360,163 @@ static void errors(void) {
     CHECK(access(tp(txt, sizeof txt, "bad.nir.tmp"), F_OK) != 0, "no temporary file left");
 }
 
+/* ---- the isolated import (src/io/nir_isolate.c) ---- */
+
+/* the child's address-space limit: none under ASan, whose shadow memory alone exceeds any */
+#if defined(__SANITIZE_ADDRESS__)
+#define ISO_MEM 0
+#else
+#define ISO_MEM ((size_t)1 << 30)
+#endif
+
+/* a and b hold the same network: config text, bit-identical parameters, the same outputs */
+static void same_net(const char *what, eqp_snn *a, eqp_snn *b, const eqp_dataset *te) {
+    char ta[8192], tb[8192];
+    eqp_snn_config_to_text(eqp_snn_get_config(a), ta, sizeof ta);
+    eqp_snn_config_to_text(eqp_snn_get_config(b), tb, sizeof tb);
+    CHECK(strcmp(ta, tb) == 0, "%s: configs differ:\n%s\nvs\n%s", what, ta, tb);
+    const size_t np = eqp_snn_n_params(a);
+    CHECK(np == eqp_snn_n_params(b) &&
+              memcmp(eqp_snn_params(a), eqp_snn_params(b), np * sizeof(float)) == 0,
+          "%s: parameters differ (%zu vs %zu)", what, np, eqp_snn_n_params(b));
+    const eqp_snn_config *c = eqp_snn_get_config(a);
+    const int l = c->n_layers - 1;
+    const size_t n = c->sizes[l] * (size_t)c->steps;
+    float *za = calloc(n, sizeof *za), *zb = calloc(n, sizeof *zb), *va = calloc(n, sizeof *va),
+          *vb = calloc(n, sizeof *vb);
+    int ok = za && zb && va && vb && eqp_snn_trace(a, te, 0, l, za, va) == EQP_OK &&
+             eqp_snn_trace(b, te, 0, l, zb, vb) == EQP_OK &&
+             memcmp(za, zb, n * sizeof *za) == 0 && memcmp(va, vb, n * sizeof *va) == 0;
+    CHECK(ok, "%s: the output layer's trace differs (%s)", what, eqp_last_error());
+    free(za);
+    free(zb);
+    free(va);
+    free(vb);
+    double ea = -1, eb = -2, la = -1, lb = -2;
+    CHECK(eqp_snn_evaluate(a, te, 1, &ea, &la) == EQP_OK &&
+              eqp_snn_evaluate(b, te, 1, &eb, &lb) == EQP_OK && ea == eb && la == lb,
+          "%s: test error %g vs %g, loss %g vs %g", what, ea, eb, la, lb);
+}
+
+/* in-process and isolated imports of path with o agree */
+static void both_ways(const char *what, const char *path, const eqp_nir_opts *o,
+                      const eqp_dataset *te) {
+    eqp_snn *a = NULL, *b = NULL;
+    eqp_nir_info ia, ib;
+    memset(&ia, 0, sizeof ia);
+    memset(&ib, 0xff, sizeof ib);
+    eqp_status sa = eqp_nir_import(path, o, &a, &ia);
+    CHECK(sa == EQP_OK, "%s: in-process import: %s", what, eqp_last_error());
+    eqp_status sb = eqp_nir_import_isolated(path, o, &b, &ib, 30, ISO_MEM);
+    CHECK(sb == EQP_OK, "%s: isolated import: %s", what, eqp_last_error());
+    if (a && b) {
+        CHECK(ia.dt == ib.dt && ia.decay == ib.decay &&
+                  ia.config_from_file == ib.config_from_file && ia.n_nodes == ib.n_nodes &&
+                  strcmp(ia.version, ib.version) == 0,
+              "%s: info dt %g/%g decay %d/%d from_file %d/%d nodes %d/%d", what, ia.dt, ib.dt,
+              (int)ia.decay, (int)ib.decay, ia.config_from_file, ib.config_from_file, ia.n_nodes,
+              ib.n_nodes);
+        same_net(what, a, b, te);
+    }
+    eqp_snn_free(a);
+    eqp_snn_free(b);
+}
+
+static double seconds_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* a hostile file (tests/reliability/fuzz-regress/nir-*, inputs that crash, hang or exhaust
+ * libhdf5 in-process) gives an error with a message naming it, in time; with libhdf5 1.10.8,
+ * whose faults these are, status want and a message that says how the child ended */
+static void hostile(const char *name, eqp_status want, const char *says, const char *or_says,
+                    double timeout) {
+    unsigned maj = 0, min = 0, rel = 0;
+    H5get_libversion(&maj, &min, &rel);
+    const int known = maj == 1 && min == 10 && rel == 8;
+    char path[256];
+    snprintf(path, sizeof path, "tests/reliability/fuzz-regress/%s", name);
+    CHECK(access(path, R_OK) == 0, "%s: missing", path);
+    eqp_snn *n = (eqp_snn *)&n; /* must come back NULL */
+    const double t0 = seconds_now();
+    eqp_status st = eqp_nir_import_isolated(path, NULL, &n, NULL, timeout, ISO_MEM);
+    const double dt = seconds_now() - t0;
+    CHECK(st != EQP_OK && n == NULL && strstr(eqp_last_error(), path), "%s: %s (%s)", name,
+          eqp_status_name(st), eqp_last_error());
+    if (known)
+        CHECK(st == want && (strstr(eqp_last_error(), says) ||
+                             (or_says && strstr(eqp_last_error(), or_says))),
+              "%s: %s (%s), expected %s with '%s' from libhdf5 1.10.8", name,
+              eqp_status_name(st), eqp_last_error(), eqp_status_name(want), says);
+    else
+        printf("note: libhdf5 %u.%u.%u: %s: %s\n", maj, min, rel, name, eqp_last_error());
+    CHECK(dt < timeout + 5, "%s: took %.1f s with a timeout of %g s", name, dt, timeout);
+}
+
+static void isolated(const eqp_dataset *te) {
+    /* temporary files go to TMPDIR: ours, to check that none is left */
+    const char *old = getenv("TMPDIR");
+    char keep[4096] = "";
+    if (old)
+        snprintf(keep, sizeof keep, "%s", old);
+    setenv("TMPDIR", tmpdir, 1);
+    both_ways("isolated: fixture", FIXTURE, NULL, te);
+    eqp_nir_opts o;
+    eqp_nir_opts_default_import(&o);
+    o.decay = EQP_NIR_DECAY_EXP;
+    o.dt = 2e-3;
+    o.config = "steps=7\nencoder=rate\nreset=subtract";
+    both_ways("isolated: fixture, options", FIXTURE, &o, te);
+    static const char *const conv[] = {"sizes", "1x28x28-c4k3z1-a2-16r-10", "out-neuron",
+                                       "readout", "reset", "subtract", "steps", "8", NULL};
+    eqp_snn *a = make_net(conv, 11);
+    char path[256];
+    tp(path, sizeof path, "iso.nir");
+    CHECK(a && eqp_nir_export(path, a, NULL) == EQP_OK, "isolated: export: %s", eqp_last_error());
+    eqp_snn_free(a);
+    both_ways("isolated: eqprop's conv + recurrent", path, NULL, te);
+
+    /* ordinary failures come back as the in-process import reports them */
+    char txt[256];
+    const char *files[] = {tp(path, sizeof path, "missing.nir"), tp(txt, sizeof txt, "text.nir")};
+    for (int k = 0; k < 2; k++) {
+        eqp_snn *n = NULL, *m = NULL;
+        eqp_status sa = eqp_nir_import(files[k], NULL, &n, NULL);
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", eqp_last_error());
+        eqp_status sb = eqp_nir_import_isolated(files[k], NULL, &m, NULL, 30, 0);
+        CHECK(sa != EQP_OK && sa == sb && !n && !m && strcmp(msg, eqp_last_error()) == 0,
+              "isolated: %s: %s '%s' in-process, %s '%s' isolated", files[k],
+              eqp_status_name(sa), msg, eqp_status_name(sb), eqp_last_error());
+    }
+    eqp_snn *n = NULL;
+    CHECK(eqp_nir_import_isolated(FIXTURE, NULL, &n, NULL, 0, 0) == EQP_EINVAL && !n &&
+              strstr(eqp_last_error(), "timeout"),
+          "isolated: timeout 0: %s", eqp_last_error());
+    CHECK(eqp_nir_import_isolated(FIXTURE, NULL, &n, NULL, NAN, 0) == EQP_EINVAL && !n,
+          "isolated: timeout NaN: %s", eqp_last_error());
+
+    /* what crashes, hangs or exhausts libhdf5 1.10.8 in-process (found by fuzz_nir) */
+    /* (under ASan, whose SEGV handler exits 1, a crash reads "exited with status 1") */
+    hostile("nir-hdf5-segv-1", EQP_EFORMAT, "libhdf5 crashed with signal 11", "exited with status",
+            30);
+    hostile("nir-hdf5-segv-2", EQP_EFORMAT, "libhdf5 crashed with signal 11", "exited with status",
+            30);
+    hostile("nir-hdf5-oom-1", EQP_EFORMAT, "cannot read the strings", "exited with status", 30);
+    hostile("nir-hdf5-hang-1", EQP_EIO, "timed out after 1.5 s", NULL, 1.5);
+
+    /* none of the imports above left a file behind */
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "ls %s | grep -q eqprop-nir-", tmpdir);
+    CHECK(system(cmd) != 0, "isolated: a temporary eqprop-nir-* file was left in %s", tmpdir);
+    if (keep[0])
+        setenv("TMPDIR", keep, 1);
+    else
+        unsetenv("TMPDIR");
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/eqp_test_nir.XXXXXX");
     if (!mkdtemp(tmpdir)) {
@@ -380,6 +542,8 @@ int main(void) {
         fixture(te);
     }
     errors();
+    if (te)
+        isolated(te);
     eqp_dataset_free(te);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);

@@ -3,8 +3,9 @@
  * harness code of fuzz/fuzz_NAME.c (a harness aborts on any broken invariant), plus explicit
  * checks of the regressions and of the memory budget. fuzz_nirgraph's inputs are decision
  * streams that build an HDF5 file through libhdf5 (no libFuzzer needed), so its seeds and
- * regressions replay here too; fuzz_nir's raw bytes do not (libhdf5 hangs on some of them).
- * Run from the repository root. */
+ * regressions replay here too; so do fuzz_nir's raw bytes, which go through the isolated
+ * import (libhdf5 crashes or hangs on some of them, in the child process). Run from the
+ * repository root. */
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,6 +26,9 @@
 #undef LLVMFuzzerTestOneInput
 #define LLVMFuzzerTestOneInput fuzz_snnconfig_one
 #include "../fuzz/fuzz_snnconfig.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_nir_one
+#include "../fuzz/fuzz_nir.c"
 #undef LLVMFuzzerTestOneInput
 #define LLVMFuzzerTestOneInput fuzz_nirgraph_one
 #include "../fuzz/fuzz_nirgraph.c"
@@ -74,7 +78,13 @@ int main(void) {
               {"config", fuzz_config_one},
               {"snnfile", fuzz_snnfile_one},
               {"snnconfig", fuzz_snnconfig_one},
+              {"nir", fuzz_nir_one},
               {"nirgraph", fuzz_nirgraph_one}};
+    /* a hang costs the timeout; RLIMIT_AS works without ASan only */
+    fuzz_nir_timeout = 2.0;
+#if !defined(__SANITIZE_ADDRESS__)
+    fuzz_nir_mem = (size_t)1 << 30;
+#endif
     int total = 0;
     for (size_t k = 0; k < sizeof hs / sizeof hs[0]; k++) {
         char dir[128], prefix[64];

@@ -93,6 +93,9 @@ int cmd_export(int argc, char **argv) {
     return rc;
 }
 
+/* seconds a NIR import may take (eqprop's networks read in well under one) */
+#define NIR_TIMEOUT_S 60.0
+
 static const cli_opt eval_opts[] = {
     {"help", 0, "show this help"},
     {"nir", 1, "NIR graph (HDF5) to read and run (required)"},
@@ -130,7 +133,9 @@ int cmd_eval_nir(int argc, char **argv) {
             printf("usage: eqprop eval --nir FILE [options]\n\n"
                    "Reads a NIR graph into a spiking network and reports its classification\n"
                    "error. A file written by eqprop carries its encoder, steps and loss; for others\n"
-                   "give them with --set (defaults: the snn-mlp preset's).\n\n");
+                   "give them with --set (defaults: the snn-mlp preset's). The file is read in a\n"
+                   "child process (at most 60 s, and the memory budget, EQPROP_MEMORY_LIMIT), so\n"
+                   "that a malformed file which crashes or hangs libhdf5 gives an error.\n\n");
             cli_print_opts(stdout, eval_opts);
             free(sets);
             return 0;
@@ -185,7 +190,10 @@ int cmd_eval_nir(int argc, char **argv) {
     eqp_dataset *d = NULL;
     eqp_nir_info info;
     double err = 0, loss = 0;
-    if (eqp_nir_import(nir, &o, &n, &info) || eqp_dataset_load(data, split, limit, &d) ||
+    /* a NIR file may come from anywhere, and libhdf5 crashes or hangs on some malformed ones:
+     * the import runs in a child process, limited to the memory budget and NIR_TIMEOUT_S */
+    if (eqp_nir_import_isolated(nir, &o, &n, &info, NIR_TIMEOUT_S, eqp_memory_budget()) ||
+        eqp_dataset_load(data, split, limit, &d) ||
         eqp_snn_evaluate(n, d, (int)threads, &err, &loss) || (save && eqp_snn_save(save, n, NULL))) {
         cli_error("eval", NULL);
     } else {

@@ -53,6 +53,8 @@
 #ifndef EQPROP_NIR_H
 #define EQPROP_NIR_H
 
+#include <stddef.h>
+
 #include "eqprop/snn.h"
 #include "eqprop/status.h"
 
@@ -97,6 +99,38 @@ eqp_status eqp_nir_export(const char *path, const eqp_snn *n, const eqp_nir_opts
  * EQP_ESHAPE (shapes along an edge). */
 eqp_status eqp_nir_import(const char *path, const eqp_nir_opts *o, eqp_snn **out,
                           eqp_nir_info *info);
+
+/* eqp_nir_import above runs libhdf5 in the calling process, and libhdf5 (1.10.8 at least) is
+ * not robust to malformed files: some crash it (SIGSEGV, heap overflows inside its global-heap
+ * reader), hang it in an endless loop or make it allocate hundreds of GB (docs/RELIABILITY.md).
+ * Use it only on files you trust (ones eqprop wrote, say). For any other file use: */
+
+/* eqp_nir_import in a child process (fork), so that whatever libhdf5 does on a hostile file
+ * ends as a status with a message. The child lowers its limits (no core file; CPU time
+ * ceil(timeout_s) + 1 s; with mem_limit_bytes > 0, RLIMIT_AS at its current address space plus
+ * mem_limit_bytes, so an absurd allocation fails inside the child), imports, writes the network
+ * as an eqprop SNN file (eqp_snn_save) to a temporary file in $TMPDIR (else /tmp) and sends the
+ * status, message and info through a pipe; then it _exits (no atexit handler, no stdio flush).
+ * The parent waits at most timeout_s seconds of wall time, then kills the child (SIGKILL),
+ * reads the network back with eqp_snn_load (CRC, config and finiteness checks) and removes the
+ * temporary file. The result equals eqp_nir_import's: same config, bit-identical parameters.
+ * Arguments as eqp_nir_import; timeout_s in (0, 1e6]. Errors: the child's own status and
+ * message, unchanged, when the import failed normally; and, naming the file:
+ *   EQP_EFORMAT  libhdf5 crashed (the child died by a signal: "libhdf5 crashed with signal 11
+ *                (Segmentation fault) while reading the NIR file") or exited without a result;
+ *   EQP_EIO      timed out ("timed out after 30 s") or over its CPU time, a truncated result,
+ *                no temporary file or pipe;
+ *   EQP_ENOMEM   the child was killed by SIGKILL not sent by us (the out-of-memory killer), or
+ *                fork failed for lack of memory;
+ *   EQP_EINVAL   a bad timeout_s.
+ * *out is NULL on failure. The child only reads: it closes none of the caller's descriptors,
+ * flushes none of its streams and changes nothing the parent sees, but it is a fork of a
+ * possibly multi-threaded process, so call this where no other thread holds a lock the import
+ * needs (libhdf5's or a stdio stream's); eqprop's command calls it before starting threads.
+ * POSIX systems only. If the caller itself is killed during the call, the temporary file
+ * ($TMPDIR/eqprop-nir-XXXXXX) stays behind. */
+eqp_status eqp_nir_import_isolated(const char *path, const eqp_nir_opts *o, eqp_snn **out,
+                                   eqp_nir_info *info, double timeout_s, size_t mem_limit_bytes);
 
 #ifdef __cplusplus
 }
