@@ -16,4 +16,12 @@ err, _ = m.evaluate(test)
 assert train.x.shape[1] == 784 and (n_train == 0 or train.x.shape[0] == n_train)
 assert m.params()["W1"].size > 0
 print("python test error %.6f, cli %.6f, epoch %d" % (err, cli_error, st["epoch"]))
-sys.exit(0 if abs(err - cli_error) < 1e-9 else 1)
+# a NIR round trip through the binding (the import runs in a child process)
+import os, tempfile
+snn = eqprop.SNNModel("snn-mlp", sizes="784-16-10", steps=4)
+nir = os.path.join(tempfile.mkdtemp(), "m.nir")
+snn.export_nir(nir)
+back = eqprop.SNNModel.from_nir(nir)
+same = (back.predict(test) == snn.predict(test)).all()
+print("nir round trip through python: predictions equal: %s" % same)
+sys.exit(0 if abs(err - cli_error) < 1e-9 and same else 1)

@@ -116,7 +116,7 @@ _st_epoch = _fn("eqp_snn_trainer_run_epoch", _i, _p, C.POINTER(_SnnEpochStats))
 _s_save = _fn("eqp_snn_save", _i, _s, _p, _p)
 _s_load = _fn("eqp_snn_load", _i, _s, C.POINTER(_p), C.POINTER(_i))
 _nir_export = _fn("eqp_nir_export", _i, _s, _p, _p)
-_nir_import = _fn("eqp_nir_import", _i, _s, _p, C.POINTER(_p), _p)
+_nir_import = _fn("eqp_nir_import_isolated", _i, _s, _p, C.POINTER(_p), _p, _d, _sz)
 
 # Config structs are opaque here: the library fills a buffer bigger than any of them.
 _CFG_BYTES = 1 << 16
@@ -352,10 +352,12 @@ class SNNModel(_Params):
         _check(_nir_export(_b(path), self._h, None))
 
     @classmethod
-    def from_nir(cls, path):
-        """Read a NIR graph (the file's dt and decay map, else 1 ms and Euler)."""
+    def from_nir(cls, path, timeout=60.0):
+        """Read a NIR graph (the file's dt and decay map, else 1 ms and Euler) in a child
+        process (eqp_nir_import_isolated), so that a hostile file cannot crash or hang the
+        interpreter through libhdf5; timeout in seconds."""
         h = _p()
-        _check(_nir_import(_b(path), None, C.byref(h), None))
+        _check(_nir_import(_b(path), None, C.byref(h), None, float(timeout), 0))
         return cls(_handle=h)
 
     def __del__(self):
