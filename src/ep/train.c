@@ -565,9 +565,18 @@ static void epoch_thread(void *arg, int tid, int nt) {
                 const size_t lo = nr * (size_t)tid / (size_t)nt, hi = nr * (size_t)(tid + 1) / (size_t)nt;
                 for (size_t i = lo; i < hi; i++)
                     t->rest_delta[i] = m->params[t->rest + i] - t->rest_old[i];
-                t->bad_t[tid] = !eqp_all_finite(m->params + t->rest * (size_t)tid / (size_t)nt,
-                                                t->rest * (size_t)(tid + 1) / (size_t)nt -
-                                                    t->rest * (size_t)tid / (size_t)nt);
+                { /* this process's columns of W_1 (rows of this thread's share), and b_1's */
+                    const size_t n0 = m->cfg.sizes[0], n1 = m->cfg.sizes[1];
+                    size_t c0, c1;
+                    eqp_dist_shard(n1, t->rank, t->P, &c0, &c1);
+                    const float *W = m->params + m->blocks[0].offset;
+                    int ok = tid != 0 || eqp_all_finite(m->params + m->blocks[1].offset + c0,
+                                                        c1 - c0);
+                    for (size_t i = n0 * (size_t)tid / (size_t)nt;
+                         ok && i < n0 * (size_t)(tid + 1) / (size_t)nt; i++)
+                        ok = eqp_all_finite(W + i * n1 + c0, c1 - c0);
+                    t->bad_t[tid] = !ok;
+                }
                 eqp_barrier_wait(&t->bar);
                 if (tid == 0) {
                     int b1 = 0;
@@ -664,9 +673,11 @@ static void epoch_thread(void *arg, int tid, int nt) {
         int pbad = 0;
         if (!bad && !nc) {
             eqp_barrier_wait(&t->bar);
-            const size_t np = m->n_params;
-            const size_t lo = np * (size_t)tid / (size_t)nt,
-                         hi = np * (size_t)(tid + 1) / (size_t)nt;
+            /* split: W_1, b_1 were checked where each process updated them (above) */
+            const size_t p0 = t->P > 1 && t->sync == EQP_SYNC_SPLIT ? t->rest : 0;
+            const size_t np = m->n_params - p0;
+            const size_t lo = p0 + np * (size_t)tid / (size_t)nt,
+                         hi = p0 + np * (size_t)(tid + 1) / (size_t)nt;
             t->bad_t[tid] = !eqp_all_finite(m->params + lo, hi - lo);
             eqp_barrier_wait(&t->bar);
             for (int k = 0; k < nt; k++)

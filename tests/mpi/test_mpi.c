@@ -122,6 +122,52 @@ static void ep_case(const char *name, const char *preset, const char *const *kv,
     free(p2);
 }
 
+/* A forced divergence (an absurd rate) under each sync mode: every process stops with
+ * EQP_ENONFINITE at the same mini-batch (none waits alone in a collective) and holds the
+ * parameters from before the run */
+static void ep_diverge_case(eqp_sync mode, const char *name) {
+    eqp_config c;
+    eqp_config_default(&c);
+    eqp_config_preset(&c, "ep-1h");
+    eqp_config_set(&c, "sizes", "784-64-10");
+    eqp_config_set(&c, "threads", "1");
+    eqp_config_set(&c, "lr", "1e30,1e30"); /* with beta 1e-20: the update's scale overflows */
+    eqp_config_set(&c, "beta", "1e-20");
+    train_set = train_all;
+    eqp_rng rng;
+    eqp_rng_seed(&rng, c.seed);
+    eqp_model *m = NULL;
+    eqp_trainer *t = NULL;
+    if (eqp_model_create(&c, &rng, &m) || eqp_trainer_create(m, &c, train_set, &t) ||
+        eqp_trainer_set_sync(t, mode) || eqp_trainer_set_dist(t, world)) {
+        CHECK(rank != 0, "%s: setup: %s", name, eqp_last_error());
+        eqp_trainer_free(t);
+        eqp_model_free(m);
+        return;
+    }
+    const size_t np = eqp_model_n_params(m);
+    float *before = malloc(np * sizeof *before);
+    memcpy(before, eqp_model_params_const(m), np * sizeof *before);
+    eqp_epoch_stats st;
+    eqp_status r = eqp_trainer_run_epoch(t, &st);
+    double ok = r == EQP_ENONFINITE && strstr(eqp_last_error(), "mini-batch") &&
+                        memcmp(before, eqp_model_params_const(m), np * sizeof *before) == 0
+                    ? 1.0
+                    : 0.0,
+           all = 1.0;
+    eqp_dist_sum_f64(world, &ok, 1);
+    eqp_dist_sum_f64(world, &all, 1);
+    if (rank == 0) {
+        printf("%s: %s\n", name, eqp_last_error());
+        CHECK(ok == all, "%s: every process stops with EQP_ENONFINITE, parameters restored (%g of "
+                         "%g)",
+              name, ok, all);
+    }
+    free(before);
+    eqp_trainer_free(t);
+    eqp_model_free(m);
+}
+
 /* EP: two epochs by the group with a checkpoint after the first, resumed alone, against two
  * epochs alone */
 static void ep_resume_case(void) {
@@ -394,6 +440,8 @@ int main(int argc, char **argv) {
     ep_case("grads: ep symmetric, ce readout, adam, 2 threads", "ep-1h", ep_sym, 0);
     ep_case("grads: ep-2h (odd batch shards, 105 examples)", "ep-2h", ep_2h, 1);
     sync_mode = EQP_SYNC_AUTO;
+    ep_diverge_case(EQP_SYNC_SPLIT, "diverge, split");
+    ep_diverge_case(EQP_SYNC_STATES, "diverge, states");
     train_set = train_all;
     ep_resume_case();
     static const char *const snn[] = {"sizes",   "784-64-10", "steps",  "8", "batch", "32",
