@@ -44,6 +44,9 @@
 #define UNTIE(m) ((m)->hyper[2])
 #define BEI(m)   ((int)(m)->hyper[3]) /* block index of WEI; WIX follows, then WIE if untied */
 
+#define DALE_KAPPA       0.7  /* the pool loop's gain at init (header) */
+#define DALE_UPPER_SCALE 0.1f /* W_l, l > 1, at this share of |Glorot| (header) */
+
 static inline float rho(float u) {
     return u < 0.0f ? 0.0f : (u > 1.0f ? 1.0f : u);
 }
@@ -268,30 +271,33 @@ static eqp_status dale_init(eqp_model *m, eqp_rng *rng) {
     }
     memcpy(m->params, stack, n_stack_params * sizeof(float));
     eqp_dealloc(stack);
-    /* excitatory weights: |Glorot|; the pool balances their mean input: E[x W] = a/2 per
-     * synapse against n_I g (c_IX/2)(c_EI/2) through the pool, with c_IX c_EI = 2a/(n_I g);
-     * c_EI = c_IX / 16 keeps the pool's feedback from the E units (~ W^EI W^EI^T) weak at
-     * first, so that units start active (measured: equal scales silence every unit) */
+    /* the balanced initialisation (see the header) */
     for (int l = 1; l <= m->n_stack; l++) {
         float *W = blk(m, 2 * (l - 1));
-        /* above the first layer nothing balances the mean excitation at first: 1/10 of it
-         * (measured: full |Glorot| saturates every output unit) */
-        const float k = l == 1 ? 1.0f : 0.1f;
+        const float k = l == 1 ? 1.0f : DALE_UPPER_SCALE;
         for (size_t i = 0; i < m->blocks[2 * (l - 1)].size; i++)
             W[i] = k * fabsf(W[i]);
     }
-    const double a = sqrt(6.0 / (double)(m->cfg.sizes[0] + m->cfg.sizes[1]));
-    const double cpool = sqrt(2.0 * a / ((double)nI * p[1]));
+    const size_t n1 = m->cfg.sizes[1], nA = (nI + 1) / 2, nB = nI - nA;
+    const double m1 = 0.5 * sqrt(6.0 / (double)(m->cfg.sizes[0] + n1)); /* E[W_1] */
+    const double cA = DALE_KAPPA / sqrt((double)n1 * (double)nA);
+    const double cix = m1 / (p[1] * (double)nA * cA);
+    double cBh = 0, cBo = 0;
+    if (m->n_stack > 1 && nB > 0) {
+        const size_t n2 = m->cfg.sizes[2];
+        const double m2 = (double)DALE_UPPER_SCALE * 0.5 * sqrt(6.0 / (double)(n1 + n2)); /* E[W_2] */
+        cBh = sqrt(m2 * sqrt((double)n2 / (double)n1) / (double)nB);
+        cBo = m2 / ((double)nB * cBh);
+    }
     float *WEI = blk(m, BEI(m)), *WIX = blk(m, BEI(m) + 1);
-    /* layers above the first get no excitation from the input, so the pool's inhibition
-     * onto them starts at zero (learned from there; measured: any input-driven inhibition
-     * of their size silences every output unit at first) */
     for (size_t i = 0; i < N; i++)
+        for (size_t k = 0; k < nI; k++) {
+            const double c = k < nA ? (i < n1 ? cA : 0.0) : (i < n1 ? cBh : cBo);
+            WEI[i * nI + k] = (float)(c * (0.5 + eqp_rng_uniform(rng)));
+        }
+    for (size_t j = 0; j < n0; j++)
         for (size_t k = 0; k < nI; k++)
-            WEI[i * nI + k] = (float)((i < m->cfg.sizes[1] ? 0.25 : 0.0) * cpool *
-                                      eqp_rng_uniform(rng));
-    for (size_t i = 0; i < nwix; i++)
-        WIX[i] = (float)(4.0 * cpool * eqp_rng_uniform(rng));
+            WIX[j * nI + k] = (float)(k < nA ? cix * (0.5 + eqp_rng_uniform(rng)) : 0.0);
     if (p[2] > 0) {
         float *WIE = blk(m, BEI(m) + 2);
         for (size_t i = 0; i < N; i++)
