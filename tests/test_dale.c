@@ -150,14 +150,12 @@ int main(void) {
     for (int untie = 0; untie < 2; untie++) {
         eqp_model *m = make("10-8-4", untie ? "ni=6,gi=0.8,untie=1" : "ni=6,gi=0.8", &rng);
         CHECK(m != NULL, "create: %s", eqp_last_error());
-        /* every weight U(0, 0.5), a pool as strong as the rest, so that its loop matters;
+        /* W_l at init (|Glorot|), the pool as strong as the rest, so that its loop matters;
          * untied: W^IE = G^-1 W^EI^T (1 + u), u uniform in [-1, 1] */
         for (int q = 4; q < 6; q++)
             for (size_t i = 0; i < m->blocks[q].size; i++)
                 m->params[m->blocks[q].offset + i] = (float)((q == 4 ? 0.4 : 0.1) *
                                                              eqp_rng_uniform(&rng));
-        for (size_t i = 0; i < m->blocks[2].size; i++)
-            m->params[m->blocks[2].offset + i] *= 10.0f;
         if (untie) {
             const size_t ni = 6, ne = m->n_state;
             float *wei = m->params + m->blocks[4].offset, *wie = m->params + m->blocks[6].offset;

@@ -43,9 +43,9 @@
 #define GI(m)    ((float)(m)->hyper[1])
 #define UNTIE(m) ((m)->hyper[2])
 #define BEI(m)   ((int)(m)->hyper[3]) /* block index of WEI; WIX follows, then WIE if untied */
+#define NA(m)    ((size_t)(m)->hyper[5]) /* pool A: columns [0, NA); pool B: [NA, NI) */
 
-#define DALE_KAPPA       0.7  /* the pool loop's gain at init (header) */
-#define DALE_UPPER_SCALE 0.1f /* W_l, l > 1, at this share of |Glorot| (header) */
+#define DALE_KAPPA 0.7 /* the gain of the pool loops at init (header) */
 
 static inline float rho(float u) {
     return u < 0.0f ? 0.0f : (u > 1.0f ? 1.0f : u);
@@ -142,10 +142,16 @@ static void dale_accum_grad_params(const eqp_model *m, const float *x, const flo
     const size_t k0 = nI * (size_t)part / (size_t)nparts, k1 = nI * (size_t)(part + 1) / (size_t)nparts;
     if (k1 <= k0)
         return;
-    const float sc = scale[m->blocks[BEI(m)].group] * (float)m->hyper[4];
-    pool_grads(m, x, s1, sc, acc, work, B, k0, k1);
-    if (s0)
-        pool_grads(m, x, s0, -sc, acc, work, B, k0, k1);
+    const size_t nA = NA(m);
+    for (int pool = 0; pool < 2; pool++) {
+        const size_t a = pool ? (k0 > nA ? k0 : nA) : k0, b = pool ? k1 : (k1 < nA ? k1 : nA);
+        if (b <= a)
+            continue;
+        const float sc = scale[m->blocks[BEI(m)].group] * (float)m->hyper[4 + 2 * pool];
+        pool_grads(m, x, s1, sc, acc, work, B, a, b);
+        if (s0)
+            pool_grads(m, x, s0, -sc, acc, work, B, a, b);
+    }
 }
 
 /* J^T v. J = J_layered + D W^EI M^T D (M = W^EI tied, g W^IE^T untied), so
@@ -216,12 +222,16 @@ static void dale_project_params(eqp_model *m, int part, int nparts) {
     }
     const size_t nI = NI(m);
     const size_t k0 = nI * (size_t)part / (size_t)nparts, k1 = nI * (size_t)(part + 1) / (size_t)nparts;
+    /* and the two pools' wiring: A inhibits layer 1 only, B gets no input */
+    const size_t nA = NA(m), n1 = m->cfg.sizes[1];
     for (int q = 0; q < 2; q++) {
         float *W = blk(m, BEI(m) + q);
         const size_t rows = m->blocks[BEI(m) + q].size / nI;
         for (size_t i = 0; i < rows; i++)
-            for (size_t k = k0; k < k1; k++)
-                W[i * nI + k] = W[i * nI + k] < 0.0f ? 0.0f : W[i * nI + k];
+            for (size_t k = k0; k < k1; k++) {
+                const int absent = q == 0 ? (k < nA && i >= n1) : k >= nA;
+                W[i * nI + k] = absent || W[i * nI + k] < 0.0f ? 0.0f : W[i * nI + k];
+            }
     }
 }
 
@@ -234,11 +244,11 @@ static float hash_uniform(size_t i, size_t k) {
 }
 
 static eqp_status dale_init(eqp_model *m, eqp_rng *rng) {
-    static const char *const names[] = {"ni", "gi", "untie", "lrpool"};
-    static const double def[] = {100, 1.0, 0.0, 1.0}, lo[] = {1, 1e-3, 0.0, 0.0},
-                        hi[] = {4096, 1e3, 1.0, 10.0};
-    double p[4];
-    eqp_status st = eqp_bio_parse(m, 4, names, def, lo, hi, p);
+    static const char *const names[] = {"ni", "gi", "untie", "lrpool", "lrpoolb"};
+    static const double def[] = {100, 1.0, 0.0, 1.0, 1.0}, lo[] = {1, 1e-3, 0.0, 0.0, 0.0},
+                        hi[] = {4096, 1e3, 1.0, 10.0, 10.0};
+    double p[5];
+    eqp_status st = eqp_bio_parse(m, 5, names, def, lo, hi, p);
     if (st)
         return st;
     if (p[0] != floor(p[0]))
@@ -255,6 +265,8 @@ static eqp_status dale_init(eqp_model *m, eqp_rng *rng) {
     m->hyper[2] = p[2];
     m->hyper[3] = m->n_blocks;
     m->hyper[4] = p[3];
+    m->hyper[5] = (double)((nI + 1) / 2);
+    m->hyper[6] = p[4];
     size_t nwei, nwix;
     if (eqp_mul_size(N, nI, &nwei) || eqp_mul_size(n0, nI, &nwix))
         return eqp_fail(EQP_ENOMEM, "bio (model dale): pool weights overflow");
@@ -274,18 +286,17 @@ static eqp_status dale_init(eqp_model *m, eqp_rng *rng) {
     /* the balanced initialisation (see the header) */
     for (int l = 1; l <= m->n_stack; l++) {
         float *W = blk(m, 2 * (l - 1));
-        const float k = l == 1 ? 1.0f : DALE_UPPER_SCALE;
         for (size_t i = 0; i < m->blocks[2 * (l - 1)].size; i++)
-            W[i] = k * fabsf(W[i]);
+            W[i] = fabsf(W[i]);
     }
-    const size_t n1 = m->cfg.sizes[1], nA = (nI + 1) / 2, nB = nI - nA;
+    const size_t n1 = m->cfg.sizes[1], nA = NA(m), nB = nI - nA;
     const double m1 = 0.5 * sqrt(6.0 / (double)(m->cfg.sizes[0] + n1)); /* E[W_1] */
     const double cA = DALE_KAPPA / sqrt((double)n1 * (double)nA);
     const double cix = m1 / (p[1] * (double)nA * cA);
     double cBh = 0, cBo = 0;
     if (m->n_stack > 1 && nB > 0) {
         const size_t n2 = m->cfg.sizes[2];
-        const double m2 = (double)DALE_UPPER_SCALE * 0.5 * sqrt(6.0 / (double)(n1 + n2)); /* E[W_2] */
+        const double m2 = 0.5 * sqrt(6.0 / (double)(n1 + n2)); /* E[W_2] */
         cBh = sqrt(m2 * sqrt((double)n2 / (double)n1) / (double)nB);
         cBo = m2 / ((double)nB * cBh);
     }
