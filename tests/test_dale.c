@@ -48,6 +48,29 @@ static int signs_ok(const eqp_model *m) {
     return 1;
 }
 
+/* Share of the hidden units (layer 1) at rho = 1 and strictly inside (0, 1) at the free fixed
+ * point of the first B0 images, from a zero state, T steps of the preset's eps. */
+static void hidden_range(const eqp_model *m, const eqp_dataset *d, size_t B0, int T, float eps,
+                         double *sat, double *lin, double *res) {
+    eqp_workspace *w = NULL;
+    *sat = *lin = 1;
+    if (eqp_workspace_create(m, B0, &w) || eqp_clamp(m, w, d->x, d->y, B0))
+        return;
+    const size_t N = m->n_state, n1 = m->cfg.sizes[1];
+    float *s = eqp_workspace_state(w);
+    memset(s, 0, B0 * N * sizeof(float));
+    eqp_relax(m, w, B0, 0.0f, T, eps, 0.0f, NULL, res);
+    size_t ns = 0, nl = 0;
+    for (size_t b = 0; b < B0; b++)
+        for (size_t i = 0; i < n1; i++) {
+            ns += s[b * N + i] >= 1.0f;
+            nl += s[b * N + i] > 0.0f && s[b * N + i] < 1.0f;
+        }
+    *sat = (double)ns / (double)(B0 * n1);
+    *lin = (double)nl / (double)(B0 * n1);
+    eqp_workspace_free(w);
+}
+
 int main(void) {
     eqp_rng rng;
     eqp_rng_seed(&rng, 11);
@@ -201,6 +224,31 @@ int main(void) {
           eqp_last_error());
     CHECK(eqp_dataset_load("tests/data/mnist-sample", "test", 0, &te) == EQP_OK, "load");
     if (tr && te) {
+        /* the balanced initialisation starts layer 1 in the linear range of rho: the shipped
+         * preset (784-500-10, two pools of 50) on the sample's first 200 test images, T = 30
+         * from zero; without the pools' input inhibition (W^IX = 0) the same W_1 saturates */
+        eqp_config c0;
+        eqp_config_preset(&c0, "ep-dale-mnist");
+        eqp_model *m0 = NULL;
+        CHECK(eqp_model_create(&c0, &rng, &m0) == EQP_OK, "preset: %s", eqp_last_error());
+        if (m0) {
+            double sat, lin, res;
+            hidden_range(m0, te, 200, c0.free_steps, c0.eps, &sat, &lin, &res);
+            printf("dale init: layer 1 at rho = 1: %.4f, in (0, 1): %.3f (residual %.1e)\n", sat,
+                   lin, res);
+            CHECK(sat < 0.01 && lin > 0.15 && res < 1e-4,
+                  "init: layer 1 starts in the linear range (%.4f saturated, %.3f in (0, 1), "
+                  "residual %g)", sat, lin, res);
+            CHECK(strcmp(m0->blocks[5].name, "WIX") == 0, "block 5 is W^IX (%s)",
+                  m0->blocks[5].name);
+            float *wix = m0->params + m0->blocks[5].offset;
+            memset(wix, 0, m0->blocks[5].size * sizeof(float));
+            hidden_range(m0, te, 200, c0.free_steps, c0.eps, &sat, &lin, &res);
+            printf("dale init without W^IX: layer 1 at rho = 1: %.3f\n", sat);
+            CHECK(sat > 0.5, "without the pool's input inhibition layer 1 saturates (%.3f)", sat);
+            eqp_model_free(m0);
+        }
+
         eqp_config c;
         eqp_config_preset(&c, "ep-dale-mnist");
         eqp_config_set(&c, "sizes", "784-64-10");

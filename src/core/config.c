@@ -121,7 +121,8 @@ static eqp_status eqp_config_preset_bio(eqp_config *d, const char *name) {
          * the pools learn slowly (their gradients carry r_I; faster rates were measured to
          * disinhibit every hidden unit: docs/BIOLOGY.md section 3) */
         snprintf(d->model, sizeof d->model, "dale");
-        snprintf(d->bio, sizeof d->bio, "ni=100,gi=1,lrpool=0.0001,lrpoolb=0.01");
+        snprintf(d->bio, sizeof d->bio, "ni=100,gi=1,lrpool=0.00003,lrpoolb=0.001");
+        d->lr_decay = 0.9f;
         d->free_steps = 30;
         return EQP_OK;
     }
