@@ -1,8 +1,10 @@
 /* Dale's law (src/energy/dale.c): the effective-symmetry identity (W_eff symmetric exactly
  * when W^IE = G_I^-1 (W^EI)^T, not when W^IE is perturbed); every slot against central
  * differences in double; the untied variant's force detected as non-gradient and EP's
- * estimate off the gradient while BPTT still matches it; sign constraints never violated
- * after training on the committed sample. */
+ * estimate off the gradient while BPTT still matches it; the balanced initialisation starts
+ * layer 1 in the linear range of rho (and without the pools it saturates); sign constraints
+ * and the two pools' wiring never violated after training on the committed sample, where
+ * the preset's pool rates learn. */
 #include <string.h>
 
 #include "bio_fd.h"
@@ -13,6 +15,7 @@
 #include "test.h"
 
 #define B 3
+#define LEARN_BOUND 0.25 /* 784-64-10 on the sample, 3 epochs: measured 0.138 (from 0.890) */
 
 static eqp_model *make(const char *sizes, const char *bio, eqp_rng *rng) {
     eqp_config c;
@@ -69,6 +72,22 @@ static void hidden_range(const eqp_model *m, const eqp_dataset *d, size_t B0, in
     *sat = (double)ns / (double)(B0 * n1);
     *lin = (double)nl / (double)(B0 * n1);
     eqp_workspace_free(w);
+}
+
+/* the two pools' wiring (src/energy/dale.c): pool A (columns < ceil(n_I / 2)) reaches no
+ * unit above layer 1, pool B gets no input */
+static int wiring_ok(const eqp_model *m, size_t nI) {
+    const size_t nA = (nI + 1) / 2, N = m->n_state, n1 = m->cfg.sizes[1], n0 = m->n_in;
+    const float *wei = m->params + m->blocks[4].offset, *wix = m->params + m->blocks[5].offset;
+    for (size_t i = n1; i < N; i++)
+        for (size_t k = 0; k < nA; k++)
+            if (wei[i * nI + k] != 0.0f)
+                return 0;
+    for (size_t j = 0; j < n0; j++)
+        for (size_t k = nA; k < nI; k++)
+            if (wix[j * nI + k] != 0.0f)
+                return 0;
+    return 1;
 }
 
 int main(void) {
@@ -226,7 +245,8 @@ int main(void) {
     if (tr && te) {
         /* the balanced initialisation starts layer 1 in the linear range of rho: the shipped
          * preset (784-500-10, two pools of 50) on the sample's first 200 test images, T = 30
-         * from zero; without the pools' input inhibition (W^IX = 0) the same W_1 saturates */
+         * from zero (measured: no unit at rho = 1, 27.0% in (0, 1), residual 1.8e-6); without
+         * the pools (W^EI = W^IX = 0) the same W_1 >= 0 saturates layer 1 */
         eqp_config c0;
         eqp_config_preset(&c0, "ep-dale-mnist");
         eqp_model *m0 = NULL;
@@ -239,39 +259,51 @@ int main(void) {
             CHECK(sat < 0.01 && lin > 0.15 && res < 1e-4,
                   "init: layer 1 starts in the linear range (%.4f saturated, %.3f in (0, 1), "
                   "residual %g)", sat, lin, res);
-            CHECK(strcmp(m0->blocks[5].name, "WIX") == 0, "block 5 is W^IX (%s)",
-                  m0->blocks[5].name);
-            float *wix = m0->params + m0->blocks[5].offset;
-            memset(wix, 0, m0->blocks[5].size * sizeof(float));
+            CHECK(strcmp(m0->blocks[4].name, "WEI") == 0 && strcmp(m0->blocks[5].name, "WIX") == 0,
+                  "blocks 4, 5 are W^EI, W^IX (%s, %s)", m0->blocks[4].name, m0->blocks[5].name);
+            for (int q = 4; q < 6; q++)
+                memset(m0->params + m0->blocks[q].offset, 0, m0->blocks[q].size * sizeof(float));
             hidden_range(m0, te, 200, c0.free_steps, c0.eps, &sat, &lin, &res);
-            printf("dale init without W^IX: layer 1 at rho = 1: %.3f\n", sat);
-            CHECK(sat > 0.5, "without the pool's input inhibition layer 1 saturates (%.3f)", sat);
+            printf("dale init without the pools: layer 1 at rho = 1: %.3f\n", sat);
+            CHECK(sat > 0.5, "without the pools the same W_1 >= 0 saturates layer 1 (%.3f)", sat);
             eqp_model_free(m0);
         }
 
-        eqp_config c;
-        eqp_config_preset(&c, "ep-dale-mnist");
-        eqp_config_set(&c, "sizes", "784-64-10");
-        eqp_config_set(&c, "bio", "ni=16");
-        eqp_config_set(&c, "threads", "2");
-        eqp_model *m = NULL;
-        eqp_trainer *t = NULL;
-        CHECK(eqp_model_create(&c, &rng, &m) == EQP_OK && eqp_trainer_create(m, NULL, tr, &t) == 0,
-              "trainer: %s", eqp_last_error());
-        double err0 = 1, err = 1;
-        eqp_evaluate(m, te, c.eval_steps, 1, &err0, NULL);
-        int ok = 1;
-        for (int e = 0; e < 3; e++) {
-            eqp_epoch_stats st;
-            CHECK(eqp_trainer_run_epoch(t, &st) == EQP_OK, "epoch: %s", eqp_last_error());
-            ok &= signs_ok(m);
+        /* training keeps every sign and the wiring: with the pools at the full rate (dE/dtheta,
+         * the most updates that push a pool weight below zero; the net collapses) and at the
+         * preset's slow pool rates, where it also learns */
+        static const char *const bios[] = {"ni=16", "ni=16,lrpool=0.00003,lrpoolb=0.001"};
+        for (int v = 0; v < 2; v++) {
+            eqp_config c;
+            eqp_config_preset(&c, "ep-dale-mnist");
+            eqp_config_set(&c, "sizes", "784-64-10");
+            eqp_config_set(&c, "bio", bios[v]);
+            eqp_config_set(&c, "threads", "2");
+            eqp_model *m = NULL;
+            eqp_trainer *t = NULL;
+            CHECK(eqp_model_create(&c, &rng, &m) == EQP_OK &&
+                      eqp_trainer_create(m, NULL, tr, &t) == 0,
+                  "trainer: %s", eqp_last_error());
+            if (!m || !t)
+                break;
+            double err0 = 1, err = 1;
+            eqp_evaluate(m, te, c.eval_steps, 1, &err0, NULL);
+            int ok = 1;
+            for (int e = 0; e < 3; e++) {
+                eqp_epoch_stats st;
+                CHECK(eqp_trainer_run_epoch(t, &st) == EQP_OK, "epoch: %s", eqp_last_error());
+                ok &= signs_ok(m) && wiring_ok(m, 16);
+            }
+            eqp_evaluate(m, te, c.eval_steps, 1, &err, NULL);
+            printf("dale on the sample (bio %s): test error %.3f -> %.3f\n", bios[v], err0, err);
+            CHECK(ok, "bio %s: no excitatory weight or inhibitory magnitude below zero, and the "
+                      "pools' wiring kept, after any epoch", bios[v]);
+            if (v == 1)
+                CHECK(err < LEARN_BOUND, "the preset's rates learn the sample: test error %.3f -> "
+                                         "%.3f (bound %.2f)", err0, err, LEARN_BOUND);
+            eqp_trainer_free(t);
+            eqp_model_free(m);
         }
-        eqp_evaluate(m, te, c.eval_steps, 1, &err, NULL);
-        printf("dale on the sample: test error %.3f -> %.3f\n", err0, err);
-        CHECK(ok, "no excitatory weight or inhibitory magnitude below zero after any epoch");
-        /* (it does not learn yet: docs/BIOLOGY.md reports the measured failure) */
-        eqp_trainer_free(t);
-        eqp_model_free(m);
     }
     eqp_dataset_free(tr);
     eqp_dataset_free(te);

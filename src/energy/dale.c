@@ -52,7 +52,11 @@
  * its W_1 drive. Too fast, the loss disinhibits every hidden unit together (a gain increase
  * that feeds every output through W_2 >= 0) until rho = 1, where no gradient is left:
  * measured on 784-500-10 (5000-example subset), lrpool 1e-3 or lrpoolb 0.1 end at chance
- * within one epoch; the preset uses 1e-4 and 0.01 (docs/BIOLOGY.md section 3).
+ * within one epoch. Slower, they still drift over long runs: at 1e-4 / 0.01 for 30 full
+ * epochs W^EI_B fell 20x (layer-1 rows) and 160x (output rows): pool B all but gone, the
+ * output biases (mean -1.9 at epoch 23) doing its work,
+ * and the test error rose from 3.33% (epoch 5) to 5.05%. The preset uses 3e-5 / 1e-3 and
+ * decays every rate by 0.9 per epoch (docs/BIOLOGY.md section 3).
  *
  * bio: ni (total pool size [100]), gi (gain g of every inhibitory unit [1]; with W^IX ~ 1/g
  * the function does not depend on it, W^IX's effective rate goes as g^2), lrpool (pool A's
