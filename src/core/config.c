@@ -118,9 +118,13 @@ static eqp_status eqp_config_preset_bio(eqp_config *d, const char *name) {
         return EQP_OK;
     }
     if (strcmp(name, "ep-dale-mnist") == 0) {
-        /* 784-500-10, every unit excitatory, a fast inhibitory pool of 100 */
+        /* 784-500-10, every unit excitatory, two fast inhibitory pools of 50 (input-driven
+         * onto the hidden layer; E-driven between the layers) at the balanced initialisation;
+         * the pools learn slowly (their gradients carry r_I; faster rates were measured to
+         * disinhibit every hidden unit: docs/BIOLOGY.md section 3) */
         snprintf(d->model, sizeof d->model, "dale");
-        snprintf(d->bio, sizeof d->bio, "ni=100,gi=1,lrpool=0.1");
+        snprintf(d->bio, sizeof d->bio, "ni=100,gi=1,lrpool=0.00003,lrpoolb=0.001");
+        d->lr_decay = 0.9f;
         d->free_steps = 30;
         return EQP_OK;
     }

@@ -19,10 +19,53 @@
  * Delta W^IE_ki = Delta W^EI_ik / g_k). Sign constraints W_l, W^EI, W^IX >= 0 are restored by
  * project_params after every update; biases (intrinsic excitability) are free.
  *
- * bio: ni (pool size [100]), gi (gain g of every inhibitory unit [1]), lrpool (the pool's
- * blocks learn at this multiple of group 0's rate [1]: their gradients carry r_I, ~10x the
- * others' on MNIST; accum_grad_params scales their share, so it is dE/dtheta when 1),
- * untie ([0]): > 0 makes
+ * Two pools. The n_I inhibitory units form two pools with fixed wiring (zeros that
+ * project_params keeps): pool A, columns [0, n_A) with n_A = ceil(n_I / 2), gets the input
+ * (W^IX) and layer 1, and inhibits layer 1 only (feed-forward inhibition of the first layer);
+ * pool B, columns [n_A, n_I), gets no input and couples every E unit (feedback inhibition
+ * between the layers). Through the energy, A makes layer 1's effective input weights
+ * W_1 - W^EI_A G W^IX_A^T and B makes the effective W_2 - W^EI_B,1 W^EI_B,2^T: both signed.
+ * When pool A could reach the outputs (measured, 784-500-10, lrpool 1e-3, their rows of W^EI
+ * zero at init but learnable), its input-driven r_I (~16) made those rows learn like a bias
+ * at ~10^4 times the output biases' rate: 97% of the output units silent in 20 mini-batches.
+ *
+ * The balanced initialisation (issue 8). W_l = |Glorot|, E[W_l] = m_l = a_l / 2. Every
+ * pool weight is its scale times U(0.5, 1.5) (near-constant: the jitter breaks the pool
+ * units' symmetry without a random per-unit bias):
+ *   pool A:  W^EI_A = c_A U, c_A = kappa / sqrt(n_1 n_A);  W^IX_A = m_1 / (g n_A c_A) U
+ *            so that the pool's input inhibition n_A c_A g c_IX (sum x) = m_1 (sum x) cancels
+ *            the mean excitatory drive x W_1 exactly, for every amount of ink: layer 1 starts
+ *            with effective weights W_1 - m_1 ~ U(-a_1/2, a_1/2) (linear range of rho), and
+ *            the pool's own loop (W^EI_A W^EI_A^T over layer 1) has gain kappa^2 = 0.49.
+ *   pool B:  W^EI_B = c_Bh U on layer 1, c_Bo U on the layers above, c_Bh c_Bo n_B = m_2 and
+ *            c_Bo / c_Bh = sqrt(n_1 / n_2): the inhibition rho_1 W^EI_B W^EI_B^T cancels the
+ *            mean of rho_1 W_2 (exact for one hidden layer; with more, layer 2's scale is used
+ *            for all), and the lateral gains n_1 n_B c_Bh^2 = n_2 n_B c_Bo^2 are equal.
+ * (Those gains are sqrt(n_1 n_2) m_2, 3.8 for 500-10: above 2 / eps - 1 = 3 if every unit
+ * were active, but few are, and the relaxation settles: measured below.)
+ * Measured at init (the preset, the sample's first 200 test images, T = 30 from zero;
+ * tests/test_dale.c): no hidden unit at rho = 1, 27.0% strictly in (0, 1), residual
+ * max |ds| 1.8e-6 (mean rho 0.034 on MNIST's first 200); without the pools the same W_1
+ * puts every hidden unit at rho = 1. The old init (one pool, U(0, 1) factors, |Glorot| / 10
+ * above layer 1, no inhibition of the outputs) also started in range, but with the old
+ * preset's lrpool 0.1 (784-100-10, n_I = 20) 88% of the hidden units sat at rho = 1 after
+ * one mini-batch.
+ *
+ * The pools learn slowly: the gradients of W^EI carry r_I (pool A: ~16 on MNIST), so a step
+ * moves a unit's inhibition ~n_A r_I^2 / |x|^2 ~ 10^2 times as far as the same rate moves
+ * its W_1 drive. Too fast, the loss disinhibits every hidden unit together (a gain increase
+ * that feeds every output through W_2 >= 0) until rho = 1, where no gradient is left:
+ * measured on 784-500-10 (5000-example subset), lrpool 1e-3 or lrpoolb 0.1 end at chance
+ * within one epoch. Slower, they still drift over long runs: at 1e-4 / 0.01 for 30 full
+ * epochs W^EI_B fell 20x (layer-1 rows) and 160x (output rows): pool B all but gone, the
+ * output biases (mean -1.9 at epoch 23) doing its work,
+ * and the test error rose from 3.33% (epoch 5) to 5.05%. The preset uses 3e-5 / 1e-3 and
+ * decays every rate by 0.9 per epoch (docs/BIOLOGY.md section 3).
+ *
+ * bio: ni (total pool size [100]), gi (gain g of every inhibitory unit [1]; with W^IX ~ 1/g
+ * the function does not depend on it, W^IX's effective rate goes as g^2), lrpool (pool A's
+ * blocks learn at this multiple of group 0's rate [1]), lrpoolb (pool B's [1]; with both at 1
+ * the update is dE/dtheta), untie ([0]): > 0 makes
  * the non-gradient variant: W^IE is its own block "WIE" (stored transposed, (n_E, n_I)),
  * drawn as G_I^-1 (W^EI)^T times (1 + untie u_ik), u uniform in [-1, 1], and never learned:
  * W_eff is then not symmetric, the force is not dE/ds (energy() is the tied one) and
@@ -43,6 +86,9 @@
 #define GI(m)    ((float)(m)->hyper[1])
 #define UNTIE(m) ((m)->hyper[2])
 #define BEI(m)   ((int)(m)->hyper[3]) /* block index of WEI; WIX follows, then WIE if untied */
+#define NA(m)    ((size_t)(m)->hyper[5]) /* pool A: columns [0, NA); pool B: [NA, NI) */
+
+#define DALE_KAPPA 0.7 /* the gain of the pool loops at init (header) */
 
 static inline float rho(float u) {
     return u < 0.0f ? 0.0f : (u > 1.0f ? 1.0f : u);
@@ -139,10 +185,16 @@ static void dale_accum_grad_params(const eqp_model *m, const float *x, const flo
     const size_t k0 = nI * (size_t)part / (size_t)nparts, k1 = nI * (size_t)(part + 1) / (size_t)nparts;
     if (k1 <= k0)
         return;
-    const float sc = scale[m->blocks[BEI(m)].group] * (float)m->hyper[4];
-    pool_grads(m, x, s1, sc, acc, work, B, k0, k1);
-    if (s0)
-        pool_grads(m, x, s0, -sc, acc, work, B, k0, k1);
+    const size_t nA = NA(m);
+    for (int pool = 0; pool < 2; pool++) {
+        const size_t a = pool ? (k0 > nA ? k0 : nA) : k0, b = pool ? k1 : (k1 < nA ? k1 : nA);
+        if (b <= a)
+            continue;
+        const float sc = scale[m->blocks[BEI(m)].group] * (float)m->hyper[4 + 2 * pool];
+        pool_grads(m, x, s1, sc, acc, work, B, a, b);
+        if (s0)
+            pool_grads(m, x, s0, -sc, acc, work, B, a, b);
+    }
 }
 
 /* J^T v. J = J_layered + D W^EI M^T D (M = W^EI tied, g W^IE^T untied), so
@@ -213,12 +265,16 @@ static void dale_project_params(eqp_model *m, int part, int nparts) {
     }
     const size_t nI = NI(m);
     const size_t k0 = nI * (size_t)part / (size_t)nparts, k1 = nI * (size_t)(part + 1) / (size_t)nparts;
+    /* and the two pools' wiring: A inhibits layer 1 only, B gets no input */
+    const size_t nA = NA(m), n1 = m->cfg.sizes[1];
     for (int q = 0; q < 2; q++) {
         float *W = blk(m, BEI(m) + q);
         const size_t rows = m->blocks[BEI(m) + q].size / nI;
         for (size_t i = 0; i < rows; i++)
-            for (size_t k = k0; k < k1; k++)
-                W[i * nI + k] = W[i * nI + k] < 0.0f ? 0.0f : W[i * nI + k];
+            for (size_t k = k0; k < k1; k++) {
+                const int absent = q == 0 ? (k < nA && i >= n1) : k >= nA;
+                W[i * nI + k] = absent || W[i * nI + k] < 0.0f ? 0.0f : W[i * nI + k];
+            }
     }
 }
 
@@ -231,11 +287,11 @@ static float hash_uniform(size_t i, size_t k) {
 }
 
 static eqp_status dale_init(eqp_model *m, eqp_rng *rng) {
-    static const char *const names[] = {"ni", "gi", "untie", "lrpool"};
-    static const double def[] = {100, 1.0, 0.0, 1.0}, lo[] = {1, 1e-3, 0.0, 0.0},
-                        hi[] = {4096, 1e3, 1.0, 10.0};
-    double p[4];
-    eqp_status st = eqp_bio_parse(m, 4, names, def, lo, hi, p);
+    static const char *const names[] = {"ni", "gi", "untie", "lrpool", "lrpoolb"};
+    static const double def[] = {100, 1.0, 0.0, 1.0, 1.0}, lo[] = {1, 1e-3, 0.0, 0.0, 0.0},
+                        hi[] = {4096, 1e3, 1.0, 10.0, 10.0};
+    double p[5];
+    eqp_status st = eqp_bio_parse(m, 5, names, def, lo, hi, p);
     if (st)
         return st;
     if (p[0] != floor(p[0]))
@@ -252,6 +308,8 @@ static eqp_status dale_init(eqp_model *m, eqp_rng *rng) {
     m->hyper[2] = p[2];
     m->hyper[3] = m->n_blocks;
     m->hyper[4] = p[3];
+    m->hyper[5] = (double)((nI + 1) / 2);
+    m->hyper[6] = p[4];
     size_t nwei, nwix;
     if (eqp_mul_size(N, nI, &nwei) || eqp_mul_size(n0, nI, &nwix))
         return eqp_fail(EQP_ENOMEM, "bio (model dale): pool weights overflow");
@@ -268,30 +326,32 @@ static eqp_status dale_init(eqp_model *m, eqp_rng *rng) {
     }
     memcpy(m->params, stack, n_stack_params * sizeof(float));
     eqp_dealloc(stack);
-    /* excitatory weights: |Glorot|; the pool balances their mean input: E[x W] = a/2 per
-     * synapse against n_I g (c_IX/2)(c_EI/2) through the pool, with c_IX c_EI = 2a/(n_I g);
-     * c_EI = c_IX / 16 keeps the pool's feedback from the E units (~ W^EI W^EI^T) weak at
-     * first, so that units start active (measured: equal scales silence every unit) */
+    /* the balanced initialisation (see the header) */
     for (int l = 1; l <= m->n_stack; l++) {
         float *W = blk(m, 2 * (l - 1));
-        /* above the first layer nothing balances the mean excitation at first: 1/10 of it
-         * (measured: full |Glorot| saturates every output unit) */
-        const float k = l == 1 ? 1.0f : 0.1f;
         for (size_t i = 0; i < m->blocks[2 * (l - 1)].size; i++)
-            W[i] = k * fabsf(W[i]);
+            W[i] = fabsf(W[i]);
     }
-    const double a = sqrt(6.0 / (double)(m->cfg.sizes[0] + m->cfg.sizes[1]));
-    const double cpool = sqrt(2.0 * a / ((double)nI * p[1]));
+    const size_t n1 = m->cfg.sizes[1], nA = NA(m), nB = nI - nA;
+    const double m1 = 0.5 * sqrt(6.0 / (double)(m->cfg.sizes[0] + n1)); /* E[W_1] */
+    const double cA = DALE_KAPPA / sqrt((double)n1 * (double)nA);
+    const double cix = m1 / (p[1] * (double)nA * cA);
+    double cBh = 0, cBo = 0;
+    if (m->n_stack > 1 && nB > 0) {
+        const size_t n2 = m->cfg.sizes[2];
+        const double m2 = 0.5 * sqrt(6.0 / (double)(n1 + n2)); /* E[W_2] */
+        cBh = sqrt(m2 * sqrt((double)n2 / (double)n1) / (double)nB);
+        cBo = m2 / ((double)nB * cBh);
+    }
     float *WEI = blk(m, BEI(m)), *WIX = blk(m, BEI(m) + 1);
-    /* layers above the first get no excitation from the input, so the pool's inhibition
-     * onto them starts at zero (learned from there; measured: any input-driven inhibition
-     * of their size silences every output unit at first) */
     for (size_t i = 0; i < N; i++)
+        for (size_t k = 0; k < nI; k++) {
+            const double c = k < nA ? (i < n1 ? cA : 0.0) : (i < n1 ? cBh : cBo);
+            WEI[i * nI + k] = (float)(c * (0.5 + eqp_rng_uniform(rng)));
+        }
+    for (size_t j = 0; j < n0; j++)
         for (size_t k = 0; k < nI; k++)
-            WEI[i * nI + k] = (float)((i < m->cfg.sizes[1] ? 0.25 : 0.0) * cpool *
-                                      eqp_rng_uniform(rng));
-    for (size_t i = 0; i < nwix; i++)
-        WIX[i] = (float)(4.0 * cpool * eqp_rng_uniform(rng));
+            WIX[j * nI + k] = (float)(k < nA ? cix * (0.5 + eqp_rng_uniform(rng)) : 0.0);
     if (p[2] > 0) {
         float *WIE = blk(m, BEI(m) + 2);
         for (size_t i = 0; i < N; i++)
