@@ -242,24 +242,7 @@ static void delay_accum_mixed(const eqp_model *m, const float *x, const float *s
     rates(s, r, B * N);
     for (size_t i = 0; i < B * N; i++)
         u[i] = rho_d(s[i]) * v[i];
-    for (int l = 1; l <= NL(m); l++) {
-        const size_t nl = SZ(m, l), np = SZ(m, l - 1), off = m->layer_off[l];
-        const float sc = scale[l - 1];
-        float *aW = acc + WOFF(m, l), *ab = acc + BOFF(m, l);
-        for (size_t c = 0; c < nl; c++) {
-            double d = 0.0;
-            for (size_t b = 0; b < B; b++)
-                d += (double)u[b * N + off + c];
-            ab[c] -= sc * (float)d;
-        }
-        const float *pre = l == 1 ? x : r + m->layer_off[l - 1];
-        const int ld = l == 1 ? (int)np : (int)N;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)np, (int)nl, (int)B, -sc, pre,
-                    ld, u + off, (int)N, 1.0f, aW, (int)nl);
-        if (l > 1)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)np, (int)nl, (int)B, -sc,
-                        u + m->layer_off[l - 1], (int)N, r + off, (int)N, 1.0f, aW, (int)nl);
-    }
+    eqp_model_mixed_stack(m, x, r, u, scale, acc, B);
 }
 
 /* the smooth rate keeps s bounded on its own: no projection */

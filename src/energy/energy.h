@@ -180,6 +180,13 @@ eqp_status eqp_model_init_stack(eqp_model *m, eqp_rng *rng);
 void eqp_model_clamp_stack(const eqp_model *m, const float *x, float *ctx, size_t B, int part,
                            int nparts);
 
+/* The accum_mixed of such a stack, from r = rho(s) and u = rho'(s) v (B rows each): the
+ * derivative of dE/dtheta along v,
+ *   dW_l -= (u_{l-1})^T r_l + r_{l-1}^T u_l   (the first term absent for l = 1: x is fixed),
+ *   db_l -= sum over the rows of u_l. */
+void eqp_model_mixed_stack(const eqp_model *m, const float *x, const float *r, const float *u,
+                           const float *scale, float *acc, size_t B);
+
 /* Used by init: append a parameter block (sizes only; params are allocated afterwards). */
 eqp_status eqp_model_add_block(eqp_model *m, const char *name, size_t size, int group);
 

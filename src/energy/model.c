@@ -109,6 +109,30 @@ void eqp_model_clamp_stack(const eqp_model *m, const float *x, float *ctx, size_
                 (int)n0, W1 + c0, (int)n1, 1.0f, ctx + c0, (int)n1);
 }
 
+void eqp_model_mixed_stack(const eqp_model *m, const float *x, const float *r, const float *u,
+                           const float *scale, float *acc, size_t B) {
+    const size_t N = m->n_state;
+    for (int l = 1; l <= m->n_stack; l++) {
+        const size_t nl = m->cfg.sizes[l], np = m->cfg.sizes[l - 1], off = m->layer_off[l];
+        const float sc = scale[l - 1];
+        float *aW = acc + m->blocks[2 * (l - 1)].offset;
+        float *ab = acc + m->blocks[2 * (l - 1) + 1].offset;
+        for (size_t c = 0; c < nl; c++) {
+            double d = 0.0;
+            for (size_t b = 0; b < B; b++)
+                d += (double)u[b * N + off + c];
+            ab[c] -= sc * (float)d;
+        }
+        const float *pre = l == 1 ? x : r + m->layer_off[l - 1];
+        const int ldp = l == 1 ? (int)np : (int)N;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)np, (int)nl, (int)B, -sc, pre,
+                    ldp, u + off, (int)N, 1.0f, aW, (int)nl);
+        if (l > 1)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)np, (int)nl, (int)B, -sc,
+                        u + m->layer_off[l - 1], (int)N, r + off, (int)N, 1.0f, aW, (int)nl);
+    }
+}
+
 eqp_status eqp_model_create(const eqp_config *c, eqp_rng *rng, eqp_model **out) {
     *out = NULL;
     eqp_status st = eqp_config_check(c);

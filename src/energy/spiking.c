@@ -265,30 +265,11 @@ static void sep_hvp_state_ctx(const eqp_model *m, const float *ctx, const float 
 static void sep_accum_mixed(const eqp_model *m, const float *x, const float *s, const float *v,
                             const float *scale, float *acc, float *work, size_t B) {
     const size_t N = m->n_state;
-    const int L = NL(m);
     float *r = work, *u = work + B * N;
     rho_rows(m, s, r, u, B * N);
     for (size_t i = 0; i < B * N; i++)
         u[i] *= v[i];
-    for (int l = 1; l <= L; l++) {
-        const size_t nl = SZ(m, l), np = SZ(m, l - 1), off = m->layer_off[l];
-        const float sc = scale[l - 1];
-        float *aW = acc + m->blocks[2 * (l - 1)].offset;
-        float *ab = acc + m->blocks[2 * (l - 1) + 1].offset;
-        for (size_t c = 0; c < nl; c++) {
-            double d = 0.0;
-            for (size_t b = 0; b < B; b++)
-                d += (double)u[b * N + off + c];
-            ab[c] -= sc * (float)d;
-        }
-        const float *pre = l == 1 ? x : r + m->layer_off[l - 1];
-        const int ldp = l == 1 ? (int)np : (int)N;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)np, (int)nl, (int)B, -sc, pre,
-                    ldp, u + off, (int)N, 1.0f, aW, (int)nl);
-        if (l > 1)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)np, (int)nl, (int)B, -sc,
-                        u + m->layer_off[l - 1], (int)N, r + off, (int)N, 1.0f, aW, (int)nl);
-    }
+    eqp_model_mixed_stack(m, x, r, u, scale, acc, B);
 }
 
 static eqp_status sep_init(eqp_model *m, eqp_rng *rng) {
