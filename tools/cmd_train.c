@@ -34,7 +34,7 @@ static const cli_opt opts[] = {
      "of inpainting the second half of each example from the first [no; pc-gen-*: yes]"},
     {"optim", 1, "sgd | adam (the EP/PC update over -lr as Adam's gradient) [sgd]"},
     {"variance", 1, "pcn: prediction-error variances sigma_l^2, one or one per layer [1]"},
-    {"data", 1, "mnist | fashion | DIR with the four IDX files [mnist]"},
+    {"data", 1, "mnist | fashion | DIR with the four IDX files [mnist; *-fashion presets: fashion]"},
     {"train-limit", 1, "use only the first N training examples [all]"},
     {"test-limit", 1, "use only the first N test examples [all]"},
     {"epochs", 1, "epochs to train (total, also when resuming) [preset]"},
@@ -181,7 +181,7 @@ int cmd_train(int argc, char **argv) {
     const char *preset = NULL, *data = "mnist", *save = NULL, *ckpt = NULL, *resume = NULL;
     const char *logpath = NULL;
     size_t train_limit = 0, test_limit = 0, every = 0;
-    int quiet = 0;
+    int quiet = 0, data_given = 0;
     eqp_sync sync = EQP_SYNC_AUTO;
     cli_diverge div = {0, 4};
     int agreed = 0; /* a failure every process of a group reached together */
@@ -222,6 +222,7 @@ int cmd_train(int argc, char **argv) {
                 n_overrides++;
         } else if (strcmp(name, "data") == 0) {
             data = val;
+            data_given = 1;
         } else if (strcmp(name, "train-limit") == 0) {
             if (cli_parse_size("--train-limit", val, &train_limit))
                 return EXIT_USAGE;
@@ -267,6 +268,9 @@ int cmd_train(int argc, char **argv) {
             }
         }
     }
+    size_t pl = preset ? strlen(preset) : 0;
+    if (!data_given && pl > 8 && strcmp(preset + pl - 8, "-fashion") == 0)
+        data = "fashion"; /* as the snn presets: the preset names its data set */
     if (resume && (n_overrides > 0 || preset)) {
         fprintf(stderr,
                 "eqprop train: --resume takes the settings stored in '%s'; only --epochs, "
