@@ -342,12 +342,12 @@ static void check_windows(void) {
     eqp_workspace_create(m, Bs, &w);
     float *g = malloc(np * sizeof(float)), *gk = malloc(np * sizeof(float));
     double *sum = calloc(np, sizeof(double));
-    eqp_window_opts o = {.steps = 2 * c.free_steps, .nudge_steps = c.nudge_steps, .eps = c.eps,
+    eqp_window_opts o = {.steps = c.free_steps, .nudge_steps = c.nudge_steps, .eps = c.eps,
                          .beta = c.beta, .settle_tol = 5e-2f, .strict = 1};
     eqp_window_report rep;
     memset(eqp_workspace_state(w), 0, Bs * N * sizeof(float));
     CHECK(eqp_window_ep(m, w, xs, ys, K, Bs, &o, g, &rep) == EQP_OK,
-          "T_w = 20 tau_m settles (worst %g)", rep.worst_speed);
+          "T_w = %g tau_m settles (worst %g)", (double)(o.steps * o.eps), rep.worst_speed);
     CHECK(rep.windows == K && rep.examples == K * Bs && rep.unsettled == 0, "report counts");
     /* the sequence's gradient is the sum over windows of each window's EP estimate, each
      * started where the previous window's free phase ended */
@@ -377,6 +377,123 @@ static void check_windows(void) {
     free(g), free(gk), free(sum);
     eqp_workspace_free(w);
     eqp_model_free(m);
+}
+
+/* dynamics=leaky: the same energy's flow in the metric diag(s'(V)) (tau_m dV/dt = -(V - I)):
+ * the same free and nudged fixed points as the gradient flow, E non-increasing along it, a
+ * saturated unit that the gradient flow leaves where it is moves, EP and FD still agree, and
+ * the keys, refusals and trajectory-check guard */
+static void check_leaky(void) {
+    eqp_model *mg = make("count", 31);
+    eqp_config c = mg->cfg;
+    eqp_config_set(&c, "dynamics", "leaky");
+    eqp_rng rng;
+    eqp_rng_seed(&rng, 31);
+    eqp_model *ml = NULL;
+    CHECK(eqp_model_create(&c, &rng, &ml) == EQP_OK, "leaky model");
+    const size_t np = mg->n_params, N = mg->n_state, n = B * N;
+    for (size_t i = 0; i < np; i++) /* weak coupling: one fixed point per input */
+        mg->params[i] *= 0.5f;
+    memcpy(ml->params, mg->params, np * sizeof(float));
+    eqp_workspace *wg, *wl;
+    CHECK(eqp_workspace_create(mg, B, &wg) == EQP_OK && eqp_workspace_create(ml, B, &wl) == EQP_OK,
+          "workspaces");
+    float *sg = malloc(n * sizeof(float)), *g = malloc(n * sizeof(float));
+    float *work = malloc(B * ml->work_per_row * sizeof(float));
+    const float eps = 0.1f;
+    for (int phase = 0; phase < 2; phase++) {
+        const float beta = phase ? 0.5f : 0.0f;
+        eqp_clamp(mg, wg, x, y, B);
+        eqp_clamp(ml, wl, x, y, B);
+        memset(eqp_workspace_state(wg), 0, n * sizeof(float));
+        memset(eqp_workspace_state(wl), 0, n * sizeof(float));
+        eqp_relax(mg, wg, B, beta, 6000, eps, 0.0f, NULL, NULL);
+        double Eprev = eqp_total_energy(ml, wl, eqp_workspace_state(wl), B, beta);
+        int mono = 1;
+        for (int t = 0; t < 400; t++) {
+            eqp_relax(ml, wl, B, beta, 1, eps, 0.0f, NULL, NULL);
+            double E = eqp_total_energy(ml, wl, eqp_workspace_state(wl), B, beta);
+            mono &= E <= Eprev + 1e-6 * (fabs(Eprev) + 1.0);
+            Eprev = E;
+        }
+        CHECK(mono, "leaky flow: E + beta C never increases (beta %g)", (double)beta);
+        eqp_relax(ml, wl, B, beta, 1600, eps, 0.0f, NULL, NULL);
+        const float *a = eqp_workspace_state(wg), *b = eqp_workspace_state(wl);
+        double d = 0.0;
+        for (size_t i = 0; i < n; i++)
+            d = fmax(d, fabs((double)a[i] - (double)b[i]));
+        CHECK(d < 1e-4, "leaky and gradient flows reach the same fixed point (beta %g): max "
+                        "diff %g", (double)beta, d);
+    }
+    /* a hidden unit pushed far above threshold (s' = 0 in float): the gradient flow cannot
+     * move it, the leaky flow brings it back to its free fixed point */
+    eqp_clamp(mg, wg, x, y, B);
+    eqp_clamp(ml, wl, x, y, B);
+    memset(eqp_workspace_state(wl), 0, n * sizeof(float));
+    eqp_relax(ml, wl, B, 0.0f, 4000, eps, 0.0f, NULL, NULL);
+    memcpy(sg, eqp_workspace_state(wl), n * sizeof(float));
+    ml->ops->grad_state(ml, wl->ctx, sg, g, work, B);
+    double gmax = 0.0;
+    for (size_t i = 0; i < n; i++)
+        gmax = fmax(gmax, fabs((double)g[i]));
+    CHECK(gmax < 1e-5, "the leaky fixed point is a stationary point of E: max|dE/ds| %g", gmax);
+    const size_t unit = mg->layer_off[1] + 1;
+    float *s1 = eqp_workspace_state(wg), *s2 = eqp_workspace_state(wl);
+    memcpy(s1, sg, n * sizeof(float));
+    memcpy(s2, sg, n * sizeof(float));
+    s1[unit] = s2[unit] = 40.0f;
+    eqp_relax(mg, wg, B, 0.0f, 200, 0.25f, 0.0f, NULL, NULL);
+    eqp_relax(ml, wl, B, 0.0f, 200, 0.25f, 0.0f, NULL, NULL);
+    CHECK(fabs((double)s1[unit] - 40.0) < 1e-3, "gradient flow: the saturated unit stays (V = %g)",
+          (double)s1[unit]);
+    CHECK(fabs((double)s2[unit] - (double)sg[unit]) < 1e-3,
+          "leaky flow: it returns to its fixed point (V = %g, V* = %g)", (double)s2[unit],
+          (double)sg[unit]);
+    /* EP on the leaky flow against finite differences of the loss at its fixed point */
+    float *est = malloc(np * sizeof(float));
+    double *fd = malloc(np * sizeof(double));
+    CHECK(eqp_fd_gradient(ml, wl, x, y, B, 20000, 0.25f, 1e-7f, 1e-3, NULL, 0, fd) == EQP_OK,
+          "fd (leaky)");
+    eqp_ep_opts o = {.free_steps = 20000, .nudge_steps = 20000, .eps = 0.25f, .beta = 1e-3f,
+                     .tol = 1e-7f, .nudge = EQP_NUDGE_SYMMETRIC};
+    memset(eqp_workspace_state(wl), 0, n * sizeof(float));
+    CHECK(eqp_ep_estimate(ml, wl, x, y, B, &o, &rng, est) == EQP_OK, "ep (leaky)");
+    double cosv, rel;
+    test_compare(est, fd, np, &cosv, &rel);
+    CHECK(cosv > 0.999 && rel < 0.03, "leaky EP vs FD: cosine %g, rel err %g", cosv, rel);
+    eqp_status rst = eqp_rbp_gradient(ml, wl, x, y, B, 20000, 0.25f, 1e-7f, est);
+    test_compare(est, fd, np, &cosv, &rel);
+    CHECK((rst == EQP_OK || rst == EQP_ENOCONVERGE) && cosv > 0.999 && rel < 0.03,
+          "leaky RBP vs FD (fixed-point adjoint): cosine %g, rel err %g", cosv, rel);
+    CHECK(eqp_bptt_gradient(ml, wl, x, y, B, 100, 0.25f, est) == EQP_EINVAL &&
+              strstr(eqp_last_error(), "dynamics=leaky") != NULL,
+          "BPTT refuses the leaky flow: %s", eqp_last_error());
+    /* keys: written only when leaky, round trip, refusals */
+    char text[4096];
+    eqp_config_to_text(&ml->cfg, text, sizeof text);
+    CHECK(strstr(text, "dynamics=leaky") != NULL, "leaky config text has dynamics=leaky");
+    eqp_config d;
+    eqp_config_default(&d);
+    CHECK(eqp_config_from_text(&d, text) == EQP_OK && d.dynamics == 1, "dynamics round-trips");
+    eqp_config_to_text(&mg->cfg, text, sizeof text);
+    CHECK(strstr(text, "dynamics") == NULL, "gradient config text has no dynamics key");
+    CHECK(eqp_config_set(&d, "dynamics", "fast") == EQP_EINVAL &&
+              strstr(eqp_last_error(), "--dynamics") != NULL,
+          "bad dynamics refused: %s", eqp_last_error());
+    eqp_config_set(&d, "spike-loss", "latency");
+    CHECK(eqp_config_check(&d) == EQP_EINVAL, "leaky with the latency cost refused: %s",
+          eqp_last_error());
+    eqp_config_default(&d);
+    eqp_config_set(&d, "dynamics", "leaky");
+    eqp_model *bad = NULL;
+    CHECK(eqp_model_create(&d, &rng, &bad) == EQP_EINVAL && bad == NULL &&
+              strstr(eqp_last_error(), "layered") != NULL,
+          "leaky on the layered model refused: %s", eqp_last_error());
+    free(sg), free(g), free(work), free(est), free(fd);
+    eqp_workspace_free(wg);
+    eqp_workspace_free(wl);
+    eqp_model_free(mg);
+    eqp_model_free(ml);
 }
 
 static void check_local(void) {
@@ -473,6 +590,7 @@ int main(void) {
     check_spikes();
     check_config();
     check_windows();
+    check_leaky();
     check_local();
     TEST_END();
 }

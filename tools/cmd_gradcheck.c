@@ -31,6 +31,9 @@ static const cli_opt opts[] = {
      "smooth energy, where finite differences are well posed) [hard]"},
     {"readout", 1, "mse | ce [the preset's, mse]"},
     {"spike-loss", 1, "spiking model: count | latency [count]"},
+    {"dynamics", 1,
+     "spiking model: gradient | leaky (tau_m dV/dt = -(V - I), the same fixed points; the "
+     "EP-vs-BPTT step comparison is then skipped) [gradient]"},
     {"bio", 1, "constants of the biology models, name=value joined by ',' [the model's]"},
     {"min-cosine", 1,
      "exit 1 when the pooled cosine is below this (the verdict line is printed always, "
@@ -224,7 +227,7 @@ int cmd_gradcheck(int argc, char **argv) {
             (!strcmp(argv[i], "--preset") && !strncmp(argv[i + 1], "eprop-", 6)))
             return cmd_gradcheck_eprop(argc, argv);
     const char *preset = NULL, *sizes = NULL, *model_path = NULL, *data = NULL, *json = NULL;
-    const char *kind = NULL, *arch = NULL, *readout = NULL, *spike_loss = NULL, *val, *bio = NULL,
+    const char *kind = NULL, *arch = NULL, *readout = NULL, *spike_loss = NULL, *dyn = NULL, *val, *bio = NULL,
                *rho_name = NULL;
     const char *dump = NULL;
     double min_cos = -2.0;
@@ -256,6 +259,8 @@ int cmd_gradcheck(int argc, char **argv) {
             readout = val;
         } else if (!strcmp(n, "spike-loss")) {
             spike_loss = val;
+        } else if (!strcmp(n, "dynamics")) {
+            dyn = val;
         } else if (!strcmp(n, "data")) {
             data = val;
         } else if (!strcmp(n, "batch")) {
@@ -360,6 +365,7 @@ int cmd_gradcheck(int argc, char **argv) {
         (arch && eqp_config_set(&cfg, "arch", arch)) ||
         (readout && eqp_config_set(&cfg, "readout", readout)) ||
         (spike_loss && eqp_config_set(&cfg, "spike-loss", spike_loss)) ||
+        (dyn && eqp_config_set(&cfg, "dynamics", dyn)) ||
         (bio && eqp_config_set(&cfg, "bio", bio)) ||
         (rho_name && eqp_config_set(&cfg, "rho", rho_name)) || eqp_config_check(&cfg)) {
         cli_error("gradcheck", NULL);
@@ -624,6 +630,11 @@ int cmd_gradcheck(int argc, char **argv) {
     memset(gr, 0, sizeof gr);
     const double gdu_betas[3] = {0.1, 0.01, 0.001};
     int did_gdu = 0;
+    if (gdu && cfg.dynamics) {
+        printf("gdu: skipped: the step comparison follows the gradient flow, this model relaxes "
+               "with dynamics=leaky\n");
+        gdu = 0;
+    }
     if (sweep || gdu) {
         eqp_rng rng;
         eqp_rng_seed(&rng, (uint64_t)used[0]);

@@ -122,6 +122,13 @@ typedef struct eqp_config {
      * surrogate indicator s(V) = sigmoid((V - v_th) / gamma) of each membrane potential V;
      * leaky accumulators tau_e de/dt = -e + s(V_out) on the output units (tau_e in units of
      * the membrane's tau_m; the relaxation step eps is dt / tau_m). */
+    int dynamics;              /* 0 "gradient": the relaxation is the gradient flow
+                                     tau_m dV/dt = -dE/dV = -s'(V) (V - I), whose speed a
+                                     saturated unit (s' ~ 0) loses; 1 "leaky": the same energy
+                                     in the metric diag(s'(V)), tau_m dV/dt = -(V - I), the
+                                     leaky integrator of the synaptic current (same fixed
+                                     points, same EP update; spike-loss count only).
+                                     Written to the config text only when leaky [gradient] */
     int spike_loss;            /* 0 "count": C = 1/2 sum (e_k - d_k)^2 on the accumulators
                                      (rate code); 1 "latency": C = 1/2 sum (t_k - T_k)^2 on the
                                      soft first-spike time of the readout transient [count] */
@@ -154,7 +161,7 @@ eqp_status eqp_config_preset(eqp_config *c, const char *name);
  * shuffle, eval-steps, tol, readout (mse|ce), lr-decay, weight-decay, shift,
  * act (linear|tanh|sigmoid|relu|gelu), rho (hard|sigmoid; model conv), variance
  * (one sigma^2 > 0, or one per state layer, joined by ','), optim (sgd|adam), spike-loss (count|latency),
- * v-th, gamma, tau-e, window, gamma-out, lat-early, lat-late, epochs,
+ * dynamics (gradient|leaky), v-th, gamma, tau-e, window, gamma-out, lat-early, lat-late, epochs,
  * threads, seed, bio. The message names the key, the value and what was expected. Changing
  * sizes resizes lr only if their count no longer fits (then eqp_config_check complains). */
 eqp_status eqp_config_set(eqp_config *c, const char *key, const char *value);

@@ -76,6 +76,15 @@ typedef struct eqp_energy_ops {
      * n_1 (part + 1) / nparts) of those blocks (W_1 row-major (n_0, n_1)): then a process
      * group may split them by columns (EQP_SYNC_SPLIT, src/ep/train.c). */
     int split_first;
+    /* Optional (cfg.dynamics leaky, src/energy/spiking.c): g <- M(s)^-1 dE/ds, the force of
+     * the same energy's gradient flow in a positive diagonal metric M(s), computed directly
+     * (not as a product, so that a unit whose dE/ds underflows still moves). The fixed
+     * points, the energy and dE/dtheta are unchanged, and E still decreases along the flow.
+     * The cost's force enters relax() unscaled, so M must be the identity on the units the
+     * cost reads. The adjoint of src/verify assumes the plain gradient flow: its trajectory
+     * checks (BPTT, GDU) refuse such a model, its fixed-point checks (FD, RBP) hold. */
+    void (*grad_state_leaky)(const eqp_model *m, const float *ctx, const float *s, float *g,
+                             float *work, size_t B);
 } eqp_energy_ops;
 
 /* Projection kinds of delayed coupling (eqp_model.delay). */

@@ -144,6 +144,11 @@ eqp_status eqp_model_create(const eqp_config *c, eqp_rng *rng, eqp_model **out) 
             ops = eqp_energy_models[i];
     if (!ops)
         return eqp_fail(EQP_EINVAL, "model: unknown energy model '%s'", c->model);
+    if (c->dynamics && !ops->grad_state_leaky)
+        return eqp_fail(EQP_EINVAL,
+                        "dynamics: model '%s' has only the gradient flow, expected "
+                        "dynamics=gradient, got leaky (leaky: model spiking)",
+                        c->model);
     eqp_model *m = calloc(1, sizeof *m);
     if (!m)
         return eqp_fail(EQP_ENOMEM, "model: out of memory");

@@ -25,6 +25,15 @@
  * the state has settled; the accumulator term vanishes there, so the accumulators do not move
  * the free fixed point, and in the nudged phase they carry the cost's pull on e back to V_out.
  *
+ * dynamics=leaky integrates the same energy's flow in the metric diag(s'(V)) instead:
+ *   tau_m dV/dt = -(V - I) [+ kappa (e - s(V_L)) on V_L],   tau_e de/dt = -(e - s(V_L)),
+ * the membrane as a plain leaky integrator of its synaptic current. The fixed points and the EP
+ * update are the same, E still decreases along it (dE/dt = -sum s'(V) (dV/dt)^2), but a unit
+ * far from threshold keeps its speed: under the gradient flow its speed is s'(V) (V - I), which
+ * vanishes (exactly, in float, once |V - v_th| > ~17 gamma) so that it can stay where an earlier
+ * input left it. The count cost reads only the accumulators, whose force the metric leaves as it
+ * is, so the nudged phases are the same EP problem (the latency cost, on V_out, is refused).
+ *
  * The costs (the cost table, energy.h):
  *   count    C = 1/2 sum_k (e_k - d_k)^2: the spike-count loss on the surrogate rate, with the
  *            target rate d_k (one-hot from the label: the labelled class fires at the top
@@ -100,8 +109,10 @@ static void currents(const eqp_model *m, const float *ctx, const float *r, float
     }
 }
 
-static void sep_grad_state(const eqp_model *m, const float *ctx, const float *s, float *g,
-                           float *work, size_t B) {
+/* g <- dE/ds, or with leaky its metric form diag(1/s'(V)) dE/dV on the membranes (the
+ * accumulators' force unchanged): tau_m dV/dt = -(V - I) + kappa (e - s(V_out)) on V_out */
+static void force_rows(const eqp_model *m, const float *ctx, const float *s, float *g,
+                       float *work, size_t B, const int leaky) {
     const size_t N = m->n_state, nv = sep_acc_off(m), no = m->n_out, oo = m->out_offset;
     const float kap = kappa_of(m);
     float *r = work, *rp = work + B * N;
@@ -111,13 +122,23 @@ static void sep_grad_state(const eqp_model *m, const float *ctx, const float *s,
         const float *sb = s + b * N, *rpb = rp + b * N, *rb = r + b * N;
         float *gb = g + b * N;
         for (size_t i = 0; i < nv; i++)
-            gb[i] = rpb[i] * (sb[i] - gb[i]);
+            gb[i] = leaky ? sb[i] - gb[i] : rpb[i] * (sb[i] - gb[i]);
         for (size_t k = 0; k < no; k++) {
             const float d = kap * (sb[nv + k] - rb[oo + k]);
-            gb[oo + k] -= d * rpb[oo + k];
+            gb[oo + k] -= leaky ? d : d * rpb[oo + k];
             gb[nv + k] = d;
         }
     }
+}
+
+static void sep_grad_state(const eqp_model *m, const float *ctx, const float *s, float *g,
+                           float *work, size_t B) {
+    force_rows(m, ctx, s, g, work, B, 0);
+}
+
+static void sep_grad_state_leaky(const eqp_model *m, const float *ctx, const float *s, float *g,
+                                 float *work, size_t B) {
+    force_rows(m, ctx, s, g, work, B, 1);
 }
 
 static void sep_accum_grad_params(const eqp_model *m, const float *x, const float *s1,
@@ -289,6 +310,7 @@ const eqp_energy_ops eqp_spiking_ops = {
     .name = "spiking",
     .clamp = eqp_model_clamp_stack,
     .grad_state = sep_grad_state,
+    .grad_state_leaky = sep_grad_state_leaky,
     .accum_grad_params = sep_accum_grad_params,
     .energy = sep_energy,
     .project = sep_project,

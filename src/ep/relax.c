@@ -301,7 +301,10 @@ static float *hist_slot(const eqp_workspace *w, int k, size_t B) {
 static void force(const eqp_model *m, eqp_workspace *w, const float *s, float *g, size_t B,
                   int D) {
     if (D == 0) {
-        m->ops->grad_state(m, w->ctx, s, g, w->work, B);
+        if (m->cfg.dynamics) /* checked at creation: the model has the slot */
+            m->ops->grad_state_leaky(m, w->ctx, s, g, w->work, B);
+        else
+            m->ops->grad_state(m, w->ctx, s, g, w->work, B);
         return;
     }
     const float *pre[EQP_NPROJ];

@@ -9,8 +9,10 @@
 #include "eqprop/verify.h"
 #include "internal.h"
 
+/* trajectory: the check follows the relaxation step by step (BPTT, GDU), not only its fixed
+ * point (RBP) */
 static eqp_status setup(const eqp_model *m, eqp_workspace *w, const float *x, const uint8_t *labels,
-                        size_t B) {
+                        size_t B, int trajectory) {
     if ((!m->ops->hvp_state && !m->ops->hvp_state_ctx) || !m->ops->accum_mixed ||
         !m->ops->project_vjp)
         return eqp_fail(EQP_EINVAL, "verify: model '%s' has no second-order slots", m->ops->name);
@@ -19,6 +21,12 @@ static eqp_status setup(const eqp_model *m, eqp_workspace *w, const float *x, co
                         "verify: model '%s' has delayed coupling (up to %d steps); this adjoint "
                         "assumes instantaneous coupling: use eqp_delay_trajectory (eqprop/bio.h)",
                         m->ops->name, eqp_model_max_delay(m));
+    if (trajectory && m->cfg.dynamics)
+        return eqp_fail(EQP_EINVAL,
+                        "verify: model '%s' relaxes with dynamics=leaky; this adjoint follows the "
+                        "gradient flow step by step: use dynamics=gradient for BPTT and GDU (the "
+                        "fixed points, finite differences and RBP are the same)",
+                        m->ops->name);
     eqp_status st = eqp_clamp(m, w, x, labels, B);
     if (st)
         return st;
@@ -133,7 +141,7 @@ static void scale_grad(float *g, size_t n, size_t B) {
 
 eqp_status eqp_bptt_gradient(const eqp_model *m, eqp_workspace *w, const float *x,
                              const uint8_t *labels, size_t B, int steps, float eps, float *grad) {
-    eqp_status st = setup(m, w, x, labels, B);
+    eqp_status st = setup(m, w, x, labels, B, 1);
     if (st)
         return st;
     if (steps < 1)
@@ -173,7 +181,7 @@ eqp_status eqp_bptt_gradient(const eqp_model *m, eqp_workspace *w, const float *
 eqp_status eqp_rbp_gradient(const eqp_model *m, eqp_workspace *w, const float *x,
                             const uint8_t *labels, size_t B, int max_steps, float eps, float tol,
                             float *grad) {
-    eqp_status st = setup(m, w, x, labels, B);
+    eqp_status st = setup(m, w, x, labels, B, 0);
     if (st)
         return st;
     const size_t n = B * w->N;
@@ -254,7 +262,7 @@ eqp_status eqp_gdu_compare(const eqp_model *m, eqp_workspace *w, const float *x,
                            const uint8_t *labels, size_t B, int T, int K, float eps, float beta,
                            eqp_gdu_result *out) {
     memset(out, 0, sizeof *out);
-    eqp_status st = setup(m, w, x, labels, B);
+    eqp_status st = setup(m, w, x, labels, B, 1);
     if (st)
         return st;
     if (T < 1 || K < 1 || K > T || !(beta != 0.0f))
