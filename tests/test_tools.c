@@ -249,6 +249,46 @@ static void check_delay(const char *build) {
           "plot delay on a row without lambda_re: named, exit 1, no SVG: %s", out);
 }
 
+/* eqprop sep-sequence: windowed EP learns the sequence task with the preset's leaky dynamics
+ * and not on the gradient flow (saturated units keep the previous window); the settling check
+ * stops a too-short window; bad flags are named */
+static void check_sep(const char *build) {
+    char cmd[2048], out[8192];
+    double err[2] = {100, 100};
+    for (int k = 0; k < 2; k++) {
+        snprintf(cmd, sizeof cmd,
+                 "OPENBLAS_NUM_THREADS=1 %s/eqprop sep-sequence --epochs 4 --train-seqs 128 "
+                 "--test-seqs 64%s 2>&1",
+                 build, k ? " --dynamics gradient" : "");
+        int rc = run(cmd, out, sizeof out);
+        const char *p = strstr(out, "test error: ");
+        err[k] = p ? atof(p + 12) : 100;
+        CHECK(rc == 0 && p, "sep-sequence%s: rc %d: %s", k ? " gradient" : "", rc, out);
+    }
+    CHECK(err[0] < 10.0 && err[1] > 3 * err[0],
+          "sep-sequence: leaky %.2f%% < 10%%, gradient flow %.2f%% > 3x that", err[0], err[1]);
+    snprintf(cmd, sizeof cmd, "%s/eqprop sep-sequence --window-steps 2 --strict 2>&1", build);
+    int rc = run(cmd, out, sizeof out);
+    CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 1 && strstr(out, "window 1 of 10") &&
+              strstr(out, "has not settled"),
+          "too-short window: exit 1 naming the window: %s", out);
+    struct {
+        const char *args, *needle;
+    } bad[] = {
+        {"sep-sequence --dynamics fast", "--dynamics: expected gradient or leaky, got 'fast'"},
+        {"train --preset sep-latency-mnist --dynamics leaky", "leaky needs spike-loss count"},
+        {"train --preset ep-1h --dynamics leaky --epochs 0 --data tests/data/mnist-sample",
+         "model 'layered' has only the gradient flow"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(cmd, sizeof cmd, "%s/eqprop %s 2>&1", build, bad[i].args);
+        rc = run(cmd, out, sizeof out);
+        CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) != 0 && strstr(out, bad[i].needle),
+              "'%s': exit %d with '%s': %s", bad[i].args, WIFEXITED(rc) ? WEXITSTATUS(rc) : -1,
+              bad[i].needle, out);
+    }
+}
+
 int main(void) {
     const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
     snprintf(dir, sizeof dir, "/tmp/eqp_test_tools.XXXXXX");
@@ -288,6 +328,7 @@ int main(void) {
           distinct, out);
     check_scatter(build);
     check_delay(build);
+    check_sep(build);
     FILE *src = NULL;
     snprintf(cmd, sizeof cmd, "%s/ex.c", dir);
     if ((src = fopen(cmd, "w"))) {

@@ -15,18 +15,18 @@
 static const cli_opt opts[] = {
     {"help", 0, "show this help"},
     {"preset", 1, "sep-sequence [sep-sequence]"},
-    {"epochs", 1, "passes over the training sequences [preset: 30]"},
+    {"epochs", 1, "passes over the training sequences [preset: 40]"},
     {"train-seqs", 1, "training sequences [512]"},
     {"test-seqs", 1, "test sequences [256]"},
     {"windows", 1, "windows per sequence K [10]"},
-    {"window-steps", 1, "free steps per window: T_w = steps * eps tau_m [preset: 40]"},
-    {"nudge-steps", 1, "steps of each nudged phase [preset: 20]"},
+    {"window-steps", 1, "free steps per window: T_w = steps * eps tau_m [preset: 160]"},
+    {"nudge-steps", 1, "steps of each nudged phase [preset: 40]"},
     {"eps", 1, "dt / tau_m [preset: 0.25]"},
-    {"beta", 1, "nudging strength (symmetric) [preset: 1]"},
-    {"lr", 1, "learning rates per weight layer [preset: 0.05,0.025]"},
+    {"beta", 1, "nudging strength (symmetric) [preset: 0.5]"},
+    {"lr", 1, "learning rates per weight layer [preset: 0.4,0.2]"},
     {"lr-decay", 1, "multiply the learning rates by this after each epoch [preset: 1]"},
     {"sizes", 1, "layer sizes, 16-...-3 [preset: 16-64-3]"},
-    {"batch", 1, "sequences per mini-batch [preset: 16]"},
+    {"batch", 1, "sequences per mini-batch [preset: 4]"},
     {"gamma", 1, "surrogate width: s(V) = sigmoid((V - v_th) / gamma) [0.25]"},
     {"v-th", 1, "threshold v_th of the surrogate indicator [0.5]"},
     {"tau-e", 1, "accumulator time constant / tau_m [preset: 0.5]"},
@@ -197,8 +197,9 @@ int cmd_sep_sequence(int argc, char **argv) {
                 size_t off, sz;
                 int g;
                 eqp_model_block(m, bk, NULL, &off, &sz, &g);
+                const float lr = cfg.lr[g] * powf(cfg.lr_decay, (float)(ep - 1));
                 for (size_t q = 0; q < sz; q++)
-                    p[off + q] -= cfg.lr[g] * grad[off + q];
+                    p[off + q] -= lr * grad[off + q];
             }
             err += rep.errors, wins += rep.windows, unset += rep.unsettled, exs += rep.examples;
             worst = rep.worst_speed > worst ? rep.worst_speed : worst;

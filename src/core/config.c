@@ -323,8 +323,9 @@ eqp_status eqp_config_preset(eqp_config *c, const char *name) {
             set_layers(&d, 3, sizes, lr_s);
             d.dynamics = 1;
             d.free_steps = 160;
-            d.nudge_steps = 20;
-            d.lr_decay = 0.95f;
+            d.nudge_steps = 40;
+            d.beta = 0.5f;
+            d.lr_decay = 1.0f;
             d.batch = 4;
             d.epochs = 40;
         } else {
