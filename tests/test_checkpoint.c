@@ -406,7 +406,9 @@ static void test_defects(void) {
     CHECK(len == p0 + 4 * np + 4, "model file has %zu bytes, expected %zu", len, p0 + 4 * np + 4);
     const size_t st0 = p0 + 4 * np;                      /* training state */
     const size_t pt0 = st0 + 4 + 8 * 5 + 32 + 8 + 8 + 1; /* particles */
-    CHECK(slen == pt0 + 200 * eqp_model_n_state(m) * 4 + 4, "state file has %zu bytes", slen);
+    /* then the training set's fingerprint: tag "DATA" and 8 bytes */
+    CHECK(slen == pt0 + 200 * eqp_model_n_state(m) * 4 + 12 + 4, "state file has %zu bytes",
+          slen);
     CHECK(load(good) == EQP_OK && load(goodst) == EQP_OK, "good files: %s", eqp_last_error());
 
     /* Missing, empty, a directory. */
@@ -447,6 +449,9 @@ static void test_defects(void) {
     write_cut(p, s, slen - 4 - 100, 1);
     expect_err(eqp_checkpoint_restore(p, t), EQP_EFORMAT, "cut in particles, CRC ok", p,
                "truncated", "particles", NULL);
+    write_cut(p, s, slen - 4 - 12, 1); /* as written before the fingerprint: unchecked */
+    CHECK(eqp_checkpoint_restore(p, t) == EQP_OK, "a state file without the fingerprint: %s",
+          eqp_last_error());
     write_cut(p, s, st0 + 20, 1);
     expect_err(eqp_checkpoint_restore(p, t), EQP_EFORMAT, "cut in state header, CRC ok", p,
                "truncated", NULL);
@@ -635,6 +640,19 @@ static void test_defects(void) {
             expect_err(eqp_checkpoint_restore(goodst, t100), EQP_ESHAPE, "other set size", goodst,
                        "200", "100", NULL);
         eqp_trainer_free(t100);
+        /* the same size, other examples (Fashion-MNIST against MNIST): the fingerprint */
+        eqp_dataset *alt = NULL;
+        CHECK(eqp_dataset_load(SAMPLE, "train", 200, &alt) == EQP_OK, "load alt");
+        if (alt) {
+            for (size_t i = 0; i < alt->n; i++)
+                alt->y[i] = (uint8_t)((alt->y[i] + 1) % 10);
+            eqp_trainer *ta = new_trainer(m, &c, alt);
+            if (ta)
+                expect_err(eqp_checkpoint_restore(goodst, ta), EQP_EINVAL, "other data set",
+                           goodst, "another data set", "--data", NULL);
+            eqp_trainer_free(ta);
+            eqp_dataset_free(alt);
+        }
         eqp_config c2 = small_config("784-12-10", 0);
         eqp_model *m2 = new_model(&c2);
         eqp_trainer *t2 = m2 ? new_trainer(m2, &c2, train200) : NULL;

@@ -8,7 +8,10 @@
  *   u64 n_params, then n_params float32 parameters
  *   training state (if flagged): u32 completed epochs, u64 next mini-batch, u64 seen,
  *     u64 errors, f64 cost sum, f64 seconds, 4 x u64 RNG state at the epoch's start,
- *     u64 examples, u64 state width, u8 has particles, then examples x width float32
+ *     u64 examples, u64 state width, u8 has particles, then examples x width float32,
+ *     (optim adam) per block u64 steps and its two moments, then u32 "DATA" (0x41544144)
+ *     and a u64 FNV-1a fingerprint of the training set's labels and first 64 Ki pixels
+ *     (files written before it have none and resume unchecked)
  *   u32 CRC-32 (zlib) of every byte before it
  * Files are written to "<path>.tmp.<pid>", flushed, synced and renamed over <path>, so a
  * failed or interrupted write never replaces a good file. Loading checks every field and
@@ -32,7 +35,9 @@ eqp_status eqp_checkpoint_save(const char *path, const eqp_model *m, const eqp_t
 eqp_status eqp_checkpoint_load(const char *path, eqp_model **m, int *has_state);
 
 /* Restore the training state stored in path into t, which must have been created on the
- * model loaded from the same file and on a training set of the same size. */
+ * model loaded from the same file and on the same training set (its size, and its
+ * fingerprint when the file has one: EQP_EINVAL "saved while training on another data set"
+ * for, say, MNIST against Fashion-MNIST). */
 eqp_status eqp_checkpoint_restore(const char *path, eqp_trainer *t);
 
 #ifdef __cplusplus
