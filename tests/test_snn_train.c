@@ -144,6 +144,21 @@ int main(void) {
         CHECK(eqp_snn_load(ckpt, &b, &has_state) == EQP_OK && has_state, "load checkpoint");
         eqp_snn_trainer *t2 = NULL;
         CHECK(b && eqp_snn_trainer_create(b, tr, &t2) == EQP_OK, "trainer");
+        {
+            /* the same size, other examples (Fashion against MNIST): refused by the
+             * training set's fingerprint */
+            eqp_dataset *alt = NULL;
+            CHECK(eqp_dataset_load(SAMPLE, "train", 0, &alt) == EQP_OK, "load alt");
+            for (size_t i = 0; alt && i < alt->n; i++)
+                alt->y[i] = (uint8_t)((alt->y[i] + 1) % 10);
+            eqp_snn_trainer *ta = NULL;
+            CHECK(alt && b && eqp_snn_trainer_create(b, alt, &ta) == EQP_OK, "alt trainer");
+            CHECK(ta && eqp_snn_restore(ckpt, ta) == EQP_EINVAL &&
+                      strstr(eqp_last_error(), "another data set"),
+                  "resume on another data set refused: %s", eqp_last_error());
+            eqp_snn_trainer_free(ta);
+            eqp_dataset_free(alt);
+        }
         CHECK(t2 && eqp_snn_restore(ckpt, t2) == EQP_OK, "restore: %s", eqp_last_error());
         while (t2 && eqp_snn_trainer_epoch(t2) < 2)
             if (eqp_snn_trainer_run_epoch(t2, NULL)) {

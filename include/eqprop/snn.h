@@ -323,8 +323,10 @@ int eqp_snn_trainer_epoch(const eqp_snn_trainer *t);
 
 /* Model files and checkpoints of spiking networks: magic "EQPSNNCK", u32 version (1), u32
  * flags (bit 0: training state follows), u32 length + config text, u64 n_params + float32
- * parameters, [u32 epoch, 4 x u64 RNG state, u64 Adam step, 2 n_params float32 Adam moments],
- * u32 CRC-32 of everything before. Written to a temporary file and renamed.
+ * parameters, [u32 epoch, 4 x u64 RNG state, u64 Adam step, 2 n_params float32 Adam moments,
+ * and for a dataset run u32 "DATA" (0x41544144) + the u64 fingerprint of the training set
+ * (eqp_snn_restore refuses another set of the same size; older files have none and resume
+ * unchecked)], u32 CRC-32 of everything before. Written to a temporary file and renamed.
  * Flag bit 1: a regression task is attached (eqp_snn_set_regress): u64 n_train, u64 n_test,
  * f32 rate, u64 train_seed, u64 test_seed follow the parameters, and the training state holds
  * the epoch's sum of squared errors (f64) after its loss sum. A checkpoint of a regression

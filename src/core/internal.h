@@ -59,6 +59,11 @@ eqp_status eqp_parse_nonneg(const char *key, const char *v, float *out);   /* fi
 eqp_status eqp_parse_seed(const char *key, const char *v, uint64_t *out);  /* 0 .. 2^64-1 */
 /* "key=value" lines (as config files store them), each handed to set(obj, key, value);
  * EQP_EFORMAT naming the line on a malformed one or a refused value. */
+/* FNV-1a over a dataset's labels and its first 64 Ki pixel values (src/data/idx.c): tells
+ * MNIST from Fashion-MNIST (same sizes), so that a checkpoint refuses to resume on the other
+ * set. d is an eqp_dataset (eqprop/data.h). */
+struct eqp_dataset;
+uint64_t eqp_dataset_fingerprint(const struct eqp_dataset *d);
 eqp_status eqp_parse_kv_text(const char *text,
                              eqp_status (*set)(void *obj, const char *key, const char *value),
                              void *obj);

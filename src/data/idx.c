@@ -437,6 +437,19 @@ fail:
     return st;
 }
 
+uint64_t eqp_dataset_fingerprint(const eqp_dataset *d) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < d->n; i++)
+        h = (h ^ d->y[i]) * 1099511628211ull;
+    const size_t nx = d->n * d->dim < 65536 ? d->n * d->dim : 65536;
+    for (size_t i = 0; i < nx; i++) {
+        uint32_t b;
+        memcpy(&b, &d->x[i], 4);
+        h = (h ^ b) * 1099511628211ull;
+    }
+    return h;
+}
+
 void eqp_dataset_free(eqp_dataset *d) {
     if (!d)
         return;

@@ -14,22 +14,6 @@ static const char MAGIC[8] = {'E', 'Q', 'P', 'R', 'O', 'P', 'C', 'K'};
 #define FLAG_STATE 1u
 #define FP_TAG     0x41544144u /* "DATA": the training set's fingerprint follows */
 
-/* FNV-1a over the labels and the first 64 Ki pixel values of the training set: MNIST and
- * Fashion-MNIST (same sizes) tell apart, so a resume on the other set is refused. Written
- * after the training state; files without it (older ones) resume unchecked. */
-static uint64_t data_fingerprint(const eqp_dataset *d) {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < d->n; i++)
-        h = (h ^ d->y[i]) * 1099511628211ull;
-    const size_t nx = d->n * d->dim < 65536 ? d->n * d->dim : 65536;
-    for (size_t i = 0; i < nx; i++) {
-        uint32_t b;
-        memcpy(&b, &d->x[i], 4);
-        h = (h ^ b) * 1099511628211ull;
-    }
-    return h;
-}
-
 eqp_status eqp_checkpoint_save(const char *path, const eqp_model *m, const eqp_trainer *t) {
     if (t && t->m != m)
         return eqp_fail(EQP_EINVAL, "%s: the trainer does not train this model", path);
@@ -67,7 +51,7 @@ eqp_status eqp_checkpoint_save(const char *path, const eqp_model *m, const eqp_t
                 eqp_bw_put(&w, eqp_optim_moments(t->adam[k], 1), m->blocks[k].size * sizeof(float));
             }
         eqp_bw_u32(&w, FP_TAG);
-        eqp_bw_u64(&w, data_fingerprint(t->data));
+        eqp_bw_u64(&w, eqp_dataset_fingerprint(t->data));
     }
     return eqp_bw_close(&w);
 }
@@ -213,7 +197,7 @@ eqp_status eqp_checkpoint_restore(const char *path, eqp_trainer *t) {
     if (tag == FP_TAG) { /* the fingerprint of the set it was trained on */
         uint64_t fp;
         memcpy(&fp, r.buf + r.pos + want + 4, 8);
-        if (fp != data_fingerprint(t->data)) {
+        if (fp != eqp_dataset_fingerprint(t->data)) {
             st = eqp_fail(EQP_EINVAL,
                           "%s: saved while training on another data set (same size, other "
                           "examples: give the run's --data, e.g. --data fashion)",
