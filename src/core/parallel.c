@@ -7,13 +7,32 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cblas.h>
+
 #include "internal.h"
 #include "parallel.h"
 
 void openblas_set_num_threads(int num_threads);
 
+/* Besides the thread count: one 64 x 512 x 512 product on zeros (~1 ms), once per process.
+ * Measured with OpenBLAS 0.3.21 on a Zen 1 EPYC in single-thread mode: when a process's first
+ * sgemm is narrow (20 x 784 x 250, the split sync's share of the ep-1h input drive), that
+ * shape and every later one runs at 15 GFLOP/s for the rest of the process, against 27 when a
+ * product with 500+ columns came first (the one-process run's order); the mechanism is inside
+ * OpenBLAS and was not located. With it the split sync's P = 2 epoch went from 1.25x to 1.5x
+ * the one-process rate (docs/SCALING.md). */
+static void blas_warm(void) {
+    float *a = calloc(64 * 512 + 512 * 512 + 64 * 512, sizeof(float));
+    if (a)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 512, 512, 1.0f, a, 512,
+                    a + 64 * 512, 512, 1.0f, a + 64 * 512 + 512 * 512, 512);
+    free(a);
+}
+
 void eqp_blas_single_thread(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
     openblas_set_num_threads(1);
+    pthread_once(&once, blas_warm);
 }
 
 void eqp_barrier_init(eqp_barrier *b, unsigned n) {
