@@ -80,8 +80,8 @@ static const cli_opt opts[] = {
     {"gamma", 1, "spiking: width of the surrogate [0.25]"},
     {"dynamics", 1,
      "spiking: gradient (tau_m dV/dt = -dE/dV) | leaky (tau_m dV/dt = -(V - I), the same "
-     "energy's flow in the metric diag(s'(V)); count loss only) [gradient; sep-sequence: "
-     "leaky]"},
+     "energy's flow in the metric diag(s'(V)); count loss only) [gradient; sep-count-mnist, "
+     "sep-sequence: leaky]"},
     {"tau-e", 1, "spiking: accumulator time constant in units of tau_m [1]"},
     {"window", 1, "spiking latency: readout window in units of tau_out [3]"},
     {"gamma-out", 1, "spiking latency: surrogate width of the readout transient [0.05]"},
