@@ -205,3 +205,30 @@ void eqp_br_close(eqp_breader *r) {
     free(r->buf);
     r->buf = NULL;
 }
+
+#define DATA_TAG 0x41544144u /* "DATA" */
+
+void eqp_bw_data(eqp_bwriter *w, uint64_t fp) {
+    eqp_bw_u32(w, DATA_TAG);
+    eqp_bw_u64(w, fp);
+}
+
+eqp_status eqp_br_data(eqp_breader *r, size_t skip, int have_fp, uint64_t fp) {
+    uint32_t tag = 0;
+    if (r->len - r->pos < skip + 12)
+        return EQP_OK;
+    unsigned char *at = r->buf + r->pos + skip;
+    memcpy(&tag, at, 4);
+    if (tag != DATA_TAG)
+        return EQP_OK;
+    uint64_t stored;
+    memcpy(&stored, at + 4, 8);
+    if (!have_fp || stored != fp)
+        return eqp_fail(EQP_EINVAL,
+                        "%s: saved while training on another data set (same size, other "
+                        "examples: give the run's --data, e.g. --data fashion)",
+                        r->path);
+    memmove(at, at + 12, r->len - r->pos - skip - 12);
+    r->len -= 12;
+    return EQP_OK;
+}

@@ -46,4 +46,13 @@ eqp_status eqp_br_get(eqp_breader *r, void *p, size_t n, const char *field);
 eqp_status eqp_br_text(eqp_breader *r, char **text);
 void eqp_br_close(eqp_breader *r);
 
+/* The training set's fingerprint at the end of a training state (both layouts): u32 "DATA"
+ * (0x41544144) + u64 eqp_dataset_fingerprint. eqp_bw_data writes it. eqp_br_data looks for
+ * it `skip` bytes past r->pos (the fields still to be read): if it is there, it must match
+ * fp (have_fp 0, a run without a data set: never), else EQP_EINVAL naming the file; it is
+ * then cut out of the buffer, so that what follows reads as trailing bytes. Files without
+ * it pass unchecked. */
+void eqp_bw_data(eqp_bwriter *w, uint64_t fp);
+eqp_status eqp_br_data(eqp_breader *r, size_t skip, int have_fp, uint64_t fp);
+
 #endif

@@ -12,7 +12,6 @@
 static const char MAGIC[8] = {'E', 'Q', 'P', 'R', 'O', 'P', 'C', 'K'};
 #define VERSION    1u
 #define FLAG_STATE 1u
-#define FP_TAG     0x41544144u /* "DATA": the training set's fingerprint follows */
 
 eqp_status eqp_checkpoint_save(const char *path, const eqp_model *m, const eqp_trainer *t) {
     if (t && t->m != m)
@@ -50,8 +49,7 @@ eqp_status eqp_checkpoint_save(const char *path, const eqp_model *m, const eqp_t
                 eqp_bw_put(&w, eqp_optim_moments(t->adam[k], 0), m->blocks[k].size * sizeof(float));
                 eqp_bw_put(&w, eqp_optim_moments(t->adam[k], 1), m->blocks[k].size * sizeof(float));
             }
-        eqp_bw_u32(&w, FP_TAG);
-        eqp_bw_u64(&w, eqp_dataset_fingerprint(t->data));
+        eqp_bw_data(&w, eqp_dataset_fingerprint(t->data));
     }
     return eqp_bw_close(&w);
 }
@@ -191,23 +189,8 @@ eqp_status eqp_checkpoint_restore(const char *path, eqp_trainer *t) {
     if (t->grad)
         for (int k = 0; k < m->n_blocks; k++)
             want += 8 + 2 * m->blocks[k].size * sizeof(float);
-    uint32_t tag = 0;
-    if (r.len - r.pos >= want + 12)
-        memcpy(&tag, r.buf + r.pos + want, 4);
-    if (tag == FP_TAG) { /* the fingerprint of the set it was trained on */
-        uint64_t fp;
-        memcpy(&fp, r.buf + r.pos + want + 4, 8);
-        if (fp != eqp_dataset_fingerprint(t->data)) {
-            st = eqp_fail(EQP_EINVAL,
-                          "%s: saved while training on another data set (same size, other "
-                          "examples: give the run's --data, e.g. --data fashion)",
-                          path);
-            goto done;
-        }
-        /* what may follow it is reported below as unexpected */
-        memmove(r.buf + r.pos + want, r.buf + r.pos + want + 12, r.len - r.pos - want - 12);
-        r.len -= 12;
-    }
+    if ((st = eqp_br_data(&r, want, 1, eqp_dataset_fingerprint(t->data))))
+        goto done;
     if (r.len - r.pos != want) {
         st = r.len - r.pos < want
                  ? eqp_fail(EQP_EFORMAT,

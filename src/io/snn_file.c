@@ -15,7 +15,6 @@ static const char MAGIC[8] = {'E', 'Q', 'P', 'S', 'N', 'N', 'C', 'K'};
 #define FLAG_STATE   1u
 #define FLAG_REGRESS 2u /* a regression task is attached */
 #define WHAT         "an eqprop spiking-network file"
-#define FP_TAG       0x41544144u /* "DATA": the training set's fingerprint follows */
 
 int eqp_snn_file_is_snn(const char *path) {
     FILE *f = fopen(path, "rb");
@@ -82,8 +81,7 @@ eqp_status eqp_snn_save(const char *path, const eqp_snn *n, const eqp_snn_traine
             eqp_bw_put(&w, v, net->n_params * sizeof(float));
         }
         if (t->data) { /* a dataset run: the set's fingerprint (not a regression task's) */
-            eqp_bw_u32(&w, FP_TAG);
-            eqp_bw_u64(&w, eqp_dataset_fingerprint(t->data));
+            eqp_bw_data(&w, eqp_dataset_fingerprint(t->data));
         }
     }
     return eqp_bw_close(&w);
@@ -241,22 +239,10 @@ eqp_status eqp_snn_restore(const char *path, eqp_snn_trainer *t) {
         goto done;
     }
     size_t want = hm ? 2 * np * sizeof(float) : 0;
-    uint32_t tag = 0;
-    if (r.len - r.pos >= want + 12)
-        memcpy(&tag, r.buf + r.pos + want, 4);
-    if (tag == FP_TAG) { /* written after the moments; older files have none */
-        uint64_t fp;
-        memcpy(&fp, r.buf + r.pos + want + 4, 8);
-        if (!t->data || fp != eqp_dataset_fingerprint(t->data)) {
-            st = eqp_fail(EQP_EINVAL,
-                          "%s: saved while training on another data set (same size, other "
-                          "examples: give the run's --data, e.g. --data fashion)",
-                          path);
-            goto done;
-        }
-        memmove(r.buf + r.pos + want, r.buf + r.pos + want + 12, r.len - r.pos - want - 12);
-        r.len -= 12;
-    }
+    /* written after the moments by a dataset run */
+    if ((st = eqp_br_data(&r, want, t->data != NULL,
+                          t->data ? eqp_dataset_fingerprint(t->data) : 0)))
+        goto done;
     if (r.len - r.pos != want) {
         st = r.len - r.pos < want
                  ? eqp_fail(EQP_EFORMAT, "%s: truncated: Adam moments need %zu bytes, %zu remain",
