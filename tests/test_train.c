@@ -178,6 +178,14 @@ int main(void) {
         memcpy(p0, eqp_model_params(m), np * sizeof(float));
         eqp_epoch_stats es = {0};
         CHECK(eqp_trainer_run_epoch(t, &es) == EQP_OK, "epoch 1: %s", eqp_last_error());
+        {
+            const double *ps = es.phase_seconds;
+            const double sum = ps[0] + ps[1] + ps[2] + ps[3];
+            CHECK(ps[0] == 0.0 && ps[1] > 0.0 && ps[3] > 0.0 && ps[2] >= 0.0 &&
+                      sum <= es.seconds,
+                  "phase times: drive %g relax %g exchange %g update %g, sum %g <= epoch %g",
+                  ps[0], ps[1], ps[2], ps[3], sum, es.seconds);
+        }
         memcpy(p1, eqp_model_params(m), np * sizeof(float));
         CHECK(eqp_trainer_run_epoch(t, &es) == EQP_OK, "epoch 2: %s", eqp_last_error());
         double d1 = 0, d2 = 0;

@@ -511,6 +511,11 @@ int cmd_train(int argc, char **argv) {
                         ", \"generative\": true, \"train_energy\": %.6f, "
                         "\"test_energy\": %.6f, \"inpaint_mse\": %.6f",
                         es.train_cost, test_cost, test_err);
+            fprintf(log,
+                    ", \"phase_seconds\": {\"drive\": %.4f, \"relax\": %.4f, \"exchange\": "
+                    "%.4f, \"update\": %.4f}",
+                    es.phase_seconds[0], es.phase_seconds[1], es.phase_seconds[2],
+                    es.phase_seconds[3]);
             if (P > 1) /* this process's time in the group's sums, and the group size */
                 fprintf(log, ", \"processes\": %d, \"comm_seconds\": %.4f", P,
                         eqp_dist_comm_seconds());

@@ -125,6 +125,12 @@ typedef struct eqp_epoch_stats {
     double samples_per_second; /* n / seconds */
     double free_steps_mean;    /* relaxation steps a free / nudged phase used (per thread's rows; */
     double nudge_steps_mean;   /* < the budgets with --tol), since the epoch (re)started */
+    /* where thread 0's wall time went since the epoch (re)started: [0] the input drive of a
+     * split group (its share of x W_1 + b_1 and the group's sum; 0 otherwise), [1] its
+     * relaxation phases (with the clamp outside split), [2] waiting for the other threads
+     * and the exchange of a group's states and counters, [3] the update (with a group's
+     * sums of it); the rest of `seconds` is bookkeeping and the guard */
+    double phase_seconds[4];
 } eqp_epoch_stats;
 
 /* progress(ctx, done, total, running_error) is called from the training thread now and then. */

@@ -84,6 +84,7 @@ struct eqp_trainer {
     eqp_oscillation *osc_t; /* how that phase still moved (eqp_relax_oscillation) */
     long *steps_t;             /* (2 per thread) steps used by the free and the nudged phases */
     long steps_sum[2], phases; /* since the epoch (re)started: for the means in the stats */
+    double phase_s[4];         /* thread 0's time per phase, as eqp_epoch_stats.phase_seconds */
     float *ro_grad;            /* (n_params) scratch of the ce readout's gradient, or NULL */
     float *ones;               /* generative: (batch, n_in) the constant input, or NULL */
     float *tb;                 /* generative: (batch, n_out) the batch's data as targets */

@@ -420,6 +420,7 @@ static void epoch_thread(void *arg, int tid, int nt) {
         t->res_t[tid] = 0.0;
         t->steps_t[2 * tid] = t->steps_t[2 * tid + 1] = 0;
         const int split = t->P > 1 && t->sync == EQP_SYNC_SPLIT;
+        const double ta = tid == 0 ? now_seconds() : 0.0;
         if (split) {
             /* every row's input, then this process's columns of every row's clamp context
              * (each thread a share of them), summed over the group */
@@ -440,6 +441,7 @@ static void epoch_thread(void *arg, int tid, int nt) {
             }
             eqp_barrier_wait(&t->bar);
         }
+        const double tb = tid == 0 ? now_seconds() : 0.0;
         if (Bt > 0) {
             float *xr = t->xb + r0 * nin;
             const int gen = c->generative;
@@ -510,6 +512,7 @@ static void epoch_thread(void *arg, int tid, int nt) {
                     memcpy(t->particles + (size_t)t->perm[first + r0 + r] * N, sf + r * N,
                            N * sizeof(float));
         }
+        const double tc = tid == 0 ? now_seconds() : 0.0;
         eqp_barrier_wait(&t->bar);
         int bad = 0, nc = 0;
         for (int k = 0; k < nt; k++) {
@@ -532,6 +535,7 @@ static void epoch_thread(void *arg, int tid, int nt) {
                     memcpy(t->particles + (size_t)t->perm[first + r] * N, t->sf + r * N,
                            N * sizeof(float));
         }
+        const double td = tid == 0 ? now_seconds() : 0.0;
         if (!bad && !nc) {
             /* -(lr / beta) (dE/dtheta(s^a) - dE/dtheta(s^b)): (s^+b, s^0) for a one-sided
              * nudge of either sign (beta carries it), (s^+b, s^-b) over 2 beta if symmetric */
@@ -670,6 +674,12 @@ static void epoch_thread(void *arg, int tid, int nt) {
          * before the next mini-batch may use it; a NaN/Inf stops the run, and the run's
          * starting parameters are restored. In a group every process holds the same
          * parameters, so every process reaches the same verdict. */
+        if (tid == 0) { /* waiting for the other threads' rows counts as exchange */
+            t->phase_s[split ? 0 : 1] += tb - ta;
+            t->phase_s[1] += tc - tb;
+            t->phase_s[2] += td - tc;
+            t->phase_s[3] += now_seconds() - td;
+        }
         int pbad = 0;
         if (!bad && !nc) {
             eqp_barrier_wait(&t->bar);
@@ -789,6 +799,8 @@ eqp_status eqp_trainer_run(eqp_trainer *t, size_t max_batches, eqp_epoch_stats *
     if (t->batch_pos == 0 || t->phases == 0) {
         t->steps_sum[0] = t->steps_sum[1] = 0;
         t->phases = 0;
+        for (int k = 0; k < 4; k++)
+            t->phase_s[k] = 0.0;
     }
     plan_epoch(t);
     /* the schedule is a function of the epoch alone, so a resumed run replays it */
@@ -911,6 +923,8 @@ eqp_status eqp_trainer_run(eqp_trainer *t, size_t max_batches, eqp_epoch_stats *
         const double per = t->cfg.nudge == EQP_NUDGE_SYMMETRIC ? 2.0 : 1.0;
         st->free_steps_mean = (double)t->steps_sum[0] / ph;
         st->nudge_steps_mean = (double)t->steps_sum[1] / (ph * per);
+        for (int k = 0; k < 4; k++)
+            st->phase_seconds[k] = t->phase_s[k];
     }
     /* next epoch: its draws continue the stream after this epoch's plan */
     eqp_rng r = t->rng_epoch;
