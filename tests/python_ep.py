@@ -15,6 +15,8 @@ st = m.train_epoch(train)
 err, _ = m.evaluate(test)
 assert train.x.shape[1] == 784 and (n_train == 0 or train.x.shape[0] == n_train)
 assert m.params()["W1"].size > 0
+ps = st["phase_seconds"]  # the stats struct's layout matches the C one
+assert len(ps) == 4 and ps[0] == 0.0 and ps[1] > 0 and sum(ps) <= st["seconds"], ps
 print("python test error %.6f, cli %.6f, epoch %d" % (err, cli_error, st["epoch"]))
 # a NIR round trip through the binding (the import runs in a child process)
 import os, tempfile

@@ -60,7 +60,7 @@ class _Dataset(C.Structure):
 class _EpochStats(C.Structure):
     _fields_ = [("epoch", _i), ("n", _sz), ("train_error", _d), ("train_cost", _d),
                 ("seconds", _d), ("samples_per_second", _d), ("free_steps_mean", _d),
-                ("nudge_steps_mean", _d)]
+                ("nudge_steps_mean", _d), ("phase_seconds", _d * 4)]
 
 
 class _SnnEpochStats(C.Structure):
@@ -234,7 +234,9 @@ class EPModel(_Params):
             self._t, self._train = t, train
         st = _EpochStats()
         _check(_t_epoch(self._t, C.byref(st)))
-        return {k: getattr(st, k) for k, _ in _EpochStats._fields_}
+        out = {k: getattr(st, k) for k, _ in _EpochStats._fields_}
+        out["phase_seconds"] = list(out["phase_seconds"])  # drive, relax, exchange, update
+        return out
 
     def evaluate(self, data, steps=None, threads=None):
         """(error, cost) on data, relaxing `steps` free steps (default: the config's)."""
