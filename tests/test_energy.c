@@ -9,6 +9,13 @@
 
 #define B 3
 
+/* the clamp contract of grad_state (src/energy/energy.h): ops->pack's floats follow the
+ * context's rows, written as eqp_clamp writes them */
+static void clamp_pack(const eqp_model *m, float *ctx, size_t rows) {
+    if (m->n_pack)
+        m->ops->pack(m, ctx + rows * m->n_ctx);
+}
+
 static double norm(const double *v, size_t n) {
     double s = 0;
     for (size_t i = 0; i < n; i++)
@@ -40,8 +47,10 @@ int main(void) {
         x[i] = (float)eqp_rng_uniform(&rng);
     for (size_t i = 0; i < B * N; i++)
         s[i] = (float)(0.1 + 0.8 * eqp_rng_uniform(&rng));
-    float ctx[B * 6];
+    float ctx[B * 6 + 64]; /* the rows, then ops->pack's floats */
+    CHECK(m->n_pack <= 64, "packed parameters fit (%zu floats)", m->n_pack);
     m->ops->clamp(m, x, ctx, B, 0, 1);
+    clamp_pack(m, ctx, B);
     m->ops->grad_state(m, ctx, s, g, work, B);
 
     /* dE/ds: E is quadratic in s inside the box, so a central difference is exact up to

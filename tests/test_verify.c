@@ -11,6 +11,13 @@
 
 #define B 3
 
+/* the clamp contract of grad_state (src/energy/energy.h): ops->pack's floats follow the
+ * context's rows, written as eqp_clamp writes them */
+static void clamp_pack(const eqp_model *m, float *ctx, size_t rows) {
+    if (m->n_pack)
+        m->ops->pack(m, ctx + rows * m->n_ctx);
+}
+
 static eqp_model *m;
 static eqp_workspace *w;
 static float x[B * 6];
@@ -58,12 +65,14 @@ int main(void) {
 
     /* hvp_state against differences of grad_state (interior states: exact up to rounding) */
     float s[B * 12], v[B * 12], hv[B * 12], gp[B * 12], gm[B * 12], sp[B * 12], work[B * 24];
-    float ctx[B * 5];
+    float ctx[B * 5 + 64]; /* the rows, then ops->pack's floats */
+    CHECK(m->n_pack <= 64, "packed parameters fit (%zu floats)", m->n_pack);
     for (size_t i = 0; i < B * N; i++) {
         s[i] = (float)(0.1 + 0.8 * eqp_rng_uniform(&rng));
         v[i] = (float)eqp_rng_normal(&rng);
     }
     m->ops->clamp(m, x, ctx, B, 0, 1);
+    clamp_pack(m, ctx, B);
     m->ops->hvp_state(m, s, v, hv, work, B);
     const float hstep = 1e-3f;
     for (size_t i = 0; i < B * N; i++)
@@ -95,6 +104,7 @@ int main(void) {
         for (int side = 0; side < 2; side++) {
             m->params[k] = p0 + (side ? 1e-2f : -1e-2f);
             m->ops->clamp(m, x, ctx, B, 0, 1);
+            clamp_pack(m, ctx, B);
             m->ops->grad_state(m, ctx, s, gp, work, B);
             d[side] = 0;
             for (size_t i = 0; i < B * N; i++)
@@ -107,6 +117,7 @@ int main(void) {
         n = fmax(n, fabs(fdk));
     }
     m->ops->clamp(m, x, ctx, B, 0, 1);
+    clamp_pack(m, ctx, B);
     CHECK(n > 0.1 && e < 1e-3 * n, "accum_mixed vs differences: max err %g (scale %g)", e, n);
     free(mix);
 

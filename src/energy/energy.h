@@ -76,6 +76,13 @@ typedef struct eqp_energy_ops {
      * n_1 (part + 1) / nparts) of those blocks (W_1 row-major (n_0, n_1)): then a process
      * group may split them by columns (EQP_SYNC_SPLIT, src/ep/train.c). */
     int split_first;
+    /* Optional, with m->n_pack > 0: the parameters grad_state reads, copied in the layout its
+     * kernels want (the layered network: W_l transposed where n_l is at most EQP_SKINNY, so
+     * that a 10-unit layer's products run at a few rows without repacking at every step).
+     * eqp_clamp and eqp_clamp_ctx write them at pk = ctx + B n_ctx, right after the context's
+     * B rows, and grad_state reads them there: the same lifetime as ctx, valid until the
+     * parameters change and the batch is clamped again. */
+    void (*pack)(const eqp_model *m, float *pk);
     /* Optional (cfg.dynamics leaky, src/energy/spiking.c): g <- M(s)^-1 dE/ds, the force of
      * the same energy's gradient flow in a positive diagonal metric M(s), computed directly
      * (not as a product, so that a unit whose dE/ds underflows still moves). The fixed
@@ -139,6 +146,8 @@ struct eqp_model {
     const eqp_energy_ops *ops;
     eqp_config cfg;
     size_t n_in, n_state, n_ctx, work_per_row, out_offset, n_out;
+    /* floats of packed parameters after the clamp context's rows (ops->pack; 0: none) */
+    size_t n_pack;
     int n_stack; /* state layers 1..n_stack (n_layers - 1, or n_layers - 2 with a ce readout) */
     /* readout ce: logits = rho(s[feat_off .. + n_feat]) Wr + br, Wr (n_feat, n_out) at
      * params + ro_W, br at params + ro_b; the state holds no output units */

@@ -40,10 +40,69 @@ static void rho_rows(const float *s, float *r, size_t n) {
         r[i] = rho(s[i]);
 }
 
+/* The packed parameters (ops->pack): W_l^T, shape (n_l, n_{l-1}), for every l >= 2 with
+ * n_l <= EQP_SKINNY, in order of l. NULL when the model has none (n_pack 0: the adapt and
+ * Dale models run this grad_state without packing). */
+static int packs(const eqp_model *m, int l) {
+    return l >= 2 && SZ(m, l) <= EQP_SKINNY;
+}
+
+static const float *packed_wt(const eqp_model *m, const float *pk, int l) {
+    if (!pk || !packs(m, l))
+        return NULL;
+    for (int k = 2; k < l; k++)
+        if (packs(m, k))
+            pk += SZ(m, k - 1) * SZ(m, k);
+    return pk;
+}
+
+static void layered_pack(const eqp_model *m, float *pk) {
+    for (int l = 2; l <= NL(m); l++) {
+        if (!packs(m, l))
+            continue;
+        const size_t np = SZ(m, l - 1), nl = SZ(m, l);
+        const float *W = WPTR(m, l);
+        for (size_t i = 0; i < np; i++)
+            for (size_t j = 0; j < nl; j++)
+                pk[j * np + i] = W[i * nl + j];
+        pk += np * nl;
+    }
+}
+
+/* gl += r_pre W_l (B rows, W_l of shape (np, nl)): the skinny kernels where np or nl is
+ * small, else one GEMM */
+static void add_up(const eqp_model *m, const float *pk, int l, const float *r_pre, float *gl,
+                   size_t B) {
+    const size_t N = m->n_state, np = SZ(m, l - 1), nl = SZ(m, l);
+    const float *Wt = packed_wt(m, pk, l);
+    if (Wt)
+        eqp_skinny_smalln(B, nl, np, r_pre, N, Wt, np, gl, N);
+    else if (np <= EQP_SKINNY)
+        eqp_skinny_smallk(B, nl, np, r_pre, N, WPTR(m, l), nl, gl, N);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)nl, (int)np, 1.0f,
+                    r_pre, (int)N, WPTR(m, l), (int)nl, 1.0f, gl, (int)N);
+}
+
+/* gl += r_post W_{l+1}^T (W_{l+1} of shape (nl, nn)) */
+static void add_down(const eqp_model *m, const float *pk, int l, const float *r_post, float *gl,
+                     size_t B) {
+    const size_t N = m->n_state, nl = SZ(m, l), nn = SZ(m, l + 1);
+    const float *Wt = packed_wt(m, pk, l + 1);
+    if (Wt)
+        eqp_skinny_smallk(B, nl, nn, r_post, N, Wt, nl, gl, N);
+    else if (nl <= EQP_SKINNY)
+        eqp_skinny_smalln(B, nl, nn, r_post, N, WPTR(m, l + 1), nn, gl, N);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)nl, (int)nn, 1.0f,
+                    r_post, (int)N, WPTR(m, l + 1), (int)nn, 1.0f, gl, (int)N);
+}
+
 static void layered_grad_state(const eqp_model *m, const float *ctx, const float *s, float *g,
                                float *work, size_t B) {
     const size_t N = m->n_state;
     const int L = NL(m);
+    const float *pk = m->n_pack ? ctx + B * m->n_ctx : NULL;
     float *r = work;
     rho_rows(s, r, B * N);
     for (int l = 1; l <= L; l++) {
@@ -56,15 +115,10 @@ static void layered_grad_state(const eqp_model *m, const float *ctx, const float
             const float *bl = BPTR(m, l);
             for (size_t b = 0; b < B; b++)
                 memcpy(gl + b * N, bl, nl * sizeof(float));
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)nl,
-                        (int)SZ(m, l - 1), 1.0f, r + m->layer_off[l - 1], (int)N, WPTR(m, l),
-                        (int)nl, 1.0f, gl, (int)N);
+            add_up(m, pk, l, r + m->layer_off[l - 1], gl, B);
         }
-        if (l < L) {
-            const size_t nn = SZ(m, l + 1);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)nl, (int)nn, 1.0f,
-                        r + m->layer_off[l + 1], (int)N, WPTR(m, l + 1), (int)nn, 1.0f, gl, (int)N);
-        }
+        if (l < L)
+            add_down(m, pk, l, r + m->layer_off[l + 1], gl, B);
         for (size_t b = 0; b < B; b++) {
             const float *sl = s + b * N + off;
             float *gr = gl + b * N;
@@ -205,7 +259,14 @@ static void layered_project_vjp(const eqp_model *m, const float *z, float *a, si
 }
 
 static eqp_status layered_init(eqp_model *m, eqp_rng *rng) {
-    return eqp_model_init_stack(m, rng);
+    eqp_status st = eqp_model_init_stack(m, rng);
+    if (st)
+        return st;
+    m->n_pack = 0;
+    for (int l = 2; l <= NL(m); l++)
+        if (packs(m, l))
+            m->n_pack += SZ(m, l - 1) * SZ(m, l);
+    return EQP_OK;
 }
 
 const eqp_energy_ops eqp_layered_ops = {
@@ -220,4 +281,5 @@ const eqp_energy_ops eqp_layered_ops = {
     .accum_mixed = layered_accum_mixed,
     .project_vjp = layered_project_vjp,
     .split_first = 1,
+    .pack = layered_pack,
 };

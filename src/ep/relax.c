@@ -18,7 +18,13 @@ eqp_status eqp_workspace_create(const eqp_model *m, size_t Bmax, eqp_workspace *
     w->Bmax = Bmax;
     w->N = m->n_state;
     w->n_out = m->n_out;
-    w->ctx = eqp_alloc(Bmax, m->n_ctx * sizeof(float));
+    size_t nctx;
+    if (eqp_mul_size(Bmax, m->n_ctx, &nctx) || nctx > SIZE_MAX - m->n_pack) {
+        free(w);
+        return eqp_fail(EQP_ENOMEM, "workspace: %zu rows of %zu context floats do not fit in memory",
+                        Bmax, m->n_ctx);
+    }
+    w->ctx = eqp_alloc(nctx + m->n_pack, sizeof(float)); /* the rows, then ops->pack's floats */
     w->s = eqp_calloc(Bmax, m->n_state * sizeof(float));
     w->g = eqp_alloc(Bmax, m->n_state * sizeof(float));
     w->work = eqp_alloc(Bmax, m->work_per_row * sizeof(float));
@@ -91,6 +97,8 @@ eqp_status eqp_clamp(const eqp_model *m, eqp_workspace *w, const float *x, const
                         eqp_model_max_delay(m), w->hist_cap);
     w->x = x;
     m->ops->clamp(m, x, w->ctx, B, 0, 1);
+    if (m->n_pack)
+        m->ops->pack(m, w->ctx + B * m->n_ctx);
     return eqp_ws_set_labels(w, labels, B);
 }
 
@@ -100,6 +108,8 @@ eqp_status eqp_clamp_ctx(const eqp_model *m, eqp_workspace *w, const float *x, c
         return eqp_fail(EQP_ESHAPE, "clamp: batch of %zu rows, workspace holds %zu", B, w->Bmax);
     w->x = x;
     memcpy(w->ctx, ctx, B * m->n_ctx * sizeof(float));
+    if (m->n_pack)
+        m->ops->pack(m, w->ctx + B * m->n_ctx);
     return eqp_ws_set_labels(w, labels, B);
 }
 

@@ -1,0 +1,124 @@
+/* The skinny-product kernels (src/core/skinny.c) against a double-precision reference, over
+ * shapes that reach every blocking path and tail: row counts below and above the 4- and
+ * 2-row blocks, widths below and across the 8- and 16-column blocks, leading dimensions
+ * wider than the matrices, and accumulation into a non-zero C. Then the layered model's
+ * packed path (ops->pack after the clamp) against its GEMM path on the same batch. */
+#include <string.h>
+
+#include "../src/energy/energy.h"
+#include "eqprop/model.h"
+#include "internal.h"
+#include "test.h"
+
+static float unif(eqp_rng *r) {
+    return (float)(2.0 * eqp_rng_uniform(r) - 1.0);
+}
+
+/* one shape: C (B, N) += A (B, K) W, W given as (K, N) for smallk and as Wt (N, K) for
+ * smalln; returns the largest error relative to sum |a w| of that entry */
+static double one(eqp_rng *r, size_t B, size_t N, size_t K, int smalln) {
+    const size_t lda = K + 3, ldw = (smalln ? K : N) + 5, ldc = N + 2;
+    const size_t rows_w = smalln ? N : K;
+    float *A = malloc(B * lda * sizeof(float)), *W = malloc(rows_w * ldw * sizeof(float));
+    float *C = malloc(B * ldc * sizeof(float));
+    double *ref = malloc(B * ldc * sizeof(double)), *mag = malloc(B * ldc * sizeof(double));
+    for (size_t i = 0; i < B * lda; i++)
+        A[i] = unif(r);
+    for (size_t i = 0; i < rows_w * ldw; i++)
+        W[i] = unif(r);
+    for (size_t i = 0; i < B * ldc; i++) {
+        C[i] = unif(r);
+        ref[i] = (double)C[i];
+        mag[i] = fabs((double)C[i]);
+    }
+    for (size_t b = 0; b < B; b++)
+        for (size_t n = 0; n < N; n++)
+            for (size_t k = 0; k < K; k++) {
+                double w = (double)(smalln ? W[n * ldw + k] : W[k * ldw + n]);
+                ref[b * ldc + n] += (double)A[b * lda + k] * w;
+                mag[b * ldc + n] += fabs((double)A[b * lda + k] * w);
+            }
+    if (smalln)
+        eqp_skinny_smalln(B, N, K, A, lda, W, ldw, C, ldc);
+    else
+        eqp_skinny_smallk(B, N, K, A, lda, W, ldw, C, ldc);
+    double e = 0;
+    for (size_t b = 0; b < B; b++)
+        for (size_t n = 0; n < ldc; n++) {
+            const size_t i = b * ldc + n;
+            /* the padding columns beyond N are never written */
+            e = fmax(e, n < N ? fabs((double)C[i] - ref[i]) / (mag[i] + 1e-30)
+                              : ((double)C[i] == ref[i] ? 0.0 : 1.0));
+        }
+    free(A);
+    free(W);
+    free(C);
+    free(ref);
+    free(mag);
+    return e;
+}
+
+int main(void) {
+    eqp_rng r;
+    eqp_rng_seed(&r, 5);
+    static const size_t Bs[] = {1, 2, 3, 4, 5, 7, 10, 20};
+    static const size_t wide[] = {1, 7, 8, 9, 15, 16, 17, 33, 500};
+    static const size_t small[] = {1, 2, 3, 4, 5, 10, 16};
+    double ek = 0, en = 0;
+    int shapes = 0;
+    for (size_t i = 0; i < sizeof Bs / sizeof *Bs; i++)
+        for (size_t j = 0; j < sizeof wide / sizeof *wide; j++)
+            for (size_t k = 0; k < sizeof small / sizeof *small; k++) {
+                ek = fmax(ek, one(&r, Bs[i], wide[j], small[k], 0)); /* small K, wide N */
+                en = fmax(en, one(&r, Bs[i], small[k], wide[j], 1)); /* small N, long K */
+                shapes += 2;
+            }
+    printf("skinny: max rel error smallk %.3g, smalln %.3g\n", ek, en);
+    /* float32 sums of up to 500 terms, relative to sum |a w|: the rounding of the partial
+     * sums, well below the worst-case bound K 2^-24 (3e-5 at K = 500) */
+    CHECK(ek < 1e-6, "smallk vs double over %d shapes: max rel error %g", shapes / 2, ek);
+    CHECK(en < 1e-6, "smalln vs double over %d shapes: max rel error %g", shapes / 2, en);
+
+    /* the layered model's grad_state through the packed kernels equals its GEMM path: a
+     * model with n_pack cleared reads no pack and runs OpenBLAS for the wide products */
+    eqp_config c;
+    eqp_config_default(&c);
+    CHECK(eqp_config_set(&c, "sizes", "40-30-12-20-6") == EQP_OK, "sizes");
+    eqp_model *m = NULL;
+    eqp_rng_seed(&r, 9);
+    CHECK(eqp_model_create(&c, &r, &m) == EQP_OK, "create: %s", eqp_last_error());
+    /* W3 (12, 20) and W4 (20, 6) have a layer of at most EQP_SKINNY units; W3's is the
+     * presynaptic one (no pack, smallk/smalln on W3 itself), W2's and W4's postsynaptic */
+    CHECK(m->n_pack == 30 * 12 + 20 * 6, "n_pack = %zu, expected W2^T and W4^T", m->n_pack);
+    enum { BR = 7 };
+    const size_t N = m->n_state, n1 = m->n_ctx;
+    float *x = malloc(BR * 40 * sizeof(float)), *s = malloc(BR * N * sizeof(float));
+    float *ctx = malloc((BR * n1 + m->n_pack) * sizeof(float));
+    float *g1 = malloc(BR * N * sizeof(float)), *g0 = malloc(BR * N * sizeof(float));
+    float *work = malloc(BR * m->work_per_row * sizeof(float));
+    for (size_t i = 0; i < BR * 40; i++)
+        x[i] = 0.5f + 0.5f * unif(&r);
+    for (size_t i = 0; i < BR * N; i++)
+        s[i] = 0.5f + 0.6f * unif(&r); /* some outside [0, 1]: rho' = 0 there */
+    m->ops->clamp(m, x, ctx, BR, 0, 1);
+    m->ops->pack(m, ctx + BR * n1);
+    m->ops->grad_state(m, ctx, s, g1, work, BR);
+    const size_t keep = m->n_pack;
+    m->n_pack = 0;
+    m->ops->grad_state(m, ctx, s, g0, work, BR);
+    m->n_pack = keep;
+    double e = 0, sc = 0;
+    for (size_t i = 0; i < BR * N; i++) {
+        e = fmax(e, fabs((double)g1[i] - (double)g0[i]));
+        sc = fmax(sc, fabs((double)g0[i]));
+    }
+    CHECK(sc > 0.1 && e <= 1e-5 * sc, "packed vs GEMM grad_state: max diff %g (scale %g)", e, sc);
+    free(x);
+    free(s);
+    free(ctx);
+    free(g1);
+    free(g0);
+    free(work);
+    eqp_model_free(m);
+    TEST_END();
+}
