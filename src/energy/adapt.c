@@ -34,13 +34,6 @@
 #define AOFF(m)  ((size_t)(m)->hyper[2]) /* first a column of a row */
 #define NADAPT(m) ((m)->n_stack - ((m)->cfg.readout ? 0 : 1))
 
-static inline float rho(float u) {
-    return u < 0.0f ? 0.0f : (u > 1.0f ? 1.0f : u);
-}
-static inline float rho_prime(float u) {
-    return (u >= 0.0f && u <= 1.0f) ? 1.0f : 0.0f;
-}
-
 static int is_glif(const eqp_model *m) {
     return m->ops == &eqp_adapt_glif_ops;
 }
@@ -67,8 +60,8 @@ static void adapt_grad_state(const eqp_model *m, const float *ctx, const float *
         float *gb = g + b * N;
         FOR_ADAPTED(m, jv, ja, {
             const float v = sb[jv], a = sb[ja];
-            gb[jv] += glif ? ga * a : -ga * rho_prime(v) * a;
-            gb[ja] = k * (a - al * rho(v));
+            gb[jv] += glif ? ga * a : -ga * eqp_rho_hard_prime(v) * a;
+            gb[ja] = k * (a - al * eqp_rho_hard(v));
         });
     }
 }
@@ -82,7 +75,7 @@ static double adapt_energy(const eqp_model *m, const float *x, const float *s, s
         const float *sb = s + b * N;
         FOR_ADAPTED(m, jv, ja, {
             const double a = (double)sb[ja];
-            E += (0.5 * k - 0.5) * a * a - ga * a * (double)rho(sb[jv]);
+            E += (0.5 * k - 0.5) * a * a - ga * a * (double)eqp_rho_hard(sb[jv]);
         });
     }
     return E;
@@ -101,7 +94,7 @@ static void adapt_hvp_state(const eqp_model *m, const float *s, const float *v, 
         const float *sb = s + b * N, *vb = v + b * N;
         float *ob = out + b * N;
         FOR_ADAPTED(m, jv, ja, {
-            const float rp = rho_prime(sb[jv]);
+            const float rp = eqp_rho_hard_prime(sb[jv]);
             ob[jv] += -ga * rp * vb[ja];
             ob[ja] = (glif ? ga : -ga * rp) * vb[jv] + k * vb[ja];
         });

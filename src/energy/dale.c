@@ -90,17 +90,6 @@
 
 #define DALE_KAPPA 0.7 /* the gain of the pool loops at init (header) */
 
-static inline float rho(float u) {
-    return u < 0.0f ? 0.0f : (u > 1.0f ? 1.0f : u);
-}
-static inline float rho_prime(float u) {
-    return (u >= 0.0f && u <= 1.0f) ? 1.0f : 0.0f;
-}
-
-static float *blk(const eqp_model *m, int k) {
-    return m->params + m->blocks[k].offset;
-}
-
 static void dale_clamp(const eqp_model *m, const float *x, float *ctx, size_t B, int part,
                        int nparts) {
     eqp_model_clamp_stack(m, x, ctx, B, part, nparts);
@@ -110,7 +99,7 @@ static void dale_clamp(const eqp_model *m, const float *x, float *ctx, size_t B,
         return;
     float *c = ctx + B * m->cfg.sizes[1];
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)(k1 - k0), (int)n0, GI(m),
-                x, (int)n0, blk(m, BEI(m) + 1) + k0, (int)nI, 0.0f, c + k0, (int)nI);
+                x, (int)n0, eqp_block_ptr(m, BEI(m) + 1) + k0, (int)nI, 0.0f, c + k0, (int)nI);
 }
 
 /* r <- rho(s) M + c with M = W^EI (tied) or g W^IE^T (untied); rr gets rho(s) */
@@ -118,12 +107,12 @@ static void pool_rates(const eqp_model *m, const float *s, const float *c, float
                        size_t B) {
     const size_t N = m->n_state, nI = NI(m);
     for (size_t i = 0; i < B * N; i++)
-        rr[i] = rho(s[i]);
+        rr[i] = eqp_rho_hard(s[i]);
     if (c)
         memcpy(r, c, B * nI * sizeof(float));
     const int untied = UNTIE(m) > 0;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)nI, (int)N,
-                untied ? GI(m) : 1.0f, rr, (int)N, blk(m, untied ? BEI(m) + 2 : BEI(m)), (int)nI,
+                untied ? GI(m) : 1.0f, rr, (int)N, eqp_block_ptr(m, untied ? BEI(m) + 2 : BEI(m)), (int)nI,
                 c ? 1.0f : 0.0f, r, (int)nI);
 }
 
@@ -134,20 +123,20 @@ static void dale_grad_state(const eqp_model *m, const float *ctx, const float *s
     float *rr = work + 2 * B * N, *r = rr + B * N, *inh = work;
     pool_rates(m, s, ctx + B * m->cfg.sizes[1], rr, r, B);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)N, (int)nI, 1.0f, r,
-                (int)nI, blk(m, BEI(m)), (int)nI, 0.0f, inh, (int)N);
+                (int)nI, eqp_block_ptr(m, BEI(m)), (int)nI, 0.0f, inh, (int)N);
     for (size_t i = 0; i < B * N; i++)
-        g[i] += rho_prime(s[i]) * inh[i];
+        g[i] += eqp_rho_hard_prime(s[i]) * inh[i];
 }
 
 static double dale_energy(const eqp_model *m, const float *x, const float *s, size_t B) {
     double E = eqp_layered_ops.energy(m, x, s, B);
     const size_t N = m->n_state, nI = NI(m), n0 = m->n_in;
-    const float *WEI = blk(m, BEI(m)), *WIX = blk(m, BEI(m) + 1);
+    const float *WEI = eqp_block_ptr(m, BEI(m)), *WIX = eqp_block_ptr(m, BEI(m) + 1);
     for (size_t b = 0; b < B; b++)
         for (size_t k = 0; k < nI; k++) {
             double q = 0, c = 0;
             for (size_t i = 0; i < N; i++)
-                q += (double)rho(s[b * N + i]) * (double)WEI[i * nI + k];
+                q += (double)eqp_rho_hard(s[b * N + i]) * (double)WEI[i * nI + k];
             for (size_t j = 0; j < n0; j++)
                 c += (double)x[b * n0 + j] * (double)WIX[j * nI + k];
             E += 0.5 * q * q + q * (double)GI(m) * c;
@@ -160,9 +149,9 @@ static void pool_grads(const eqp_model *m, const float *x, const float *s, float
                        float *work, size_t B, size_t k0, size_t k1) {
     const size_t N = m->n_state, nI = NI(m), n0 = m->n_in;
     float *rr = work, *q = rr + B * N, *c = q + B * nI;
-    const float *WEI = blk(m, BEI(m)), *WIX = blk(m, BEI(m) + 1);
+    const float *WEI = eqp_block_ptr(m, BEI(m)), *WIX = eqp_block_ptr(m, BEI(m) + 1);
     for (size_t i = 0; i < B * N; i++)
-        rr[i] = rho(s[i]);
+        rr[i] = eqp_rho_hard(s[i]);
     const int kn = (int)(k1 - k0);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, kn, (int)N, 1.0f, rr, (int)N,
                 WEI + k0, (int)nI, 0.0f, q, kn);
@@ -206,14 +195,14 @@ static void dale_hvp_state(const eqp_model *m, const float *s, const float *v, f
     const int untied = UNTIE(m) > 0;
     float *u = work, *t = work + B * N, *o = t + B * nI;
     for (size_t i = 0; i < B * N; i++)
-        u[i] = rho_prime(s[i]) * v[i];
+        u[i] = eqp_rho_hard_prime(s[i]) * v[i];
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)nI, (int)N, 1.0f, u,
-                (int)N, blk(m, BEI(m)), (int)nI, 0.0f, t, (int)nI);
+                (int)N, eqp_block_ptr(m, BEI(m)), (int)nI, 0.0f, t, (int)nI);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)N, (int)nI,
-                untied ? GI(m) : 1.0f, t, (int)nI, blk(m, untied ? BEI(m) + 2 : BEI(m)), (int)nI,
+                untied ? GI(m) : 1.0f, t, (int)nI, eqp_block_ptr(m, untied ? BEI(m) + 2 : BEI(m)), (int)nI,
                 0.0f, o, (int)N);
     for (size_t i = 0; i < B * N; i++)
-        out[i] += rho_prime(s[i]) * o[i];
+        out[i] += eqp_rho_hard_prime(s[i]) * o[i];
 }
 
 /* d(v . F)/dtheta with u = D v, t = u W^EI, r = rho M + c:
@@ -226,13 +215,13 @@ static void dale_accum_mixed(const eqp_model *m, const float *x, const float *s,
     float *u = work, *rr = u + B * N, *t = rr + B * N, *r = t + B * nI;
     const float sc = scale[m->blocks[BEI(m)].group];
     for (size_t i = 0; i < B * N; i++)
-        u[i] = rho_prime(s[i]) * v[i];
+        u[i] = eqp_rho_hard_prime(s[i]) * v[i];
     float *c = r + B * nI; /* c = g x W^IX */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)nI, (int)n0, GI(m), x,
-                (int)n0, blk(m, BEI(m) + 1), (int)nI, 0.0f, c, (int)nI);
+                (int)n0, eqp_block_ptr(m, BEI(m) + 1), (int)nI, 0.0f, c, (int)nI);
     pool_rates(m, s, c, rr, r, B);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)nI, (int)N, 1.0f, u,
-                (int)N, blk(m, BEI(m)), (int)nI, 0.0f, t, (int)nI);
+                (int)N, eqp_block_ptr(m, BEI(m)), (int)nI, 0.0f, t, (int)nI);
     float *aEI = acc + m->blocks[BEI(m)].offset, *aIX = acc + m->blocks[BEI(m) + 1].offset;
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)N, (int)nI, (int)B, sc, u, (int)N, r,
                 (int)nI, 1.0f, aEI, (int)nI);
@@ -258,7 +247,7 @@ static void dale_project_params(eqp_model *m, int part, int nparts) {
     for (int l = 1; l <= L; l++) {
         const size_t nl = m->cfg.sizes[l], np = m->cfg.sizes[l - 1];
         const size_t c0 = nl * (size_t)part / (size_t)nparts, c1 = nl * (size_t)(part + 1) / (size_t)nparts;
-        float *W = blk(m, 2 * (l - 1));
+        float *W = eqp_block_ptr(m, 2 * (l - 1));
         for (size_t i = 0; i < np; i++)
             for (size_t c = c0; c < c1; c++)
                 W[i * nl + c] = W[i * nl + c] < 0.0f ? 0.0f : W[i * nl + c];
@@ -268,7 +257,7 @@ static void dale_project_params(eqp_model *m, int part, int nparts) {
     /* and the two pools' wiring: A inhibits layer 1 only, B gets no input */
     const size_t nA = NA(m), n1 = m->cfg.sizes[1];
     for (int q = 0; q < 2; q++) {
-        float *W = blk(m, BEI(m) + q);
+        float *W = eqp_block_ptr(m, BEI(m) + q);
         const size_t rows = m->blocks[BEI(m) + q].size / nI;
         for (size_t i = 0; i < rows; i++)
             for (size_t k = k0; k < k1; k++) {
@@ -328,7 +317,7 @@ static eqp_status dale_init(eqp_model *m, eqp_rng *rng) {
     eqp_dealloc(stack);
     /* the balanced initialisation (see the header) */
     for (int l = 1; l <= m->n_stack; l++) {
-        float *W = blk(m, 2 * (l - 1));
+        float *W = eqp_block_ptr(m, 2 * (l - 1));
         for (size_t i = 0; i < m->blocks[2 * (l - 1)].size; i++)
             W[i] = fabsf(W[i]);
     }
@@ -343,7 +332,7 @@ static eqp_status dale_init(eqp_model *m, eqp_rng *rng) {
         cBh = sqrt(m2 * sqrt((double)n2 / (double)n1) / (double)nB);
         cBo = m2 / ((double)nB * cBh);
     }
-    float *WEI = blk(m, BEI(m)), *WIX = blk(m, BEI(m) + 1);
+    float *WEI = eqp_block_ptr(m, BEI(m)), *WIX = eqp_block_ptr(m, BEI(m) + 1);
     for (size_t i = 0; i < N; i++)
         for (size_t k = 0; k < nI; k++) {
             const double c = k < nA ? (i < n1 ? cA : 0.0) : (i < n1 ? cBh : cBo);
@@ -353,7 +342,7 @@ static eqp_status dale_init(eqp_model *m, eqp_rng *rng) {
         for (size_t k = 0; k < nI; k++)
             WIX[j * nI + k] = (float)(k < nA ? cix * (0.5 + eqp_rng_uniform(rng)) : 0.0);
     if (p[2] > 0) {
-        float *WIE = blk(m, BEI(m) + 2);
+        float *WIE = eqp_block_ptr(m, BEI(m) + 2);
         for (size_t i = 0; i < N; i++)
             for (size_t k = 0; k < nI; k++)
                 WIE[i * nI + k] =

@@ -169,6 +169,23 @@ struct eqp_model {
     int delay[EQP_NPROJ];
 };
 
+/* The hard sigmoid of Scellier & Bengio 2017, rho(u) = clip(u, 0, 1), shared by the layered
+ * network and the models built on it (adapt, dale, twocomp). NaN passes through (comparisons
+ * with NaN are false). Its derivative is taken as 1 on [0, 1], both ends included, so that a
+ * unit sitting at a bound can leave it, and 0 outside. */
+static inline float eqp_rho_hard(float u) {
+    return u < 0.0f ? 0.0f : (u > 1.0f ? 1.0f : u);
+}
+
+static inline float eqp_rho_hard_prime(float u) {
+    return (u >= 0.0f && u <= 1.0f) ? 1.0f : 0.0f;
+}
+
+/* The start of parameter block k. */
+static inline float *eqp_block_ptr(const eqp_model *m, int k) {
+    return m->params + m->blocks[k].offset;
+}
+
 /* The largest of m->delay (0: no delayed coupling). */
 int eqp_model_max_delay(const eqp_model *m);
 

@@ -21,15 +21,6 @@
 #include "energy.h"
 #include "internal.h"
 
-static inline float rho(float u) {
-    /* NaN-preserving clip: comparisons with NaN are false, so NaN passes through. */
-    return u < 0.0f ? 0.0f : (u > 1.0f ? 1.0f : u);
-}
-
-static inline float rho_prime(float u) {
-    return (u >= 0.0f && u <= 1.0f) ? 1.0f : 0.0f;
-}
-
 #define NL(m)      ((m)->n_stack) /* state layers: 1..L */
 #define SZ(m, l)   ((m)->cfg.sizes[l])
 #define WPTR(m, l) ((m)->params + (m)->blocks[2 * ((l)-1)].offset)
@@ -37,7 +28,7 @@ static inline float rho_prime(float u) {
 
 static void rho_rows(const float *s, float *r, size_t n) {
     for (size_t i = 0; i < n; i++)
-        r[i] = rho(s[i]);
+        r[i] = eqp_rho_hard(s[i]);
 }
 
 /* The packed parameters (ops->pack): W_l^T, shape (n_l, n_{l-1}), for every l >= 2 with
@@ -123,7 +114,7 @@ static void layered_grad_state(const eqp_model *m, const float *ctx, const float
             const float *sl = s + b * N + off;
             float *gr = gl + b * N;
             for (size_t i = 0; i < nl; i++)
-                gr[i] = sl[i] - rho_prime(sl[i]) * gr[i];
+                gr[i] = sl[i] - eqp_rho_hard_prime(sl[i]) * gr[i];
         }
     }
 }
@@ -189,12 +180,12 @@ static double layered_energy(const eqp_model *m, const float *x, const float *s,
             const float *W = WPTR(m, l), *bl = BPTR(m, l);
             const float *pre = l == 1 ? x + b * n0 : sb + m->layer_off[l - 1];
             for (size_t j = 0; j < nl; j++) {
-                double rj = (double)rho(sb[off + j]);
+                double rj = (double)eqp_rho_hard(sb[off + j]);
                 if (rj == 0.0)
                     continue;
                 double dot = (double)bl[j];
                 for (size_t i = 0; i < np; i++)
-                    dot += (double)rho(pre[i]) * (double)W[i * nl + j];
+                    dot += (double)eqp_rho_hard(pre[i]) * (double)W[i * nl + j];
                 E -= dot * rj;
             }
         }
@@ -205,7 +196,7 @@ static double layered_energy(const eqp_model *m, const float *x, const float *s,
 static void layered_project(const eqp_model *m, float *s, size_t B) {
     const size_t n = B * m->n_state;
     for (size_t i = 0; i < n; i++)
-        s[i] = rho(s[i]);
+        s[i] = eqp_rho_hard(s[i]);
 }
 
 /* (H v)_l = v_l - rho'(s_l) ((rho'(s_{l-1}) v_{l-1}) W_l + (rho'(s_{l+1}) v_{l+1}) W_{l+1}^T):
@@ -216,7 +207,7 @@ static void layered_hvp_state(const eqp_model *m, const float *s, const float *v
     const int L = NL(m);
     float *u = work;
     for (size_t i = 0; i < B * N; i++)
-        u[i] = rho_prime(s[i]) * v[i];
+        u[i] = eqp_rho_hard_prime(s[i]) * v[i];
     memset(out, 0, B * N * sizeof(float));
     for (int l = 1; l <= L; l++) {
         const size_t nl = SZ(m, l), off = m->layer_off[l];
@@ -233,7 +224,7 @@ static void layered_hvp_state(const eqp_model *m, const float *s, const float *v
         for (size_t b = 0; b < B; b++)
             for (size_t i = 0; i < nl; i++) {
                 const size_t k = b * N + off + i;
-                out[k] = v[k] - rho_prime(s[k]) * out[k];
+                out[k] = v[k] - eqp_rho_hard_prime(s[k]) * out[k];
             }
     }
 }
@@ -247,7 +238,7 @@ static void layered_accum_mixed(const eqp_model *m, const float *x, const float 
     float *r = work, *u = work + B * N;
     rho_rows(s, r, B * N);
     for (size_t i = 0; i < B * N; i++)
-        u[i] = rho_prime(s[i]) * v[i];
+        u[i] = eqp_rho_hard_prime(s[i]) * v[i];
     eqp_model_mixed_stack(m, x, r, u, scale, acc, B);
 }
 
@@ -255,7 +246,7 @@ static void layered_accum_mixed(const eqp_model *m, const float *x, const float 
 static void layered_project_vjp(const eqp_model *m, const float *z, float *a, size_t B) {
     const size_t n = B * m->n_state;
     for (size_t i = 0; i < n; i++)
-        a[i] *= rho_prime(z[i]);
+        a[i] *= eqp_rho_hard_prime(z[i]);
 }
 
 static eqp_status layered_init(eqp_model *m, eqp_rng *rng) {

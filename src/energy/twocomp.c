@@ -59,24 +59,14 @@
 #define FF(m)    ((m)->hyper[3] > 0)       /* the one-way basal variant */
 #define SZ(m, l) ((m)->cfg.sizes[l])
 
-static inline float rho(float u) {
-    return u < 0.0f ? 0.0f : (u > 1.0f ? 1.0f : u);
-}
-static inline float rho_prime(float u) {
-    return (u >= 0.0f && u <= 1.0f) ? 1.0f : 0.0f;
-}
-
-static float *blk(const eqp_model *m, int k) {
-    return m->params + m->blocks[k].offset;
-}
 /* A_l (l >= 2), W+ (l = 1) */
 static float *wptr(const eqp_model *m, int l) {
-    return blk(m, 2 * (l - 1));
+    return eqp_block_ptr(m, 2 * (l - 1));
 }
 
 /* the one-way basal weights into layer l >= 2 (ff variant): F+_l, F-_l */
 static float *fptr(const eqp_model *m, int l, int inh) {
-    return blk(m, BINH(m) + 1 + 2 * (l - 2) + inh);
+    return eqp_block_ptr(m, BINH(m) + 1 + 2 * (l - 2) + inh);
 }
 
 /* t (B, n_l) <- rho(u_{l-1}) (F+_l - F-_l), rr the rows of rho(s) (ld N) */
@@ -90,7 +80,7 @@ static void ff_drive(const eqp_model *m, int l, const float *rr, float *t, size_
 
 static void rho_rows(const float *s, float *r, size_t n) {
     for (size_t i = 0; i < n; i++)
-        r[i] = rho(s[i]);
+        r[i] = eqp_rho_hard(s[i]);
 }
 
 /* ctx[:, share] = x W+ - x W- + b_1 */
@@ -103,7 +93,7 @@ static void tc_clamp(const eqp_model *m, const float *x, float *ctx, size_t B, i
         return;
     eqp_model_clamp_stack(m, x, ctx, B, part, nparts);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)(c1 - c0), (int)n0, -1.0f,
-                x, (int)n0, blk(m, BINH(m)) + c0, (int)n1, 1.0f, ctx + c0, (int)n1);
+                x, (int)n0, eqp_block_ptr(m, BINH(m)) + c0, (int)n1, 1.0f, ctx + c0, (int)n1);
 }
 
 /* g_a[l] -= a_{l-1} A_l + a_{l+1} A_{l+1}^T for the rows of a (ld N), into g (ld N) */
@@ -135,12 +125,12 @@ static void tc_grad_state(const eqp_model *m, const float *ctx, const float *s, 
         float *gb = g + b * N;
         for (int l = 1; l <= L; l++) {
             const size_t nl = SZ(m, l), off = m->layer_off[l];
-            const float *bl = blk(m, 2 * (l - 1) + 1);
+            const float *bl = eqp_block_ptr(m, 2 * (l - 1) + 1);
             for (size_t i = 0; i < nl; i++) {
                 const float u = sb[off + i], a = sb[nu + off + i];
                 const float c = l == 1 ? ctx[b * n1 + i] : bl[i];
-                const float ap = gc * (a - rho(u));
-                gb[off + i] = u - rho_prime(u) * (c + ap);
+                const float ap = gc * (a - eqp_rho_hard(u));
+                gb[off + i] = u - eqp_rho_hard_prime(u) * (c + ap);
                 gb[nu + off + i] = ap;
             }
         }
@@ -156,7 +146,7 @@ static void tc_grad_state(const eqp_model *m, const float *ctx, const float *s, 
         ff_drive(m, l, rr, t, B);
         for (size_t b = 0; b < B; b++)
             for (size_t i = 0; i < nl; i++)
-                g[b * N + off + i] -= rho_prime(s[b * N + off + i]) * t[b * nl + i];
+                g[b * N + off + i] -= eqp_rho_hard_prime(s[b * N + off + i]) * t[b * nl + i];
     }
 }
 
@@ -164,16 +154,16 @@ static double tc_energy(const eqp_model *m, const float *x, const float *s, size
     const size_t N = m->n_state, nu = AOFF(m), n0 = SZ(m, 0), n1 = SZ(m, 1);
     const double gc = m->hyper[0];
     const int L = m->n_stack;
-    const float *Wp = wptr(m, 1), *Wm = blk(m, BINH(m));
+    const float *Wp = wptr(m, 1), *Wm = eqp_block_ptr(m, BINH(m));
     double E = 0;
     for (size_t b = 0; b < B; b++) {
         const float *sb = s + b * N, *xb = x + b * n0;
         for (int l = 1; l <= L; l++) {
             const size_t nl = SZ(m, l), off = m->layer_off[l];
-            const float *bl = blk(m, 2 * (l - 1) + 1);
+            const float *bl = eqp_block_ptr(m, 2 * (l - 1) + 1);
             for (size_t i = 0; i < nl; i++) {
                 const double u = (double)sb[off + i], a = (double)sb[nu + off + i];
-                const double r = (double)rho(sb[off + i]);
+                const double r = (double)eqp_rho_hard(sb[off + i]);
                 double c = (double)bl[i];
                 if (l == 1 && r != 0.0)
                     for (size_t j = 0; j < n0; j++)
@@ -182,7 +172,7 @@ static double tc_energy(const eqp_model *m, const float *x, const float *s, size
                     const float *Fp = fptr(m, l, 0), *Fm = fptr(m, l, 1);
                     const size_t po = m->layer_off[l - 1];
                     for (size_t j = 0; j < SZ(m, l - 1); j++)
-                        c += (double)rho(sb[po + j]) *
+                        c += (double)eqp_rho_hard(sb[po + j]) *
                              ((double)Fp[j * nl + i] - (double)Fm[j * nl + i]);
                 }
                 E += 0.5 * u * u - r * c + 0.5 * gc * (a - r) * (a - r);
@@ -222,7 +212,7 @@ static void tc_accum(const eqp_model *m, const float *x, const float *s1, const 
         for (size_t b = 0; b < B; b++)
             for (size_t c = 0; c < w; c++) {
                 const size_t k = b * N + off + c0 + c;
-                d[b * w + c] = rho(s1[k]) - (s0 ? rho(s0[k]) : 0.0f);
+                d[b * w + c] = eqp_rho_hard(s1[k]) - (s0 ? eqp_rho_hard(s0[k]) : 0.0f);
             }
         float *ab = acc + m->blocks[2 * (l - 1) + 1].offset;
         for (size_t c = 0; c < w; c++) {
@@ -245,7 +235,7 @@ static void tc_accum(const eqp_model *m, const float *x, const float *s1, const 
             if (s0)
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)np, (int)w, (int)B, sc,
                             s0 + po, (int)N, s0 + nu + off + c0, (int)N, 1.0f, aA + c0, (int)nl);
-            if (FF(m)) /* dE/dF+ = -rho(u_{l-1})^T rho(u_l) = -dE/dF-, in each phase */
+            if (FF(m)) /* dE/dF+ = -eqp_rho_hard(u_{l-1})^T eqp_rho_hard(u_l) = -dE/dF-, in each phase */
                 for (int ph = 0; ph < (s0 ? 2 : 1); ph++) {
                     const float *sp = ph ? s0 : s1;
                     float *pre = work, *post = work + B * np;
@@ -274,7 +264,7 @@ static void tc_hvp_state(const eqp_model *m, const float *s, const float *v, flo
     for (size_t b = 0; b < B; b++)
         for (size_t i = 0; i < nu; i++) {
             const size_t k = b * N + i;
-            const float D = rho_prime(s[k]);
+            const float D = eqp_rho_hard_prime(s[k]);
             out[k] = v[k] + gc * D * (v[k] - v[k + nu]);
             out[k + nu] = gc * (v[k + nu] - D * v[k]);
         }
@@ -288,14 +278,14 @@ static void tc_hvp_state(const eqp_model *m, const float *s, const float *v, flo
         float *dv = work, *o = work + B * nl;
         for (size_t b = 0; b < B; b++)
             for (size_t i = 0; i < nl; i++)
-                dv[b * nl + i] = rho_prime(s[b * N + off + i]) * v[b * N + off + i];
+                dv[b * nl + i] = eqp_rho_hard_prime(s[b * N + off + i]) * v[b * N + off + i];
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)np, (int)nl, 1.0f, dv,
                     (int)nl, fptr(m, l, 0), (int)nl, 0.0f, o, (int)np);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)np, (int)nl, -1.0f, dv,
                     (int)nl, fptr(m, l, 1), (int)nl, 1.0f, o, (int)np);
         for (size_t b = 0; b < B; b++)
             for (size_t j = 0; j < np; j++)
-                out[b * N + po + j] -= rho_prime(s[b * N + po + j]) * o[b * np + j];
+                out[b * N + po + j] -= eqp_rho_hard_prime(s[b * N + po + j]) * o[b * np + j];
     }
 }
 
@@ -312,7 +302,7 @@ static void tc_accum_mixed(const eqp_model *m, const float *x, const float *s, c
         for (size_t b = 0; b < B; b++)
             for (size_t c = 0; c < nl; c++) {
                 const size_t k = b * N + off + c;
-                dv[b * nl + c] = rho_prime(s[k]) * v[k];
+                dv[b * nl + c] = eqp_rho_hard_prime(s[k]) * v[k];
             }
         float *ab = acc + m->blocks[2 * (l - 1) + 1].offset;
         for (size_t c = 0; c < nl; c++) {
@@ -333,7 +323,7 @@ static void tc_accum_mixed(const eqp_model *m, const float *x, const float *s, c
                         v + po, (int)N, s + nu + off, (int)N, 1.0f, aA, (int)nl);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)np, (int)nl, (int)B, -sc,
                         s + po, (int)N, v + nu + off, (int)N, 1.0f, aA, (int)nl);
-            if (FF(m)) { /* F+: -rho(u_{l-1})^T (D_l v_{u_l}), F-: + */
+            if (FF(m)) { /* F+: -eqp_rho_hard(u_{l-1})^T (D_l v_{u_l}), F-: + */
                 float *pre = work + B * nl;
                 for (size_t b = 0; b < B; b++)
                     rho_rows(s + b * N + m->layer_off[l - 1], pre + b * np, np);
@@ -352,13 +342,13 @@ static void tc_accum_mixed(const eqp_model *m, const float *x, const float *s, c
 static void tc_project(const eqp_model *m, float *s, size_t B) {
     const size_t n = B * m->n_state;
     for (size_t i = 0; i < n; i++)
-        s[i] = rho(s[i]);
+        s[i] = eqp_rho_hard(s[i]);
 }
 
 static void tc_project_vjp(const eqp_model *m, const float *z, float *a, size_t B) {
     const size_t n = B * m->n_state;
     for (size_t i = 0; i < n; i++)
-        a[i] *= rho_prime(z[i]);
+        a[i] *= eqp_rho_hard_prime(z[i]);
 }
 
 /* Dale: the basal magnitudes W+, W- >= 0, for the column share accum_grad_params writes */
@@ -366,7 +356,7 @@ static void tc_project_params(eqp_model *m, int part, int nparts) {
     const size_t n0 = SZ(m, 0), n1 = SZ(m, 1);
     const size_t c0 = n1 * (size_t)part / (size_t)nparts;
     const size_t c1 = n1 * (size_t)(part + 1) / (size_t)nparts;
-    float *Ws[2] = {wptr(m, 1), blk(m, BINH(m))};
+    float *Ws[2] = {wptr(m, 1), eqp_block_ptr(m, BINH(m))};
     for (int q = 0; q < 2; q++)
         for (size_t j = 0; j < n0; j++)
             for (size_t c = c0; c < c1; c++) {
@@ -432,7 +422,7 @@ static eqp_status tc_init(eqp_model *m, eqp_rng *rng) {
     memcpy(m->params, stack, n_stack_params * sizeof(float));
     eqp_dealloc(stack);
     /* the Glorot draw of W1 split by sign: W+ - W- starts as the layered network's W1 */
-    float *Wp = wptr(m, 1), *Wm = blk(m, BINH(m));
+    float *Wp = wptr(m, 1), *Wm = eqp_block_ptr(m, BINH(m));
     for (size_t i = 0; i < nw; i++) {
         Wm[i] = Wp[i] < 0.0f ? -Wp[i] : 0.0f;
         Wp[i] = Wp[i] < 0.0f ? 0.0f : Wp[i];
