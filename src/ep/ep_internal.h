@@ -55,11 +55,8 @@ struct eqp_trainer {
     eqp_sync sync, sync_asked; /* what a group exchanges (auto resolved), and what was asked */
     float *dbuf;               /* (n_params) sync grads with SGD: the summed update, or NULL */
     /* sync split: ctx of all rows (batch, n_ctx), and (n_params - rest + 1) floats: the
-     * blocks from 2 on before the update, then their change and a flag, summed together
-     * with ctx_next (batch, n_ctx), which follows them: the next mini-batch's context
-     * computed right after this one's update, so that one collective carries both */
-    float *ctx_all, *rest_old, *rest_delta, *ctx_next;
-    size_t ctx_pre;            /* the mini-batch whose summed context ctx_next holds, or SIZE_MAX */
+     * blocks from 2 on before the update, then their change and a flag, summed */
+    float *ctx_all, *rest_old, *rest_delta;
     size_t rest;               /* offset of block 2 (the end of W_1, b_1) */
     eqp_status dist_status;    /* of the last collective, set by thread 0 */
     float *good;               /* (n_params) parameters at the start of the current run_epoch */

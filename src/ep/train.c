@@ -234,11 +234,7 @@ eqp_status eqp_trainer_set_sync(eqp_trainer *t, eqp_sync mode) {
         const size_t nr = m->n_params - t->rest;
         t->ctx_all = eqp_alloc(B, m->n_ctx * sizeof(float));
         t->rest_old = eqp_alloc(nr + 1, sizeof(float));
-        size_t nctx;
-        if (eqp_mul_size(B, m->n_ctx, &nctx) || nctx > SIZE_MAX - nr - 1)
-            return eqp_fail(EQP_ENOMEM, "trainer: the split sync's buffers do not fit in memory");
-        t->rest_delta = eqp_alloc(nr + 1 + nctx, sizeof(float));
-        t->ctx_next = t->rest_delta ? t->rest_delta + nr + 1 : NULL;
+        t->rest_delta = eqp_alloc(nr + 1, sizeof(float));
         if (!t->ctx_all || !t->rest_old || !t->rest_delta)
             return eqp_fail(EQP_ENOMEM, "trainer: cannot allocate the split sync's buffers");
     }
@@ -425,10 +421,7 @@ static void epoch_thread(void *arg, int tid, int nt) {
         t->steps_t[2 * tid] = t->steps_t[2 * tid + 1] = 0;
         const int split = t->P > 1 && t->sync == EQP_SYNC_SPLIT;
         const double ta = tid == 0 ? now_seconds() : 0.0;
-        /* split: the context of every row, summed over the group; the previous mini-batch's
-         * update already computed and summed it when it could (below) */
-        const float *ctx_src = t->ctx_next && t->ctx_pre == bi ? t->ctx_next : t->ctx_all;
-        if (split && ctx_src == t->ctx_all) {
+        if (split) {
             /* every row's input, then this process's columns of every row's clamp context
              * (each thread a share of them), summed over the group */
             for (size_t r = B * (size_t)tid / (size_t)nt; r < B * (size_t)(tid + 1) / (size_t)nt;
@@ -463,7 +456,7 @@ static void epoch_thread(void *arg, int tid, int nt) {
                     memcpy(w->s + r * N, t->particles + ex * N, N * sizeof(float));
             }
             if (split)
-                eqp_clamp_ctx(m, w, xr, ctx_src + r0 * m->n_ctx, labels, Bt);
+                eqp_clamp_ctx(m, w, xr, t->ctx_all + r0 * m->n_ctx, labels, Bt);
             else
                 eqp_clamp(m, w, xr, gen ? NULL : labels, Bt);
             if (gen)
@@ -588,32 +581,15 @@ static void epoch_thread(void *arg, int tid, int nt) {
                         ok = eqp_all_finite(W + i * n1 + c0, c1 - c0);
                     t->bad_t[tid] = !ok;
                 }
-                /* the next mini-batch's context from the updated W_1, b_1 columns (this
-                 * process's, each thread a share of them), to travel with the sum below:
-                 * two collectives per mini-batch instead of three */
-                const size_t nb = bi + 1, nfirst = nb * Bfull;
-                const size_t Bn = nb < t->batch_end ? (n - nfirst < Bfull ? n - nfirst : Bfull) : 0;
-                const size_t nctx = Bn * m->n_ctx;
-                if (Bn > 0) {
-                    for (size_t r = Bn * (size_t)tid / (size_t)nt;
-                         r < Bn * (size_t)(tid + 1) / (size_t)nt; r++)
-                        fill_input(t, t->xb + r * nin, nfirst + r);
-                    memset(t->ctx_next + nctx * (size_t)tid / (size_t)nt, 0,
-                           (nctx * (size_t)(tid + 1) / (size_t)nt - nctx * (size_t)tid / (size_t)nt) *
-                               sizeof(float));
-                    eqp_barrier_wait(&t->bar);
-                    m->ops->clamp(m, t->xb, t->ctx_next, Bn, t->rank * nt + tid, t->P * nt);
-                }
                 eqp_barrier_wait(&t->bar);
                 if (tid == 0) {
                     int b1 = 0;
                     for (int k = 0; k < nt; k++)
                         b1 |= t->bad_t[k];
                     t->rest_delta[nr] = (float)b1;
-                    eqp_status ds = eqp_dist_sum_f32(t->dist, t->rest_delta, nr + 1 + nctx);
+                    eqp_status ds = eqp_dist_sum_f32(t->dist, t->rest_delta, nr + 1);
                     if (ds)
                         t->dist_status = ds;
-                    t->ctx_pre = Bn > 0 ? nb : SIZE_MAX;
                 }
                 eqp_barrier_wait(&t->bar);
                 for (size_t i = lo; i < hi; i++)
@@ -860,7 +836,6 @@ eqp_status eqp_trainer_run(eqp_trainer *t, size_t max_batches, eqp_epoch_stats *
     const double start_cost = t->cost_sum;
     const long start_steps[2] = {t->steps_sum[0], t->steps_sum[1]}, start_phases = t->phases;
     double t0 = now_seconds();
-    t->ctx_pre = SIZE_MAX; /* a context computed before this call may be stale */
     eqp_status s = eqp_parallel_run(t->nthreads, epoch_thread, t);
     if (!s && !t->dist_status && t->P > 1 && t->sync == EQP_SYNC_SPLIT)
         t->dist_status = gather_first(t);
