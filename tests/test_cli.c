@@ -352,6 +352,20 @@ static void test_tiny_run(void) {
     expect(run("train", "--resume", m, "--data", SAMPLE, "--train-limit", "200", "--test-limit",
                "100", NULL),
            1, 0, "--resume of a model-only file", m, "training state", NULL);
+
+    /* --init starts from the saved parameters: with no epochs to train, the test error is
+     * the saved model's; another network's file, or --init with --resume, is refused. */
+    rc = run("train", "--init", m, "--data", SAMPLE, "--train-limit", "200", "--test-limit", "100",
+             "--sizes", "784-20-10", "--epochs", "0", NULL);
+    expect(rc, 0, 1, "--init with --epochs 0", "test error: ", NULL);
+    double init_err = test_error_in(out);
+    CHECK(init_err == train_err, "--init: test error %g%%, the saved model's is %g%%", init_err,
+          train_err);
+    expect(run("train", "--init", m, "--data", SAMPLE, "--train-limit", "200", "--test-limit",
+               "100", "--sizes", "784-30-10", "--epochs", "1", NULL),
+           1, 0, "--init of another network", m, "784-20-10", "784-30-10", NULL);
+    expect(run("train", "--init", m, "--resume", m, NULL), 2, 0, "--init with --resume", "--init",
+           "--resume", NULL);
 }
 
 /* ---- Ctrl-C -------------------------------------------------------------------------------- */

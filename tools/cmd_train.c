@@ -91,6 +91,9 @@ static const cli_opt opts[] = {
     {"checkpoint", 1, "write a resumable checkpoint here after every epoch and on Ctrl-C"},
     {"checkpoint-every", 1, "also write the checkpoint every N mini-batches [0: each epoch]"},
     {"resume", 1, "continue the run saved in this checkpoint"},
+    {"init", 1,
+     "start from the parameters of this model or checkpoint (same architecture; the "
+     "settings, the schedule and the epoch count are this run's own: fine-tuning)"},
     {"log", 1, "JSON-lines log, one object per epoch"},
     {"quiet", 0, "no per-epoch lines on stdout"},
     {"on-diverge", 1,
@@ -110,6 +113,44 @@ static void help(void) {
            "Trains a layered energy-based network with Equilibrium Propagation and reports the\n"
            "test error after every epoch. Every preset value can be overridden.\n\n");
     cli_print_opts(stdout, opts);
+}
+
+/* "layered 784-500-10, readout mse, 397510 parameters": what --init compares. */
+static void describe_net(const eqp_model *m, char *buf, size_t n) {
+    const eqp_config *c = eqp_model_config(m);
+    size_t k = (size_t)snprintf(buf, n, "%s ", eqp_model_name(m));
+    if (c->arch[0])
+        k += (size_t)snprintf(buf + k, k < n ? n - k : 0, "%s", c->arch);
+    else
+        for (int l = 0; l < c->n_layers; l++)
+            k += (size_t)snprintf(buf + k, k < n ? n - k : 0, "%s%zu", l ? "-" : "", c->sizes[l]);
+    snprintf(buf + k, k < n ? n - k : 0, ", readout %s, %zu parameters",
+             c->readout ? "ce" : "mse", eqp_model_n_params(m));
+}
+
+/* --init FILE: the parameters of a saved model or checkpoint copied into m, which must
+ * have the same network. Prints its own error; nonzero on failure. */
+static int init_params(const char *path, eqp_model *m) {
+    eqp_model *src = NULL;
+    int has_state = 0;
+    if (eqp_checkpoint_load(path, &src, &has_state)) {
+        cli_error("train", NULL);
+        return 1;
+    }
+    char a[320], b[320];
+    describe_net(src, a, sizeof a);
+    describe_net(m, b, sizeof b);
+    const int same = strcmp(a, b) == 0 && eqp_model_n_in(src) == eqp_model_n_in(m) &&
+                     eqp_model_n_state(src) == eqp_model_n_state(m) &&
+                     eqp_model_n_out(src) == eqp_model_n_out(m);
+    if (!same)
+        fprintf(stderr, "eqprop train: --init '%s': its network (%s) is not this run's (%s)\n",
+                path, a, b);
+    else
+        memcpy(eqp_model_params(m), eqp_model_params_const(src),
+               eqp_model_n_params(m) * sizeof(float));
+    eqp_model_free(src);
+    return !same;
 }
 
 /* Keys of eqp_config that an option sets directly. */
@@ -183,7 +224,7 @@ int cmd_train(int argc, char **argv) {
         if (strcmp(argv[i], "--preset") == 0 && strcmp(argv[i + 1], "sep-sequence") == 0)
             return cmd_sep_sequence(argc, argv);
     const char *preset = NULL, *data = "mnist", *save = NULL, *ckpt = NULL, *resume = NULL;
-    const char *logpath = NULL;
+    const char *logpath = NULL, *init = NULL;
     size_t train_limit = 0, test_limit = 0, every = 0;
     int quiet = 0, data_given = 0;
     eqp_sync sync = EQP_SYNC_AUTO;
@@ -242,6 +283,8 @@ int cmd_train(int argc, char **argv) {
                 return EXIT_USAGE;
         } else if (strcmp(name, "resume") == 0) {
             resume = val;
+        } else if (strcmp(name, "init") == 0) {
+            init = val;
         } else if (strcmp(name, "log") == 0) {
             logpath = val;
         } else if (strcmp(name, "quiet") == 0) {
@@ -280,6 +323,12 @@ int cmd_train(int argc, char **argv) {
                 "eqprop train: --resume takes the settings stored in '%s'; only --epochs, "
                 "--threads and file options may be given with it\n",
                 resume);
+        return EXIT_USAGE;
+    }
+    if (resume && init) {
+        fprintf(stderr, "eqprop train: --init '%s' and --resume '%s': a resumed run already has "
+                        "its parameters; give one of them\n",
+                init, resume);
         return EXIT_USAGE;
     }
     if (eqp_config_check(&cfg)) {
@@ -338,7 +387,13 @@ int cmd_train(int argc, char **argv) {
     } else {
         eqp_rng rng;
         eqp_rng_seed(&rng, cfg.seed);
-        if (eqp_model_create(&cfg, &rng, &m) || eqp_trainer_create(m, &cfg, train, &t)) {
+        if (eqp_model_create(&cfg, &rng, &m)) {
+            cli_error("train", NULL);
+            goto out;
+        }
+        if (init && init_params(init, m))
+            goto out;
+        if (eqp_trainer_create(m, &cfg, train, &t)) {
             cli_error("train", NULL);
             goto out;
         }
