@@ -1,7 +1,8 @@
 /* The skinny-product kernels (src/core/skinny.c) against a double-precision reference, over
  * shapes that reach every blocking path and tail: row counts below and above the 4- and
  * 2-row blocks, widths below and across the 8- and 16-column blocks, leading dimensions
- * wider than the matrices, and accumulation into a non-zero C. Then the layered model's
+ * wider than the matrices, and accumulation into a non-zero C; the tn kernel (a small layer's
+ * weight gradient) also over row counts across its 64-row blocks. Then the layered model's
  * packed path (ops->pack after the clamp) against its GEMM path on the same batch. */
 #include <string.h>
 
@@ -14,9 +15,11 @@ static float unif(eqp_rng *r) {
     return (float)(2.0 * eqp_rng_uniform(r) - 1.0);
 }
 
-/* one shape: C (B, N) += A (B, K) W, W given as (K, N) for smallk and as Wt (N, K) for
- * smalln; returns the largest error relative to sum |a w| of that entry */
-static double one(eqp_rng *r, size_t B, size_t N, size_t K, int smalln) {
+/* one shape: C (B, N) += A (B, K) W, W given as (K, N) for smallk (mode 0) and as Wt (N, K)
+ * for smalln (1); mode 2, smallk_set: C = A W over a C of NaNs; returns the largest error
+ * relative to sum |a w| of that entry */
+static double one(eqp_rng *r, size_t B, size_t N, size_t K, int mode) {
+    const int smalln = mode == 1, set = mode == 2;
     const size_t lda = K + 3, ldw = (smalln ? K : N) + 5, ldc = N + 2;
     const size_t rows_w = smalln ? N : K;
     float *A = malloc(B * lda * sizeof(float)), *W = malloc(rows_w * ldw * sizeof(float));
@@ -30,6 +33,10 @@ static double one(eqp_rng *r, size_t B, size_t N, size_t K, int smalln) {
         C[i] = unif(r);
         ref[i] = (double)C[i];
         mag[i] = fabs((double)C[i]);
+        if (set && i % ldc < N) {
+            C[i] = NAN;
+            ref[i] = mag[i] = 0;
+        }
     }
     for (size_t b = 0; b < B; b++)
         for (size_t n = 0; n < N; n++)
@@ -40,6 +47,8 @@ static double one(eqp_rng *r, size_t B, size_t N, size_t K, int smalln) {
             }
     if (smalln)
         eqp_skinny_smalln(B, N, K, A, lda, W, ldw, C, ldc);
+    else if (set)
+        eqp_skinny_smallk_set(B, N, K, A, lda, W, ldw, C, ldc);
     else
         eqp_skinny_smallk(B, N, K, A, lda, W, ldw, C, ldc);
     double e = 0;
@@ -47,11 +56,50 @@ static double one(eqp_rng *r, size_t B, size_t N, size_t K, int smalln) {
         for (size_t n = 0; n < ldc; n++) {
             const size_t i = b * ldc + n;
             /* the padding columns beyond N are never written */
-            e = fmax(e, n < N ? fabs((double)C[i] - ref[i]) / (mag[i] + 1e-30)
+            const double d = fabs((double)C[i] - ref[i]);
+            e = fmax(e, n < N ? (d == d ? d / (mag[i] + 1e-30) : 1.0)
                               : ((double)C[i] == ref[i] ? 0.0 : 1.0));
         }
     free(A);
     free(W);
+    free(C);
+    free(ref);
+    free(mag);
+    return e;
+}
+
+/* one shape of tn: C (N, K) += A^T X, A (B, N), X (B, K); error as in one() */
+static double one_tn(eqp_rng *r, size_t B, size_t N, size_t K) {
+    const size_t lda = N + 3, ldx = K + 5, ldc = K + 2;
+    float *A = malloc(B * lda * sizeof(float)), *X = malloc(B * ldx * sizeof(float));
+    float *C = malloc(N * ldc * sizeof(float));
+    double *ref = malloc(N * ldc * sizeof(double)), *mag = malloc(N * ldc * sizeof(double));
+    for (size_t i = 0; i < B * lda; i++)
+        A[i] = unif(r);
+    for (size_t i = 0; i < B * ldx; i++)
+        X[i] = unif(r);
+    for (size_t i = 0; i < N * ldc; i++) {
+        C[i] = unif(r);
+        ref[i] = (double)C[i];
+        mag[i] = fabs((double)C[i]);
+    }
+    for (size_t b = 0; b < B; b++)
+        for (size_t n = 0; n < N; n++)
+            for (size_t k = 0; k < K; k++) {
+                const double p = (double)A[b * lda + n] * (double)X[b * ldx + k];
+                ref[n * ldc + k] += p;
+                mag[n * ldc + k] += fabs(p);
+            }
+    eqp_skinny_tn(B, N, K, A, lda, X, ldx, C, ldc);
+    double e = 0;
+    for (size_t n = 0; n < N; n++)
+        for (size_t k = 0; k < ldc; k++) {
+            const size_t i = n * ldc + k;
+            e = fmax(e, k < K ? fabs((double)C[i] - ref[i]) / (mag[i] + 1e-30)
+                              : ((double)C[i] == ref[i] ? 0.0 : 1.0));
+        }
+    free(A);
+    free(X);
     free(C);
     free(ref);
     free(mag);
@@ -64,20 +112,35 @@ int main(void) {
     static const size_t Bs[] = {1, 2, 3, 4, 5, 7, 10, 20};
     static const size_t wide[] = {1, 7, 8, 9, 15, 16, 17, 33, 500};
     static const size_t small[] = {1, 2, 3, 4, 5, 10, 16};
-    double ek = 0, en = 0;
+    double ek = 0, en = 0, es = 0;
     int shapes = 0;
     for (size_t i = 0; i < sizeof Bs / sizeof *Bs; i++)
         for (size_t j = 0; j < sizeof wide / sizeof *wide; j++)
             for (size_t k = 0; k < sizeof small / sizeof *small; k++) {
                 ek = fmax(ek, one(&r, Bs[i], wide[j], small[k], 0)); /* small K, wide N */
                 en = fmax(en, one(&r, Bs[i], small[k], wide[j], 1)); /* small N, long K */
+                es = fmax(es, one(&r, Bs[i], wide[j], small[k], 2));
                 shapes += 2;
             }
     printf("skinny: max rel error smallk %.3g, smalln %.3g\n", ek, en);
     /* float32 sums of up to 500 terms, relative to sum |a w|: the rounding of the partial
      * sums, well below the worst-case bound K 2^-24 (3e-5 at K = 500) */
     CHECK(ek < 1e-6, "smallk vs double over %d shapes: max rel error %g", shapes / 2, ek);
+    CHECK(es < 1e-6, "smallk_set over NaNs vs double over %d shapes: max rel error %g", shapes / 2,
+          es);
     CHECK(en < 1e-6, "smalln vs double over %d shapes: max rel error %g", shapes / 2, en);
+
+    static const size_t Btn[] = {1, 3, 63, 64, 65, 130};
+    double et = 0;
+    int tshapes = 0;
+    for (size_t i = 0; i < sizeof Btn / sizeof *Btn; i++)
+        for (size_t j = 0; j < sizeof wide / sizeof *wide; j++)
+            for (size_t k = 0; k < sizeof small / sizeof *small; k++) {
+                et = fmax(et, one_tn(&r, Btn[i], small[k], wide[j]));
+                tshapes++;
+            }
+    printf("skinny: max rel error tn %.3g\n", et);
+    CHECK(et < 1e-6, "tn vs double over %d shapes: max rel error %g", tshapes, et);
 
     /* the layered model's grad_state through the packed kernels equals its GEMM path: a
      * model with n_pack cleared reads no pack and runs OpenBLAS for the wide products */

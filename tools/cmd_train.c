@@ -34,7 +34,8 @@ static const cli_opt opts[] = {
      "of inpainting the second half of each example from the first [no; pc-gen-*: yes]"},
     {"optim", 1, "sgd | adam (the EP/PC update over -lr as Adam's gradient) [sgd]"},
     {"variance", 1, "pcn: prediction-error variances sigma_l^2, one or one per layer [1]"},
-    {"data", 1, "mnist | fashion | DIR with the four IDX files [mnist; *-fashion presets: fashion]"},
+    {"data", 1,
+     "mnist | fashion | DIR with the four IDX files [mnist; *-fashion presets: fashion]"},
     {"train-limit", 1, "use only the first N training examples [all]"},
     {"test-limit", 1, "use only the first N test examples [all]"},
     {"epochs", 1, "epochs to train (total, also when resuming) [preset]"},
@@ -124,8 +125,8 @@ static void describe_net(const eqp_model *m, char *buf, size_t n) {
     else
         for (int l = 0; l < c->n_layers; l++)
             k += (size_t)snprintf(buf + k, k < n ? n - k : 0, "%s%zu", l ? "-" : "", c->sizes[l]);
-    snprintf(buf + k, k < n ? n - k : 0, ", readout %s, %zu parameters",
-             c->readout ? "ce" : "mse", eqp_model_n_params(m));
+    snprintf(buf + k, k < n ? n - k : 0, ", readout %s, %zu parameters", c->readout ? "ce" : "mse",
+             eqp_model_n_params(m));
 }
 
 /* --init FILE: the parameters of a saved model or checkpoint copied into m, which must
@@ -326,8 +327,9 @@ int cmd_train(int argc, char **argv) {
         return EXIT_USAGE;
     }
     if (resume && init) {
-        fprintf(stderr, "eqprop train: --init '%s' and --resume '%s': a resumed run already has "
-                        "its parameters; give one of them\n",
+        fprintf(stderr,
+                "eqprop train: --init '%s' and --resume '%s': a resumed run already has "
+                "its parameters; give one of them\n",
                 init, resume);
         return EXIT_USAGE;
     }

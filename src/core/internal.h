@@ -55,12 +55,19 @@ int eqp_all_finite(const float *x, size_t n);
  * below its peak at a few rows (a 10-unit output layer): both accumulate into C (B rows, ld
  * ldc), all matrices row-major, and are used where that dimension is at most EQP_SKINNY.
  *   smallk: C[b, 0:N] += A[b, 0:K] W          A (B, K) ld lda, W (K, N) ld ldw, K small
- *   smalln: C[b, 0:N] += A[b, 0:K] Wt^T       A (B, K) ld lda, Wt (N, K) ld ldw, N small */
+ *           (smallk_set: C = A W, C's old values never read)
+ *   smalln: C[b, 0:N] += A[b, 0:K] Wt^T       A (B, K) ld lda, Wt (N, K) ld ldw, N small
+ *   tn:     C[n, 0:K] += sum_b A[b, n] X[b, 0:K]   A (B, N) ld lda, X (B, K) ld ldx,
+ *           C (N, K) ld ldc, N small (the gradient of a small layer's weights) */
 #define EQP_SKINNY 16
 void eqp_skinny_smallk(size_t B, size_t N, size_t K, const float *A, size_t lda, const float *W,
                        size_t ldw, float *C, size_t ldc);
+void eqp_skinny_smallk_set(size_t B, size_t N, size_t K, const float *A, size_t lda,
+                           const float *W, size_t ldw, float *C, size_t ldc);
 void eqp_skinny_smalln(size_t B, size_t N, size_t K, const float *A, size_t lda, const float *Wt,
                        size_t ldw, float *C, size_t ldc);
+void eqp_skinny_tn(size_t B, size_t N, size_t K, const float *A, size_t lda, const float *X,
+                   size_t ldx, float *C, size_t ldc);
 
 /* Strict parsers for "--key value" text (config.c); messages name the key and the value. */
 eqp_status eqp_parse_long(const char *key, const char *v, long lo, long hi, long *out);

@@ -33,12 +33,18 @@
  * OpenBLAS runs these at 13-18 GFLOP/s on this machine (measured: 3200x1000 by 10), against
  * about 60 for square-ish shapes; these loops run over the long dimension, in 16 lanes where
  * they reduce, and are vectorised for the CPU at hand (EQP_HOT). */
-#define SMALL_N 32
+#define SMALL_N        32
 #define SPARSE_DENSITY 0.125 /* event-driven input below this share of non-zeros */
 
 /* C (M, N) += A (M, K) B^T, B (N, K) */
 EQP_HOT static void F(small_nt)(size_t M, size_t N, size_t K, const R *restrict A,
                                 const R *restrict Bm, R *restrict C) {
+#if R_IS_F32
+    if (N <= EQP_SKINNY) { /* src/core/skinny.c: register-blocked, 2 rows x 4 outputs */
+        eqp_skinny_smalln(M, N, K, A, K, Bm, K, C, N);
+        return;
+    }
+#endif
     for (size_t r = 0; r < M; r++) {
         const R *a = A + r * K;
         for (size_t o = 0; o < N; o++) {
@@ -61,6 +67,12 @@ EQP_HOT static void F(small_nt)(size_t M, size_t N, size_t K, const R *restrict 
 /* C (N, K) += A^T Bm, A (M, N), Bm (M, K): rows four at a time, so C is read once per four */
 EQP_HOT static void F(small_tn)(size_t M, size_t N, size_t K, const R *restrict A,
                                 const R *restrict Bm, R *restrict C) {
+#if R_IS_F32
+    if (N <= EQP_SKINNY) {
+        eqp_skinny_tn(M, N, K, A, N, Bm, K, C, K);
+        return;
+    }
+#endif
     size_t r = 0;
     for (; r + 4 <= M; r += 4) {
         const R *b0 = Bm + r * K, *b1 = b0 + K, *b2 = b1 + K, *b3 = b2 + K;
@@ -84,6 +96,12 @@ EQP_HOT static void F(small_tn)(size_t M, size_t N, size_t K, const R *restrict 
 /* C (M, K) = (accumulate ? C : 0) + A Bm, A (M, N), Bm (N, K) */
 EQP_HOT static void F(small_nn)(size_t M, size_t N, size_t K, const R *restrict A,
                                 const R *restrict Bm, R *restrict C, int accumulate) {
+#if R_IS_F32
+    if (N <= EQP_SKINNY) {
+        (accumulate ? eqp_skinny_smallk : eqp_skinny_smallk_set)(M, K, N, A, N, Bm, K, C, K);
+        return;
+    }
+#endif
     for (size_t r = 0; r < M; r++) {
         R *c = C + r * K;
         const R *a = A + r * N;
@@ -387,8 +405,8 @@ static void F(carry)(const F(snn_net) * n, F(snn_ws) * w, int len, size_t B) {
 }
 
 /* Input of layer l (0-based) over the chunk: rows (len B, n_in). */
-static const R *F(layer_input)(const F(snn_net) * n, const F(snn_ws) * w, int l, const R *x,
-                               int t0, size_t B) {
+static const R *F(layer_input)(const F(snn_net) * n, const F(snn_ws) * w, int l, const R *x, int t0,
+                               size_t B) {
     if (l == 0)
         return x + (size_t)t0 * B * n->layer[0].n_in;
     return w->Z[l - 1] + B * n->layer[l - 1].n;
@@ -400,7 +418,7 @@ static const R *F(layer_input)(const F(snn_net) * n, const F(snn_ws) * w, int l,
  * output units are taken in blocks of SP_BLOCK so that the block of W^T (or of its gradient)
  * stays in L2 while every row's spikes go by. Taken per chunk when fewer than
  * SPARSE_DENSITY of the inputs are non-zero. */
-#define SP_BLOCK 128
+#define SP_BLOCK          128
 
 /* CSR of in (rows, n_in); 0 if there are too many non-zeros for the path */
 static int F(sparse_build)(F(snn_ws) * w, const R *in, size_t rows, size_t n_in) {
@@ -437,8 +455,8 @@ EQP_HOT static void F(sparse_forward)(const F(snn_ws) * w, size_t rows, size_t n
 }
 
 /* gwt (n_in, n) += in^T dI, in as the CSR of w */
-EQP_HOT static void F(sparse_grad)(const F(snn_ws) * w, size_t rows, size_t n,
-                                   const R *restrict dI, R *restrict gwt) {
+EQP_HOT static void F(sparse_grad)(const F(snn_ws) * w, size_t rows, size_t n, const R *restrict dI,
+                                   R *restrict gwt) {
     for (size_t o0 = 0; o0 < n; o0 += SP_BLOCK) {
         const size_t ob = n - o0 < SP_BLOCK ? n - o0 : SP_BLOCK;
         for (size_t r = 0; r < rows; r++) {
@@ -469,8 +487,8 @@ static void F(forward_chunk)(const F(snn_net) * n, F(snn_ws) * w, const R *x, in
             for (size_t r = 0; r < rows; r++)
                 memcpy(Ic + r * nn, L->b, nn * sizeof(R));
             if (l == 0)
-                w->sparse_on = !cst && w->wt && !w->dense_only &&
-                               F(sparse_build)(w, in, rows, L->n_in);
+                w->sparse_on =
+                    !cst && w->wt && !w->dense_only && F(sparse_build)(w, in, rows, L->n_in);
             if (l == 0 && w->sparse_on) {
                 if (!w->wt_ready) { /* once per run: W does not change within it */
                     w->wt_ready = 1;
@@ -490,8 +508,8 @@ static void F(forward_chunk)(const F(snn_net) * n, F(snn_ws) * w, const R *x, in
             R *zk = w->Z[l] + (size_t)k * Bn;
             if (L->recurrent) {
                 memcpy(w->tmp[l], cur, Bn * sizeof(R));
-                GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)nn, (int)nn, RC(1),
-                     zk, (int)nn, L->V, (int)nn, RC(1), w->tmp[l], (int)nn);
+                GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)nn, (int)nn, RC(1), zk,
+                     (int)nn, L->V, (int)nn, RC(1), w->tmp[l], (int)nn);
                 cur = w->tmp[l];
             }
             L->ops->forward(L, cur, w->S[l] + (size_t)k * ns * Bn, zk,
@@ -538,18 +556,22 @@ static void F(backward_chunk)(const F(snn_net) * n, F(snn_ws) * w, const R *x, i
             F(conv_backward)(L, w, in, dIs, w->arg[l], cst ? B : rows, gW, gb, din);
             continue;
         }
-        for (size_t r = 0; r < rows; r++)
-            for (size_t j = 0; j < nn; j++)
-                gb[j] += dI[r * nn + j];
-        if (l == 0 && const_input) {
-            /* the input is the same at every step: x^T (sum_t dI_t), one GEMM */
-            R *sum = w->tmp[l];
+        const int cst = l == 0 && const_input;
+        R *sum = w->tmp[l];
+        if (cst) { /* the steps' dI added up once, for the bias and the weights */
             memcpy(sum, dI, Bn * sizeof(R));
             for (int k = 1; k < len; k++)
                 for (size_t i = 0; i < Bn; i++)
                     sum[i] += dI[(size_t)k * Bn + i];
-            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nn, (int)L->n_in, (int)B, RC(1),
-                 sum, (int)nn, x, (int)L->n_in, RC(1), gW, (int)L->n_in);
+        }
+        const R *dIb = cst ? sum : dI;
+        for (size_t r = 0; r < (cst ? B : rows); r++)
+            for (size_t j = 0; j < nn; j++)
+                gb[j] += dIb[r * nn + j];
+        if (cst) {
+            /* the input is the same at every step: x^T (sum_t dI_t), one GEMM */
+            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nn, (int)L->n_in, (int)B, RC(1), sum,
+                 (int)nn, x, (int)L->n_in, RC(1), gW, (int)L->n_in);
         } else if (l == 0 && w->sparse_on) {
             const size_t ni = L->n_in;
             F(sparse_grad)(w, rows, nn, dI, w->gwt);
@@ -576,8 +598,8 @@ static void F(backward_chunk)(const F(snn_net) * n, F(snn_ws) * w, const R *x, i
             if (nn <= SMALL_N)
                 F(small_nn)(rows, nn, np, dI, L->W, w->dZ[l - 1] + B * np, beta != RC(0));
             else
-                GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)np, (int)nn,
-                     RC(1), dI, (int)nn, L->W, (int)np, beta, w->dZ[l - 1] + B * np, (int)np);
+                GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)np, (int)nn, RC(1),
+                     dI, (int)nn, L->W, (int)np, beta, w->dZ[l - 1] + B * np, (int)np);
         }
     }
 }
@@ -598,16 +620,16 @@ static void F(clear_grads)(const F(snn_net) * n, F(snn_ws) * w, int len, size_t 
 }
 
 eqp_status F(snn_run)(const F(snn_net) * n, F(snn_ws) * w, const R *x, int const_input,
-                      const uint8_t *labels, const R *targets, size_t B, R inv_b,
-                      int want_grad) {
+                      const uint8_t *labels, const R *targets, size_t B, R inv_b, int want_grad) {
     if (B > w->Bmax)
         return eqp_fail(EQP_ESHAPE, "snn: batch of %zu rows, workspace holds %zu", B, w->Bmax);
     const eqp_snn_config *c = &n->cfg;
     const int T = c->steps, K = w->Tc;
     /* With truncation, losses and regularisers over the whole sequence need its statistics
      * before the first chunk's backward pass: a forward pass collects them first. */
-    const int stats_first = want_grad && K < T &&
-                            (eqp_loss_is_sequence(n->plan.loss) || c->reg_l2 > 0 || c->reg_rate > 0);
+    const int stats_first =
+        want_grad && K < T &&
+        (eqp_loss_is_sequence(n->plan.loss) || c->reg_l2 > 0 || c->reg_rate > 0);
     w->wt_ready = 0;
     F(snn_loss_begin)(n, w, B);
     if (stats_first) {
