@@ -15,6 +15,20 @@ static float unif(eqp_rng *r) {
     return (float)(2.0 * eqp_rng_uniform(r) - 1.0);
 }
 
+/* operands uniform in [-1, 1]; C too, with the reference and the magnitude sum starting at it */
+static void fill(eqp_rng *r, float *a, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        a[i] = unif(r);
+}
+
+static void fill_c(eqp_rng *r, float *C, double *ref, double *mag, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        C[i] = unif(r);
+        ref[i] = (double)C[i];
+        mag[i] = fabs((double)C[i]);
+    }
+}
+
 /* one shape: C (B, N) += A (B, K) W, W given as (K, N) for smallk (mode 0) and as Wt (N, K)
  * for smalln (1); mode 2, smallk_set: C = A W over a C of NaNs; returns the largest error
  * relative to sum |a w| of that entry */
@@ -25,19 +39,14 @@ static double one(eqp_rng *r, size_t B, size_t N, size_t K, int mode) {
     float *A = malloc(B * lda * sizeof(float)), *W = malloc(rows_w * ldw * sizeof(float));
     float *C = malloc(B * ldc * sizeof(float));
     double *ref = malloc(B * ldc * sizeof(double)), *mag = malloc(B * ldc * sizeof(double));
-    for (size_t i = 0; i < B * lda; i++)
-        A[i] = unif(r);
-    for (size_t i = 0; i < rows_w * ldw; i++)
-        W[i] = unif(r);
-    for (size_t i = 0; i < B * ldc; i++) {
-        C[i] = unif(r);
-        ref[i] = (double)C[i];
-        mag[i] = fabs((double)C[i]);
-        if (set && i % ldc < N) {
+    fill(r, A, B * lda);
+    fill(r, W, rows_w * ldw);
+    fill_c(r, C, ref, mag, B * ldc);
+    for (size_t i = 0; i < B * ldc && set; i++)
+        if (i % ldc < N) {
             C[i] = NAN;
             ref[i] = mag[i] = 0;
         }
-    }
     for (size_t b = 0; b < B; b++)
         for (size_t n = 0; n < N; n++)
             for (size_t k = 0; k < K; k++) {
@@ -74,15 +83,9 @@ static double one_tn(eqp_rng *r, size_t B, size_t N, size_t K) {
     float *A = malloc(B * lda * sizeof(float)), *X = malloc(B * ldx * sizeof(float));
     float *C = malloc(N * ldc * sizeof(float));
     double *ref = malloc(N * ldc * sizeof(double)), *mag = malloc(N * ldc * sizeof(double));
-    for (size_t i = 0; i < B * lda; i++)
-        A[i] = unif(r);
-    for (size_t i = 0; i < B * ldx; i++)
-        X[i] = unif(r);
-    for (size_t i = 0; i < N * ldc; i++) {
-        C[i] = unif(r);
-        ref[i] = (double)C[i];
-        mag[i] = fabs((double)C[i]);
-    }
+    fill(r, A, B * lda);
+    fill(r, X, B * ldx);
+    fill_c(r, C, ref, mag, N * ldc);
     for (size_t b = 0; b < B; b++)
         for (size_t n = 0; n < N; n++)
             for (size_t k = 0; k < K; k++) {
